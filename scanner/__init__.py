@@ -1,0 +1,1 @@
+"""scanner/: a mock scanner that publishes realistic scan results, and Pub/Sub tooling."""

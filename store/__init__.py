@@ -1,0 +1,1 @@
+"""store/: the single-writer SQLite database of scan results (see `store.db`)."""

@@ -1,0 +1,1 @@
+"""supervisor/: the process tree that runs miniscan (see `supervisor.tree`)."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: one real Pub/Sub emulator per test session, fresh names per test.
+
+Set MINISCAN_REQUIRE_EMULATOR=1 (CI does) to turn "emulator missing" into a failure instead
+of a skip, so that CI can never pass without having exercised the real emulator.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from scanner import pubsub
+from scanner.emulator import EmulatorError, start_emulator
+
+PROJECT = "test-project"
+
+
+@dataclass(frozen=True)
+class PubSubTarget:
+    """A fresh topic and subscription on the session's emulator."""
+
+    host: str
+    project: str
+    topic: str
+    subscription: str
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start the emulator once; yield its host:port with PUBSUB_EMULATOR_HOST pointing at it."""
+    try:
+        emulator = start_emulator(
+            project=PROJECT, log_dir=str(tmp_path_factory.mktemp("emulator"))
+        )
+    except EmulatorError as exc:
+        if os.environ.get("MINISCAN_REQUIRE_EMULATOR") == "1":
+            pytest.fail(f"emulator required but unavailable: {exc}")
+        pytest.skip(str(exc))
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+    try:
+        yield emulator.host
+    finally:
+        emulator.stop()
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def pubsub_target(pubsub_emulator: str) -> PubSubTarget:
+    """A topic and a subscription on it, named uniquely for this test, both created."""
+    suffix = uuid.uuid4().hex[:10]
+    target = PubSubTarget(
+        host=pubsub_emulator,
+        project=PROJECT,
+        topic=f"scan-topic-{suffix}",
+        subscription=f"scan-sub-{suffix}",
+    )
+    publisher = pubsub.publisher_client()
+    subscriber = pubsub.subscriber_client()
+    try:
+        pubsub.ensure_topic(publisher, target.project, target.topic)
+        pubsub.ensure_subscription(
+            subscriber, target.project, target.topic, target.subscription
+        )
+    finally:
+        subscriber.close()
+    return target

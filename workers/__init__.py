@@ -1,0 +1,1 @@
+"""workers/: the decoder processes: pull, decode, validate, normalize."""
