@@ -1,0 +1,24 @@
+"""The `miniscan` command: admin and read-side subcommands, wired from each package.
+
+Owns: only the click group and which subcommands it shows. Each package declares its own
+commands next to the code they drive (`store.cli`, `scanner.cli`, `supervisor.demo`).
+
+Never: hold logic of its own; a subcommand here is a one-line import.
+"""
+
+from __future__ import annotations
+
+import click
+
+from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
+from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="miniscan")
+def main() -> None:
+    """miniscan: query the scan database, manage dead letters, set up Pub/Sub, run a demo."""
+
+
+for command in (*SCANNER_COMMANDS, *STORE_COMMANDS):
+    main.add_command(command)
