@@ -9,9 +9,9 @@ Never: hold logic of its own; a subcommand here is a one-line import.
 from __future__ import annotations
 
 import click
+from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 
 from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
-from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

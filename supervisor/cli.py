@@ -1,0 +1,146 @@
+"""`miniscan-supervisor`: the command that runs the whole pipeline.
+
+Owns: the options (each also readable from a MINISCAN_* environment variable), turning them
+into a `PipelineConfig`, the start-up checks that turn a bad setup into a one-line error and
+exit code 3 (see `supervisor.exit_codes`), and handing over to `supervisor.tree.Supervisor`.
+
+Never: hold pipeline logic, or import prometheus_client before the metrics directory is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from supervisor.config import PipelineConfig
+from supervisor.logs import FORMATS, LEVELS
+
+CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help"]}
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=os.cpu_count() or 1,
+    show_default="CPU count",
+    help="Decoder processes.",
+)
+@click.option(
+    "--project",
+    envvar=["MINISCAN_PROJECT", "PUBSUB_PROJECT_ID"],
+    default="test-project",
+    show_default=True,
+    help="Google Cloud project.",
+)
+@click.option("--subscription", default="scan-sub", show_default=True)
+@click.option(
+    "--db",
+    "db_path",
+    default="data/scan_results.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite file (created with its folder).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Messages per commit at most.",
+)
+@click.option(
+    "--batch-timeout",
+    type=click.IntRange(1, 60_000),
+    default=100,
+    show_default=True,
+    help="Milliseconds a message may wait for its batch to fill before committing.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1, 1_000_000),
+    default=2000,
+    show_default=True,
+    help="Pulled but unacked messages per decoder (backpressure).",
+)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9100,
+    show_default=True,
+    help="Port for /metrics, /healthz, /readyz; 0 disables.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a graceful stop may take before children are killed.",
+)
+@click.option(
+    "--child-timeout",
+    type=click.FloatRange(1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a child counts as stalled and is killed.",
+)
+@click.option(
+    "--restart-max",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="Restarts of one child allowed within --restart-window before giving up.",
+)
+@click.option(
+    "--restart-window",
+    type=click.FloatRange(1, 86400),
+    default=30.0,
+    show_default=True,
+    help="Seconds.",
+)
+@click.option(
+    "--synchronous",
+    type=click.Choice(["FULL", "NORMAL"], case_sensitive=False),
+    default="FULL",
+    show_default=True,
+    help="SQLite durability. NORMAL may lose the last commits on power loss, which "
+    "were already acked: only for throwaway data.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
+def main(**options: object) -> None:  # fmt: skip
+    """Pull scan results from Pub/Sub, decode them in N processes and keep the newest scan per
+    (ip, port, service) in SQLite, acknowledging each message only after it is committed.
+
+    Exit codes: 0 clean stop, 2 bad option, 3 could not start, 4 restart storm, 5 forced stop.
+    """
+    config = PipelineConfig(
+        project=options["project"],
+        subscription=options["subscription"],
+        db_path=options["db_path"],
+        workers=options["workers"],
+        batch_size=options["batch_size"],
+        batch_timeout_s=options["batch_timeout"] / 1000,
+        max_in_flight=options["max_in_flight"],
+        pull_batch=min(1000, options["max_in_flight"]),
+        synchronous=options["synchronous"].upper(),
+        metrics_host=options["metrics_host"],
+        metrics_port=options["metrics_port"],
+        shutdown_timeout_s=options["shutdown_timeout"],
+        child_timeout_s=options["child_timeout"],
+        restart_max=options["restart_max"],
+        restart_window_s=options["restart_window"],
+        log_level=options["log_level"].upper(),
+        log_format=options["log_format"],
+    )
+    from supervisor.run import run_supervisor
+
+    sys.exit(run_supervisor(config))

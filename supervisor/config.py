@@ -1,0 +1,33 @@
+"""The settings of one miniscan run, as one frozen, picklable value.
+
+Owns: `PipelineConfig`, built once by the CLI and handed to every child at spawn.
+
+Never: read the environment or flags (the CLI does), or hold live objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    project: str = "test-project"
+    subscription: str = "scan-sub"
+    db_path: str = "data/scan_results.db"
+    workers: int = 2
+    batch_size: int = 1000
+    batch_timeout_s: float = 0.1
+    max_in_flight: int = 2000  # per decoder: pulled but not yet acked
+    pull_batch: int = 1000
+    lease_s: int = 10
+    synchronous: str = "FULL"
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 9100
+    shutdown_timeout_s: float = 30.0
+    child_timeout_s: float = 30.0  # no heartbeat for this long: the child is stalled
+    startup_timeout_s: float = 60.0
+    restart_max: int = 5  # more restarts than this of one child within the window: give up
+    restart_window_s: float = 30.0
+    log_level: str = "INFO"
+    log_format: str = "text"

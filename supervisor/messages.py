@@ -1,0 +1,111 @@
+"""The messages that cross process boundaries in the miniscan tree.
+
+Owns: the small, plain, picklable dataclasses that decoders, the writer and the supervisor send
+each other over their pipes. The supervisor defines this protocol; `workers/` and `store/`
+import it to speak it.
+
+Never: carry a client object, a connection or a lock; never grow behaviour beyond trivial
+properties. Anything here must survive `pickle` under the `spawn` start method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from store.records import DeadLetter, ScanRecord
+
+# --- decoder -> writer (relayed by the supervisor) --------------------------------------
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """What one pull produced: records and dead letters, each with the ack id to settle."""
+
+    slot: int  # the decoder slot that pulled it; the writer sends acks back to this slot
+    records: list[ScanRecord] = field(default_factory=list)
+    record_ack_ids: list[str] = field(default_factory=list)
+    record_publish_times: list[float] = field(default_factory=list)  # unix s, for latency
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letter_ack_ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.dead_letters)
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """A decoder stopped pulling: no batch from `slot` follows this one (graceful stop)."""
+
+    slot: int
+
+
+# --- writer -> decoder (relayed by the supervisor) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AckBatch:
+    """These messages are durably committed: the decoder in `slot` may acknowledge them."""
+
+    slot: int
+    ack_ids: list[str]
+
+
+# --- supervisor -> child ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StopPulling:
+    """Graceful stop, step 1 (decoders): pull no more, send EndOfStream, keep acking."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Graceful stop, last step: settle what you hold (writer: flush; decoder: nack) and exit."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterLost:
+    """The writer died with an uncommitted batch: nack everything in flight for prompt
+    redelivery instead of waiting out the ack deadline."""
+
+
+# --- child -> supervisor ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Sent by a child's main loop about once a second: proof that the loop is not stuck."""
+
+    role: str
+    in_flight: int = 0  # messages the child holds that are not yet settled
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The child finished its set-up (writer: database open; decoder: subscription found)."""
+
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartupFailed:
+    """The child could not start for a reason a restart will not fix (bad config, refused
+    database, missing subscription): the supervisor halts the tree instead of flapping."""
+
+    role: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Crashed:
+    """The child is about to exit on an unexpected error; `reason` is its last line."""
+
+    role: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The child settled what it held and is exiting cleanly."""
+
+    role: str

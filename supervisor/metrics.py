@@ -1,0 +1,71 @@
+"""Every Prometheus metric miniscan exposes; the names are a contract for ops/.
+
+Owns: the metric objects. Each process of the tree updates its own; in the supervisor they
+are aggregated over all processes by prometheus_client's multiprocess mode (see
+`supervisor.metrics_dir`), so counters stay monotonic across child restarts and a dead
+child's counts are neither lost nor doubled.
+
+Never: be imported before `prepare_metrics_dir()` ran in the supervisor, serve HTTP (that is
+`supervisor.http`), or hold logic.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_PULLED = Counter("miniscan_messages_pulled", "Messages pulled from Pub/Sub.")
+MESSAGES_STORED = Counter("miniscan_messages_stored", "Scan records durably committed.")
+MESSAGES_DEAD_LETTERED = Counter(
+    "miniscan_messages_dead_lettered",
+    "Messages committed to dead_letters, by reason.",
+    ["reason"],
+)
+MESSAGES_ACKED = Counter("miniscan_messages_acked", "Messages acknowledged after commit.")
+MESSAGES_NACKED = Counter(
+    "miniscan_messages_nacked", "Messages handed back to Pub/Sub for prompt redelivery."
+)
+BATCH_SIZE = Histogram(
+    "miniscan_batch_size",
+    "Messages per committed batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+)
+COMMIT_DURATION = Histogram(
+    "miniscan_commit_duration_seconds",
+    "Time to write and durably commit one batch.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+END_TO_END_LATENCY = Histogram(
+    "miniscan_end_to_end_latency_seconds",
+    "From a message's Pub/Sub publish time to the commit that stored it.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+QUEUE_DEPTH = Gauge(
+    "miniscan_queue_depth",
+    "Messages waiting at each stage: in_flight (pulled, not yet acked), pending_commit.",
+    ["queue"],
+    multiprocess_mode="livesum",
+)
+CHILDREN_ALIVE = Gauge(
+    "miniscan_children_alive",
+    "Child processes alive, by role.",
+    ["role"],
+    multiprocess_mode="mostrecent",
+)
+CHILD_RESTARTS = Counter(
+    "miniscan_child_restarts", "Child processes restarted after a crash or stall.", ["role"]
+)
+SCANS_ROWS = Gauge(
+    "miniscan_scans_rows", "Rows in the scans table.", multiprocess_mode="mostrecent"
+)
+LAST_COMMIT = Gauge(
+    "miniscan_last_commit_timestamp_seconds",
+    "Unix time of the last durable commit.",
+    multiprocess_mode="max",
+)
+# An Info metric is not supported in multiprocess mode; a gauge fixed at 1 is the usual form.
+BUILD_INFO = Gauge(
+    "miniscan_build_info",
+    "Build and configuration of this miniscan.",
+    ["version", "workers"],
+    multiprocess_mode="mostrecent",
+)

@@ -1,0 +1,80 @@
+"""Start-up and hand-over: from a `PipelineConfig` to a running tree and its exit code.
+
+Owns: the order of start-up (metrics directory before prometheus_client is imported, logging,
+checks that fail fast with one line: subscription, database, metrics port) and the metrics
+server's lifetime.
+
+Never: parse options (that is `supervisor.cli`) or supervise (that is `supervisor.tree`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from supervisor.config import PipelineConfig
+from supervisor.exit_codes import EXIT_STARTUP
+from supervisor.logs import configure_logging
+from supervisor.metrics_dir import prepare_metrics_dir
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The setup is wrong in a way a restart will not fix."""
+
+
+def check_setup(config: PipelineConfig) -> None:
+    """Fail fast, before any child exists: Pub/Sub, the subscription, the database."""
+    from scanner.pubsub import PubSubUnavailable
+    from store.db import ScanStore, StoreError
+    from workers.pubsub import Subscription
+
+    subscription = Subscription(config.project, config.subscription)
+    try:
+        subscription.check()
+    except PubSubUnavailable as exc:
+        raise StartupError(str(exc)) from None
+    finally:
+        subscription.close()
+    try:
+        ScanStore.open(config.db_path, synchronous=config.synchronous).close()
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def run_supervisor(config: PipelineConfig) -> int:
+    prepare_metrics_dir()
+    configure_logging("supervisor", config.log_level, config.log_format)
+    from supervisor import metrics
+    from supervisor.http import start_http_server
+    from supervisor.tree import Supervisor
+
+    try:
+        check_setup(config)
+    except StartupError as exc:
+        click.echo(f"miniscan-supervisor: error: {exc}", err=True)
+        return EXIT_STARTUP
+    supervisor = Supervisor(config)
+    server = None
+    if config.metrics_port:
+        try:
+            server = start_http_server(
+                config.metrics_host, config.metrics_port, supervisor.is_alive, supervisor.is_ready
+            )
+        except OSError as exc:
+            click.echo(
+                f"miniscan-supervisor: error: cannot serve metrics on "
+                f"{config.metrics_host}:{config.metrics_port}: {exc.strerror}",
+                err=True,
+            )
+            return EXIT_STARTUP
+    from importlib.metadata import version
+
+    metrics.BUILD_INFO.labels(version("miniscan"), str(config.workers)).set(1)
+    try:
+        return supervisor.run()
+    finally:
+        if server is not None:
+            server.shutdown()
