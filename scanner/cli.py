@@ -1,0 +1,254 @@
+"""The `miniscan-scanner` command, and `miniscan setup` (in `ADMIN_COMMANDS`).
+
+Owns: declaring and validating options (bad input is a one-line click error), choosing the
+payload source (generated or replayed from a file), the Ctrl-C/SIGTERM handler that only
+sets a stop flag, and the lines a person reads on stderr: progress, skipped lines, the
+final count. Exit codes: 0 done or stopped by a signal; 1 Pub/Sub unreachable or a publish
+failed; 2 bad usage (click's own).
+
+Never: build payloads or call Pub/Sub itself (`scanner.generate`, `scanner.replay`,
+`scanner.publish`, `scanner.pubsub` do), or leave a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import click
+from click.core import ParameterSource
+
+from scanner import generate, pubsub, replay
+from scanner.publish import Progress, PublishFailed, ScanPublisher, format_progress
+from scanner.pubsub import PubSubUnavailable
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+project_option = click.option(
+    "--project",
+    envvar="PUBSUB_PROJECT_ID",
+    default=pubsub.DEFAULT_PROJECT,
+    show_default=True,
+    help="Google Cloud project (env PUBSUB_PROJECT_ID).",
+)
+topic_option = click.option(
+    "--topic", default=pubsub.DEFAULT_TOPIC, show_default=True, help="Topic to publish to."
+)
+connect_timeout_option = click.option(
+    "--connect-timeout",
+    envvar="MINISCAN_CONNECT_TIMEOUT",
+    type=click.FloatRange(min=0, min_open=True),
+    default=pubsub.ADMIN_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to keep retrying an unreachable Pub/Sub before giving up "
+    "(env MINISCAN_CONNECT_TIMEOUT).",
+)
+
+
+def parse_ips(ctx: click.Context, param: click.Parameter, value: str) -> generate.IPNetwork:
+    try:
+        return generate.parse_cidr(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@project_option
+@topic_option
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Messages per second; 0 = as fast as possible.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Messages to publish; 0 = forever (with --from-file: the whole file).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    help="Make the stream reproducible: the same seed publishes byte-identical payloads "
+    "(timestamps then start at a fixed time, one second apart, instead of the clock).",
+)
+@click.option(
+    "--ips",
+    default=generate.DEFAULT_CIDR,
+    show_default=True,
+    callback=parse_ips,
+    help="CIDR whose hosts the scanned addresses are drawn from.",
+)
+@click.option(
+    "--from-file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Replay a JSON-lines file of scans (one published message per line; '-' = stdin) "
+    "instead of generating; malformed lines are reported with their number and skipped.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No periodic progress lines.")
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds between progress lines on stderr.",
+)
+@connect_timeout_option
+@click.pass_context
+def main(
+    ctx: click.Context,
+    project: str,
+    topic: str,
+    rate: float,
+    count: int,
+    seed: int | None,
+    ips: generate.IPNetwork,
+    from_file: str | None,
+    quiet: bool,
+    progress_every: float,
+    connect_timeout: float,
+) -> None:
+    """Publish mock scan results to Pub/Sub, like the real scanner (honours
+    PUBSUB_EMULATOR_HOST). Creates the topic when missing. Ctrl-C flushes what is pending,
+    prints how many were published and exits 0."""
+    if from_file is not None:
+        explicit = [
+            f"--{name}"
+            for name in ("seed", "ips")
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+        ]
+        if explicit:
+            raise click.UsageError(f"{' and '.join(explicit)} cannot be used with --from-file")
+    publisher = ScanPublisher(project, topic, connect_timeout_s=connect_timeout)
+    try:
+        if publisher.connect():
+            say(f"created topic {publisher.topic_path}")
+    except PubSubUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        # The stop flag is not installed yet: Ctrl-C here only cuts the connect retry short.
+        say("interrupted before publishing: published 0 messages")
+        return
+    skipped: list[replay.MalformedLine] = []
+    payloads = choose_payloads(from_file, count, seed, ips, skipped)
+    stop = threading.Event()
+    started = time.monotonic()
+    on_progress = None if quiet else report_progress
+    try:
+        with stop_on_signals(stop):
+            try:
+                publisher.run(payloads, rate or None, stop, on_progress, progress_every)
+            finally:
+                published = publisher.flush()
+    except PublishFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # reading --from-file failed part-way
+        raise click.ClickException(f"cannot read {from_file}: {exc.strerror}") from None
+    say(summary(published, publisher.topic_path, time.monotonic() - started, stop.is_set()))
+    if skipped:
+        say(f"skipped {len(skipped)} malformed line(s) of {from_file}")
+
+
+def choose_payloads(
+    from_file: str | None,
+    count: int,
+    seed: int | None,
+    ips: generate.IPNetwork,
+    skipped: list[replay.MalformedLine],
+) -> Iterable[bytes]:
+    """Generated scans, or the file's well-formed lines (each bad one reported, then kept
+    in `skipped`); at most `count` of them unless count is 0."""
+    if from_file is None:
+        return generate.scan_payloads(seed, count, ips)
+
+    def report_malformed(line: replay.MalformedLine) -> None:
+        skipped.append(line)
+        say(f"{from_file}: skipped {line.describe()}")
+
+    payloads: Iterator[bytes] = replay.replay_file(from_file, report_malformed)
+    return itertools.islice(payloads, count) if count else payloads
+
+
+def report_progress(progress: Progress) -> None:
+    say(format_progress(progress))
+
+
+def summary(published: int, topic_path: str, elapsed_s: float, interrupted: bool) -> str:
+    rate = published / elapsed_s if elapsed_s > 0 else 0.0
+    line = f"published {published} messages to {topic_path} in {elapsed_s:.1f}s ({rate:.0f}/s)"
+    return ("stopped: " if interrupted else "") + line
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM only set `stop`; the publish loop acts on it."""
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.command("setup", context_settings=CONTEXT_SETTINGS)
+@project_option
+@topic_option
+@click.option(
+    "--subscription",
+    default=pubsub.DEFAULT_SUBSCRIPTION,
+    show_default=True,
+    help="Subscription miniscan pulls from.",
+)
+@click.option(
+    "--ack-deadline",
+    type=click.IntRange(10, 600),
+    default=pubsub.DEFAULT_ACK_DEADLINE_S,
+    show_default=True,
+    help="Ack deadline of a new subscription, in seconds (an existing one is left as is).",
+)
+@connect_timeout_option
+def setup_command(
+    project: str, topic: str, subscription: str, ack_deadline: int, connect_timeout: float
+) -> None:
+    """Create the topic and the subscription when missing (safe to run again)."""
+    try:
+        publisher = pubsub.publisher_client()
+        topic_created = pubsub.ensure_topic(publisher, project, topic, deadline=connect_timeout)
+        subscriber = pubsub.subscriber_client()
+        try:
+            subscription_created = pubsub.ensure_subscription(
+                subscriber, project, topic, subscription, ack_deadline, deadline=connect_timeout
+            )
+        finally:
+            subscriber.close()
+    except PubSubUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    topic_path = f"projects/{project}/topics/{topic}"
+    subscription_path = f"projects/{project}/subscriptions/{subscription}"
+    click.echo(
+        f"created topic {topic_path}" if topic_created else f"topic {topic_path} already exists"
+    )
+    click.echo(
+        f"created subscription {subscription_path} (ack deadline {ack_deadline}s)"
+        if subscription_created
+        else f"subscription {subscription_path} already exists (left unchanged)"
+    )
+
+
+ADMIN_COMMANDS: list[click.Command] = [setup_command]
