@@ -37,7 +37,7 @@ project_option = click.option(
     help="Google Cloud project (env PUBSUB_PROJECT_ID).",
 )
 topic_option = click.option(
-    "--topic", default=pubsub.DEFAULT_TOPIC, show_default=True, help="Topic to publish to."
+    "--topic", default=pubsub.DEFAULT_TOPIC, show_default=True, help="Topic the scans go to."
 )
 connect_timeout_option = click.option(
     "--connect-timeout",
