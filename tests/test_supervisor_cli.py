@@ -1,0 +1,119 @@
+"""`miniscan-supervisor` refuses a bad setup with one line and a documented exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from multiprocessing import Pipe
+
+import pytest
+from scan_traffic import publish_all
+from supervisor_harness import BIN
+
+from scanner.emulator import free_port
+from workers.decoder_process import DecoderRole
+from workers.pubsub import Subscription
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 60):
+    return subprocess.run(
+        [str(BIN / "miniscan-supervisor"), *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--workers", "0"], "--workers"),
+        (["--batch-size", "lots"], "--batch-size"),
+        (["--log-format", "xml"], "--log-format"),
+        (["--metrics-port", "70000"], "--metrics-port"),
+    ],
+)
+def test_bad_flags_get_one_line_and_exit_2(args, complaint):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert complaint in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_flags_are_readable_from_the_environment():
+    result = run_cli(env={"MINISCAN_WORKERS": "0"})
+    assert result.returncode == 2 and "--workers" in result.stderr
+
+
+def test_help_documents_every_flag_and_the_exit_codes():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for flag in ("--workers", "--project", "--subscription", "--db", "--batch-size",
+                 "--batch-timeout", "--metrics-host", "--metrics-port", "--shutdown-timeout",
+                 "--log-level", "--log-format"):  # fmt: skip
+        assert flag in result.stdout
+    assert "Exit codes" in result.stdout
+
+
+@pytest.mark.emulator
+def test_missing_subscription_is_a_one_line_startup_error(pubsub_emulator, tmp_path):
+    result = run_cli("--subscription", "no-such-sub", "--db", str(tmp_path / "x.db"),
+                     "--metrics-port", "0")  # fmt: skip
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1].startswith("miniscan-supervisor: error:")
+    assert "no-such-sub does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_pubsub_is_a_bounded_one_line_error(tmp_path):
+    started = time.monotonic()
+    result = run_cli("--db", str(tmp_path / "x.db"), "--metrics-port", "0",
+                     env={"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}"})  # fmt: skip
+    assert result.returncode == 3
+    assert "did not answer" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 45
+
+
+@pytest.mark.emulator
+def test_a_foreign_database_file_is_refused_untouched(pubsub_target, tmp_path):
+    foreign = tmp_path / "notes.db"
+    foreign.write_bytes(b"these are my notes, not a database" * 10)
+    before = foreign.read_bytes()
+    result = run_cli(
+        "--project", pubsub_target.project, "--subscription", pubsub_target.subscription,
+        "--db", str(foreign), "--metrics-port", "0",
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert foreign.read_bytes() == before
+
+
+@pytest.mark.emulator
+def test_leases_of_held_messages_are_extended_past_the_ack_deadline(pubsub_target):
+    """A message held longer than the subscription's 10 s deadline is not redelivered while
+    its decoder extends the lease, and comes back at once when nacked."""
+    publish_all(pubsub_target.project, pubsub_target.topic, [b'{"x": 1}'])
+    holder = Subscription(pubsub_target.project, pubsub_target.subscription)
+    other = Subscription(pubsub_target.project, pubsub_target.subscription)
+    supervisor_end, theirs = Pipe()
+    role = DecoderRole(0, holder, theirs, lease_s=10)
+    try:
+        deadline = time.monotonic() + 20
+        while not role.in_flight and time.monotonic() < deadline:
+            role.pull_once(timeout=5)
+        assert len(role.in_flight) == 1
+        assert len(supervisor_end.recv()) == 1  # sent on as a dead letter (not a scan)
+        held_until = time.monotonic() + 14  # past the 10 s ack deadline
+        while time.monotonic() < held_until:
+            role.extend_leases_if_due()
+            assert other.pull(10, timeout=1) == [], "redelivered while its lease was held"
+        role.nack_all("test")
+        again = []
+        deadline = time.monotonic() + 10
+        while not again and time.monotonic() < deadline:
+            again = other.pull(10, timeout=2)
+        assert [m.data for m in again] == [b'{"x": 1}']
+    finally:
+        holder.close()
+        other.close()
