@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-
 from multiprocessing import Pipe
 
 import pytest
