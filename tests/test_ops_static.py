@@ -81,11 +81,11 @@ GRAFANA_VARIABLES = {
 }
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str, install: str = "apt-get install prometheus docker-compose") -> str:
     """The path of a command-line tool; skip (or fail, when CI requires it) if it is missing."""
     path = shutil.which(name)
     if path is None:
-        reason = f"{name} is not on PATH (Debian: apt-get install prometheus docker-compose)"
+        reason = f"{name} is not on PATH (Debian: {install})"
         if os.environ.get("MINISCAN_REQUIRE_EMULATOR") == "1":
             pytest.fail(f"{reason}, and MINISCAN_REQUIRE_EMULATOR=1 requires it")
         pytest.skip(reason)
@@ -97,7 +97,7 @@ def load_yaml(path: Path) -> Any:
     try:
         import yaml
     except ImportError:
-        yq = require_tool("yq")
+        yq = require_tool("yq", install="apt-get install yq, or pip install pyyaml")
         result = subprocess.run(
             [yq, ".", str(path)], capture_output=True, text=True, timeout=30, check=True
         )
