@@ -31,7 +31,7 @@ from store.errors import (
     StoreUnavailable,
     translate_error,
 )
-from store.merge import reduce_batch
+from store.merge import ScanRow, reduce_rows
 from store.records import DeadLetter, ScanRecord
 
 __all__ = [
@@ -52,11 +52,19 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # 64 MiB of page cache for the writer: random-key upserts touch index pages all over the
 # file, and the default 2 MiB cache measured ~20% slower at 200k rows.
 WRITER_CACHE_KIB = 65536
+# Checkpoint the WAL every ~40 MiB instead of SQLite's ~4 MiB: a batch of random keys
+# dirties hundreds of index pages, and checkpointing less often writes each hot page to the
+# database file once instead of many times (measured +35% rows/s at 200k rows). The file is
+# cut back to JOURNAL_LIMIT_BYTES after each checkpoint so that it does not stay large.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+JOURNAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 # The newest-wins rule of store.merge, in SQL. `newer` compares (timestamp, response,
 # data_version) as a row value, which is lexicographic with BINARY collation for the text,
 # exactly like Python's tuple comparison. The WHERE clause skips rows that would not
-# change, so total_changes() counts only real changes.
+# change, so total_changes() counts only real changes. Keep the statement small: its cost
+# per row grows with its size even where the DO UPDATE part never runs (measured: each
+# extra row-value comparison ~4% of the upsert), hence max() where it is equivalent.
 _NEWER = (
     "(excluded.last_scanned, excluded.response, excluded.data_version)"
     " > (scans.last_scanned, scans.response, scans.data_version)"
@@ -65,7 +73,7 @@ UPSERT_SCAN = f"""
 INSERT INTO scans (ip, port, service, last_scanned, response, data_version, first_seen)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (ip, port, service) DO UPDATE SET
-    last_scanned = CASE WHEN {_NEWER} THEN excluded.last_scanned ELSE scans.last_scanned END,
+    last_scanned = max(scans.last_scanned, excluded.last_scanned),
     response     = CASE WHEN {_NEWER} THEN excluded.response ELSE scans.response END,
     data_version = CASE WHEN {_NEWER} THEN excluded.data_version ELSE scans.data_version END,
     first_seen   = min(scans.first_seen, excluded.first_seen)
@@ -132,9 +140,7 @@ class ScanStore:
             conn = apsw.Connection(path)
             conn.set_busy_timeout(busy_timeout_ms)
             version_before = schema.ensure_current(conn, path)
-            _use_wal(conn)
-            _set_synchronous(conn, mode)
-            _set_cache(conn)
+            apply_writer_settings(conn, mode)
             rows = conn.execute("SELECT count(*) FROM scans").get
         except (apsw.Error, StoreError) as exc:
             if conn is not None:
@@ -155,10 +161,7 @@ class ScanStore:
         raised: nothing of the batch is visible.
         """
         try:
-            scan_rows = [
-                (r.ip, r.port, r.service, r.timestamp, r.response, r.data_version, first_seen)
-                for r, first_seen in reduce_batch(records)
-            ]
+            scan_rows = reduce_rows(records)
             letter_rows = [
                 (d.payload, d.reason, d.detail, d.message_id, d.received_at) for d in dead_letters
             ]
@@ -177,7 +180,7 @@ class ScanStore:
         self._rows += new_keys
         return WriteResult(len(records), new_keys, stored_letters, changed)
 
-    def _apply(self, scan_rows: list[tuple], letter_rows: list[tuple]) -> tuple[int, int, int]:
+    def _apply(self, scan_rows: list[ScanRow], letter_rows: list[tuple]) -> tuple[int, int, int]:
         conn = self._conn
         # IMMEDIATE takes the write lock first (waiting up to the busy timeout), so the read
         # of max(rowid) below and the writes belong to one snapshot.
@@ -280,7 +283,15 @@ def _refuse_foreign_file(path: str) -> None:
             conn.close()
 
 
-# One small function per connection setting, applied together at open (apsw bestpractice).
+# One small function per connection setting, applied together (apsw bestpractice).
+def apply_writer_settings(conn: apsw.Connection, synchronous: str = "FULL") -> None:
+    """Every setting of the writer's connection (the benchmark applies the same to raw apsw)."""
+    _use_wal(conn)
+    _set_synchronous(conn, synchronous)
+    _set_cache(conn)
+    _set_checkpointing(conn)
+
+
 def _use_wal(conn: apsw.Connection) -> None:
     # WAL: readers never block the writer nor see a half-written batch.
     mode = conn.pragma("journal_mode", "wal")
@@ -294,3 +305,8 @@ def _set_synchronous(conn: apsw.Connection, mode: str) -> None:
 
 def _set_cache(conn: apsw.Connection) -> None:
     conn.pragma("cache_size", -WRITER_CACHE_KIB)
+
+
+def _set_checkpointing(conn: apsw.Connection) -> None:
+    conn.wal_autocheckpoint(WAL_AUTOCHECKPOINT_PAGES)
+    conn.pragma("journal_size_limit", JOURNAL_LIMIT_BYTES)

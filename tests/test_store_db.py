@@ -10,6 +10,8 @@ import apsw
 import pytest
 
 from store.db import (
+    WAL_AUTOCHECKPOINT_PAGES,
+    WRITER_CACHE_KIB,
     BatchDataError,
     ScanStore,
     StoreUnavailable,
@@ -72,9 +74,14 @@ def new_connections() -> Iterator[list[apsw.Connection]]:
     apsw.connection_hooks.remove(opened.append)
 
 
-def test_open_creates_folder_and_a_wal_database_with_full_sync(db_path, store) -> None:
+def test_open_creates_folder_and_a_wal_database_with_full_sync(db_path, new_connections) -> None:
+    store = ScanStore.open(db_path)
+    writer = new_connections[-1]
     assert os.path.isfile(db_path)
     assert store.synchronous == "FULL"
+    assert writer.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES
+    assert writer.pragma("cache_size") == -WRITER_CACHE_KIB
+    store.close()
     conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
     assert conn.pragma("journal_mode") == "wal"
     assert conn.pragma("user_version") == CURRENT_VERSION

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store.db import ScanStore
-from store.merge import reduce_batch, reduce_newest
+from store.merge import reduce_newest, reduce_rows
 from store.records import ScanRecord
 
 
@@ -41,11 +41,11 @@ def test_equal_timestamp_and_response_greater_data_version_wins() -> None:
 
 def test_reduction_keeps_one_record_per_key_and_the_earliest_timestamp() -> None:
     records = [scan(ts=50), scan(ts=70, port=443), scan(ts=30), scan(ts=40)]
-    reduced = {r.record.key: r for r in reduce_batch(records)}
-    assert set(reduced) == {("10.0.0.1", 80, "HTTP"), ("10.0.0.1", 443, "HTTP")}
-    assert reduced["10.0.0.1", 80, "HTTP"].record.timestamp == 50
-    assert reduced["10.0.0.1", 80, "HTTP"].first_seen == 30
-    assert reduced["10.0.0.1", 443, "HTTP"].first_seen == 70
+    assert sorted(reduce_rows(records)) == [
+        ("10.0.0.1", 80, "HTTP", 50, "r", 1, 30),
+        ("10.0.0.1", 443, "HTTP", 70, "r", 1, 70),
+    ]
+    assert sorted(r.port for r in reduce_newest(records)) == [80, 443]
 
 
 def test_empty_input_reduces_to_nothing() -> None:
@@ -132,7 +132,9 @@ def test_table_is_a_pure_function_of_the_set_of_messages(
 
 @settings(max_examples=150, deadline=None)
 @given(records=st.lists(RECORDS, max_size=25))
-def test_in_memory_reduction_matches_the_specification(records: list[ScanRecord]) -> None:
-    got = {(*r.record.key, r.record.timestamp, r.record.response, r.record.data_version,
-            r.first_seen) for r in reduce_batch(records)}  # fmt: skip
-    assert got == expected_table(records)
+def test_in_memory_reductions_match_the_specification(records: list[ScanRecord]) -> None:
+    want = expected_table(records)
+    assert set(reduce_rows(records)) == want
+    newest = {(r.ip, r.port, r.service, r.timestamp, r.response, r.data_version)
+              for r in reduce_newest(records)}  # fmt: skip
+    assert newest == {row[:6] for row in want}
