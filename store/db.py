@@ -122,8 +122,9 @@ class ScanStore:
         """Open (creating the folder and the file if missing) and bring the schema current.
 
         synchronous: FULL (default) makes every commit durable before `write_batch` returns,
-        which is what allows acking the batch. NORMAL is faster but a power loss may undo the
-        last commits (already acked): use it only where Pub/Sub redelivery is not needed.
+        which is what allows acking the batch. NORMAL skips the fsync per commit: faster, but
+        a power loss (not a process crash) may undo the last commits, whose messages were
+        already acked and so are lost. Use it only for data that can be scanned again.
         Raises SchemaError (file refused, untouched) or StoreUnavailable.
         """
         path = os.fspath(path)
