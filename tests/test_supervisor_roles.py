@@ -264,3 +264,12 @@ def test_leases_about_to_run_out_are_extended():
         role.in_flight[ack_id] = 0.0  # as if the lease were about to expire
     role.extend_leases_if_due()
     assert sorted(subscription.extended) == ["ack-0", "ack-1"]
+
+
+def test_a_pull_that_never_returns_is_reported_as_a_crash():
+    role, _, _ = decoder([])
+    assert not role.pull_is_hung()
+    role.pull_started_at = 100.0
+    assert not role.pull_is_hung(now=110.0)
+    assert role.pull_is_hung(now=100.0 + 31)
+    assert "pull hung" in role.crash_reason

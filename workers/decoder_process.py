@@ -47,6 +47,9 @@ MIN_ACK_DEADLINE_S = 10.0
 LEASE_MARGIN_S = 4.0
 # A long poll returns as soon as messages arrive; this only bounds an idle pull.
 PULL_TIMEOUT_S = 10.0
+# A pull that has not returned long after its own deadline is a hung gRPC call: the main loop
+# would keep heartbeating while nothing is pulled, so the decoder reports it and exits.
+PULL_HUNG_AFTER_S = 3 * PULL_TIMEOUT_S
 
 
 def decode_pulled(
@@ -116,6 +119,7 @@ class DecoderRole:
         self._puller: threading.Thread | None = None
         self._next_heartbeat = 0.0
         self.crash_reason: str | None = None
+        self.pull_started_at: float | None = None  # monotonic; None while not in a pull
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -136,6 +140,8 @@ class DecoderRole:
                         break
                     self.handle(message)
                 self.extend_leases_if_due()
+                if self.pull_is_hung():
+                    break
                 self.heartbeat_if_due()
         finally:
             self.shutdown()
@@ -163,7 +169,11 @@ class DecoderRole:
             if room <= 0:
                 self._room.wait(timeout=1.0)
                 return 0
-        messages = self.subscription.pull(min(self.pull_batch, room), timeout=timeout)
+        self.pull_started_at = time.monotonic()
+        try:
+            messages = self.subscription.pull(min(self.pull_batch, room), timeout=timeout)
+        finally:
+            self.pull_started_at = None
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))
@@ -235,6 +245,15 @@ class DecoderRole:
                 self.subscription.modify_deadline(due, self.lease_s)
             except Exception as exc:  # a lost lease only causes redelivery
                 log.warning("lease extension of %d messages failed: %s", len(due), exc)
+
+    def pull_is_hung(self, now: float | None = None) -> bool:
+        started = self.pull_started_at
+        now = time.monotonic() if now is None else now
+        if started is not None and now - started > PULL_HUNG_AFTER_S:
+            self.crash_reason = f"pull hung for {now - started:.0f}s"
+            log.error("%s: exiting so that a fresh decoder replaces this one", self.crash_reason)
+            return True
+        return False
 
     def heartbeat_if_due(self) -> None:
         now = time.monotonic()
