@@ -18,7 +18,7 @@ Never: touch SQLite, validate fields (the decoders did), or depend on input orde
 from __future__ import annotations
 
 from collections.abc import Iterable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from store.records import ScanRecord
 
@@ -26,7 +26,9 @@ from store.records import ScanRecord
 # (ip, port, service, timestamp, response, data_version, first_seen).
 ScanRow = tuple[str, int, str, int, str, int, int]
 
-_FIELDS = attrgetter("ip", "port", "service", "timestamp", "response", "data_version")
+# The timestamp twice: a record's own first_seen is its timestamp.
+_ROW = attrgetter("ip", "port", "service", "timestamp", "response", "data_version", "timestamp")
+_KEY = itemgetter(0, 1, 2)
 
 
 def precedence(record: ScanRecord) -> tuple[int, str, int]:
@@ -48,18 +50,25 @@ def reduce_rows(records: Iterable[ScanRecord]) -> list[ScanRow]:
     """One row per key, ready to bind: the winner's fields and the key's earliest timestamp.
 
     The same rule as `reduce_newest`, on plain tuples: this runs for every batch the writer
-    commits, and building the tuples in C (attrgetter, slicing) measured 2-3x faster than
-    going through the dataclass attributes one by one (0.33 vs 0.6-0.9 ms per 1,000).
+    commits, so the usual case (no key twice in the batch) is done by C code alone
+    (attrgetter, set); it measured 0.25 ms per 1,000 records against 0.6-0.9 ms for a loop
+    over the dataclass attributes.
     """
+    rows = list(map(_ROW, records))
+    if len(set(map(_KEY, rows))) == len(rows):
+        return rows
+    return _reduce_duplicates(rows)
+
+
+def _reduce_duplicates(rows: list[ScanRow]) -> list[ScanRow]:
     best: dict[tuple[str, int, str], ScanRow] = {}
-    for fields in map(_FIELDS, records):
-        key = fields[:3]
+    for row in rows:
+        key = row[:3]
         current = best.get(key)
         if current is None:
-            best[key] = (*fields, fields[3])
+            best[key] = row
             continue
-        first_seen = min(current[6], fields[3])
-        # fields[3:6] is (timestamp, response, data_version): the precedence tuple.
-        winner = fields if fields[3:6] > current[3:6] else current[:6]
-        best[key] = (*winner, first_seen)
+        # row[3:6] is (timestamp, response, data_version): the precedence tuple.
+        winner = row if row[3:6] > current[3:6] else current
+        best[key] = (*winner[:6], min(current[6], row[6]))
     return list(best.values())
