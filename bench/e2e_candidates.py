@@ -1,0 +1,352 @@
+"""Run one candidate against a subscription that holds a backlog, and time it.
+
+Owns: starting each candidate as its own process tree (`raw` and `naive` are the scripts
+next to this file, `miniscan` is the real `miniscan-supervisor` command), knowing when it
+is ready and when it is done, sampling its memory and CPU (and the emulator's CPU) meanwhile,
+stopping it, and reading the table it wrote back to count wrong rows.
+
+When the clock runs, for every candidate: from *ready* (the candidate's Pub/Sub channel is
+connected and its subscription answered; for miniscan, /readyz says the writer has the
+database open and a decoder is pulling) to *done* (every message acknowledged). raw and
+naive report both times themselves on stdout. miniscan is polled from outside: /readyz every
+20 ms, then `miniscan_messages_acked_total` on /metrics (counted after each acknowledge call
+returned), at an interval that shrinks as the end nears, so `done` is at most one poll
+late: that error counts against miniscan. Start-up (imports, spawning) is outside the
+clock, and reported separately as `start_s`.
+
+Never: publish, create subscriptions or decide what the figures mean (`e2e.py` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import apsw
+from e2e_procs import ProcessFigures, TreeSampler, cpu_between, read_cpu_s, tree_pids, wait_for
+from e2e_pubsub import Target
+from e2e_workload import Key, Row, rows_wrong
+
+from scanner.emulator import free_port
+
+BENCH_DIR = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 60.0
+# candidate name -> e2e_naive.py --store; `naive` (miniscan's own store) is the reference
+NAIVE_FLAVORS = {"naive": "scanstore", "naive-sqlite3": "sqlite3"}
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """Where candidates run: the emulator (its pid None when someone else started it, and
+    then its CPU is not measured) and a folder for databases, logs and metrics files."""
+
+    emulator_host: str
+    emulator_pid: int | None
+    workdir: Path
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "PUBSUB_EMULATOR_HOST": self.emulator_host}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return env
+
+    def emulator_cpu_s(self) -> float:
+        if self.emulator_pid is None:
+            return math.nan
+        return sum(cpu for pid in tree_pids(self.emulator_pid) if (cpu := read_cpu_s(pid)))
+
+
+@dataclass
+class RunFigures:
+    """What one candidate did with one backlog."""
+
+    candidate: str
+    messages: int
+    start_s: float  # spawn -> ready
+    drain_s: float  # ready -> every message acknowledged
+    processes: list[ProcessFigures]
+    peak_tree_rss_kib: int
+    cpu_s: float  # the candidate's tree, ready -> done
+    emulator_cpu_s: float  # ready -> done
+    rows_wrong: int | None  # None: the candidate keeps no table
+    exit_code: int | None
+    redelivered: int | None = None  # filled in later by the caller
+    all_rates: list[float] = field(default_factory=list)  # of every repeat, when repeated
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.drain_s if self.drain_s > 0 else 0.0
+
+
+class CandidateFailed(RuntimeError):
+    """The candidate did not get ready, or did not finish in time."""
+
+
+class Measurement:
+    """Samples one candidate's tree from spawn to exit; CPU is counted from ready to done."""
+
+    def __init__(self, name: str, process: subprocess.Popen, testbed: Testbed) -> None:
+        self.name = name
+        self.testbed = testbed
+        self.sampler = TreeSampler(process.pid).start()
+        self.spawned_at = time.time()
+        self._ready: tuple[float, dict[int, float], float] | None = None
+        self._done: tuple[float, dict[int, float], float] | None = None
+
+    def mark_ready(self, at: float) -> None:
+        self._ready = (at, self.sampler.cpu_snapshot(), self.testbed.emulator_cpu_s())
+
+    def mark_done(self, at: float) -> None:
+        self._done = (at, self.sampler.cpu_snapshot(), self.testbed.emulator_cpu_s())
+
+    def figures(self, messages: int, rows: int | None, exit_code: int | None) -> RunFigures:
+        self.sampler.stop()
+        if self._ready is None or self._done is None:
+            raise RuntimeError("mark_ready and mark_done first")
+        (ready_at, ready_cpu, ready_emulator), (done_at, done_cpu, done_emulator) = (
+            self._ready,
+            self._done,
+        )
+        processes = self.sampler.figures()
+        for process in processes:  # CPU of the measured interval, not of the whole life
+            process.cpu_s = done_cpu.get(process.pid, 0.0) - ready_cpu.get(process.pid, 0.0)
+        return RunFigures(
+            candidate=self.name,
+            messages=messages,
+            start_s=ready_at - self.spawned_at,
+            drain_s=done_at - ready_at,
+            processes=processes,
+            peak_tree_rss_kib=self.sampler.peak_tree_rss_kib,
+            cpu_s=cpu_between(ready_cpu, done_cpu),
+            emulator_cpu_s=done_emulator - ready_emulator,
+            rows_wrong=rows,
+            exit_code=exit_code,
+        )
+
+
+def read_table(db_path: str) -> dict[Key, Row]:
+    conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        rows = conn.execute(
+            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
+        )
+        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
+    finally:
+        conn.close()
+
+
+def drain_timeout(messages: int) -> float:
+    """Generous: a candidate slower than 50 messages/s is broken, not slow."""
+    return 60.0 + messages / 50
+
+
+# --- raw and naive: scripts that report on stdout --------------------------------------------
+
+
+class StdoutReports:
+    """Collects the `<word> <rest>` lines a script candidate prints, as they arrive."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: dict[str, str] = {}
+        self._arrived = threading.Condition()
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            word, _, rest = line.strip().partition(" ")
+            with self._arrived:
+                self.lines[word] = rest
+                self._arrived.notify_all()
+
+    def wait_for(self, word: str, timeout: float) -> float | None:
+        """The unix time reported with `word`, or None if it did not come in time."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: word in self.lines, timeout):
+                return None
+            return float(self.lines[word].split()[0])
+
+
+def run_script(
+    testbed: Testbed, name: str, script: str, target: Target, messages: int, *extra: str
+) -> tuple[Measurement, int]:
+    """Run a script candidate until it reports `done`; its measurement and exit code."""
+    args = [sys.executable, str(BENCH_DIR / script), "--project", target.project,
+            "--subscription", target.subscription, "--count", str(messages), *extra]  # fmt: skip
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, text=True, env=testbed.env(), cwd=BENCH_DIR.parent
+    )
+    measurement = Measurement(name, process, testbed)
+    measurement.sampler.names[process.pid] = name
+    reports = StdoutReports(process)
+    try:
+        ready_at = reports.wait_for("ready", READY_TIMEOUT_S)
+        if ready_at is None:
+            raise CandidateFailed(f"{name} did not get ready in {READY_TIMEOUT_S:.0f}s")
+        measurement.mark_ready(ready_at)
+        done_at = reports.wait_for("done", drain_timeout(messages))
+        if done_at is None:
+            raise CandidateFailed(f"{name} did not finish {messages:,} messages in time")
+        measurement.mark_done(done_at)
+        return measurement, process.wait(timeout=STOP_TIMEOUT_S)
+    finally:
+        kill_tree(process)
+
+
+def run_raw(testbed: Testbed, target: Target, messages: int) -> RunFigures:
+    measurement, code = run_script(testbed, "raw", "e2e_raw.py", target, messages)
+    return measurement.figures(messages, None, code)
+
+
+def run_naive(
+    testbed: Testbed, target: Target, messages: int, db_path: str,
+    expected: Mapping[Key, Row], flavor: str = "naive",
+) -> RunFigures:  # fmt: skip
+    measurement, code = run_script(
+        testbed, flavor, "e2e_naive.py", target, messages,
+        "--db", db_path, "--store", NAIVE_FLAVORS[flavor],
+    )  # fmt: skip
+    return measurement.figures(messages, rows_wrong(expected, read_table(db_path)), code)
+
+
+# --- miniscan: the real command, watched through its HTTP endpoints ---------------------------
+
+
+class MetricsEndpoint:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/readyz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def samples(self) -> dict[str, float]:
+        """Every sample on /metrics as {name with labels: value}; {} when unreachable."""
+        try:
+            with urllib.request.urlopen(f"{self.base}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def acked(self) -> float:
+        return self.samples().get("miniscan_messages_acked_total", 0.0)
+
+
+def wait_acked(metrics: MetricsEndpoint, messages: int, timeout: float) -> float | None:
+    """Poll the acked counter until it reaches `messages`; the time it was first seen there.
+
+    Polls every 200 ms while far from the end, then faster (down to 10 ms) as the remaining
+    messages shrink at the observed rate: each scrape costs the supervisor a little CPU.
+    """
+    deadline = time.monotonic() + timeout
+    last_count, last_at = 0.0, time.monotonic()
+    while time.monotonic() < deadline:
+        count = metrics.acked()
+        now = time.monotonic()
+        if count >= messages:
+            return time.time()
+        rate = (count - last_count) / max(now - last_at, 1e-3)
+        last_count, last_at = count, now
+        remaining_s = (messages - count) / rate if rate > 0 else 1.0
+        time.sleep(min(0.2, max(0.01, remaining_s / 4)))
+    return None
+
+
+@dataclass
+class RunningMiniscan:
+    process: subprocess.Popen
+    metrics: MetricsEndpoint
+    log_path: Path
+
+    def wait_ready(self, name: str) -> float:
+        """Poll /readyz every 20 ms; the time it first said yes."""
+        ready = wait_for(
+            lambda: self.process.poll() is not None or self.metrics.ready(),
+            READY_TIMEOUT_S,
+            every=0.02,
+        )
+        if not ready or self.process.poll() is not None:
+            raise CandidateFailed(f"{name} did not get ready: see {self.log_path}")
+        return time.time()
+
+    def child_names(self) -> dict[int, str]:
+        """pid -> name, from the supervisor's `spawned <name> (pid <n>)` log lines."""
+        text = self.log_path.read_text(errors="replace")
+        names = {int(pid): name for name, pid in re.findall(r"spawned (\S+) \(pid (\d+)\)", text)}
+        return {**names, self.process.pid: "supervisor"}
+
+    def stop(self) -> int:
+        """Graceful stop (SIGTERM); its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=STOP_TIMEOUT_S)
+
+
+def start_miniscan(
+    testbed: Testbed, target: Target, db_path: str, workers: int | None, *extra: str
+) -> RunningMiniscan:
+    """`miniscan-supervisor` on `target`: `workers` None means its default (CPU count)."""
+    port = free_port()
+    log_path = testbed.workdir / f"supervisor-{target.subscription}.log"
+    env = testbed.env()
+    # Ours, so that each run starts from an empty one and nothing is left behind in /tmp.
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(testbed.workdir / f"metrics-{target.subscription}")
+    args = [
+        str(BIN / "miniscan-supervisor"),
+        *(("--workers", str(workers)) if workers is not None else ()),
+        "--project", target.project, "--subscription", target.subscription, "--db", db_path,
+        "--metrics-host", "127.0.0.1", "--metrics-port", str(port), *extra,
+    ]  # fmt: skip
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return RunningMiniscan(process, MetricsEndpoint(port), log_path)
+
+
+def run_miniscan(
+    testbed: Testbed, target: Target, messages: int, db_path: str,
+    expected: Mapping[Key, Row], workers: int, name: str,
+) -> RunFigures:  # fmt: skip
+    miniscan = start_miniscan(testbed, target, db_path, workers)
+    measurement = Measurement(name, miniscan.process, testbed)
+    try:
+        measurement.mark_ready(miniscan.wait_ready(name))
+        done_at = wait_acked(miniscan.metrics, messages, drain_timeout(messages))
+        if done_at is None:
+            raise CandidateFailed(
+                f"{name} did not ack {messages:,} messages: see {miniscan.log_path}"
+            )
+        measurement.mark_done(done_at)
+        measurement.sampler.names.update(miniscan.child_names())
+        code = miniscan.stop()
+    finally:
+        kill_tree(miniscan.process)
+    return measurement.figures(messages, rows_wrong(expected, read_table(db_path)), code)
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """Clean-up after a failure: the candidate's whole tree, by pid, never by name."""
+    if process.poll() is not None:
+        return
+    for pid in reversed(tree_pids(process.pid)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()

@@ -1,0 +1,168 @@
+"""Latency mode: publish at a fixed rate into a running miniscan, and time every message.
+
+Owns: a paced publisher (the scanner's own batching client, so its up-to-20 ms batching
+delay counts, as it would in production) whose payloads carry their send time, a reader
+that polls the database for new rows every 10 ms and notes when each message became
+visible, and the percentiles of both measures of latency:
+- `db`: from the publish() call to the first poll that saw the committed row: the latency a
+  reader of the database sees, at most one poll (10 ms) pessimistic;
+- `histogram`: miniscan's own `miniscan_end_to_end_latency_seconds` (Pub/Sub's publish time
+  to commit), interpolated within its buckets the way Prometheus' histogram_quantile does.
+
+Never: judge the figures (`e2e.py` does) or start the emulator.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import apsw
+from e2e_candidates import Testbed, kill_tree, start_miniscan
+from e2e_procs import TreeSampler, wait_for
+from e2e_pubsub import Target
+from e2e_workload import latency_payload, sent_at_of
+
+from scanner import pubsub
+
+POLL_INTERVAL_S = 0.01
+HISTOGRAM = "miniscan_end_to_end_latency_seconds"
+
+
+@dataclass
+class LatencyFigures:
+    rate: float  # asked for
+    achieved_rate: float  # published per second, measured
+    messages: int
+    seen: int  # rows the reader saw
+    db_percentiles: dict[float, float] = field(default_factory=dict)  # seconds
+    histogram_percentiles: dict[float, float] = field(default_factory=dict)
+    peak_tree_rss_kib: int = 0
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def histogram_quantile(fraction: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus' histogram_quantile over cumulative (upper bound, count) buckets."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] == 0:
+        return math.nan
+    rank = fraction * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for upper_bound, count in buckets:
+        if count >= rank:
+            if math.isinf(upper_bound):
+                return lower_bound  # as Prometheus: the highest finite bound
+            width = count - lower_count
+            share = (rank - lower_count) / width if width else 1.0
+            return lower_bound + (upper_bound - lower_bound) * share
+        lower_bound, lower_count = upper_bound, count
+    return math.nan
+
+
+def histogram_buckets(samples: dict[str, float]) -> list[tuple[float, float]]:
+    buckets = []
+    for name, value in samples.items():
+        if name.startswith(f"{HISTOGRAM}_bucket{{") and 'le="' in name:
+            bound = name.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((math.inf if bound == "+Inf" else float(bound), value))
+    return buckets
+
+
+class CommitWatcher:
+    """Polls the database for rows newer than the last seen; notes each one's latency."""
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="commit-watcher", daemon=True)
+
+    def start(self) -> CommitWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = apsw.Connection(self.db_path, flags=apsw.SQLITE_OPEN_READONLY)
+        last_rowid = 0
+        try:
+            while not self._stop.wait(POLL_INTERVAL_S):
+                rows = conn.execute(
+                    "SELECT rowid, response FROM scans WHERE rowid > ? ORDER BY rowid",
+                    (last_rowid,),
+                ).fetchall()
+                seen_at = time.time()
+                for rowid, response in rows:
+                    last_rowid = rowid
+                    sent_at = sent_at_of(response)
+                    if sent_at is not None:
+                        self.latencies.append(seen_at - sent_at)
+        finally:
+            conn.close()
+
+
+def publish_paced(target: Target, rate: float, count: int) -> float:
+    """Publish `count` latency payloads at `rate`/s; return the achieved rate.
+
+    Follows a schedule (message i is due at start + i/rate) rather than sleeping 1/rate
+    each time, so that late wake-ups are caught up instead of lowering the rate.
+    """
+    publisher = pubsub.batching_publisher_client()
+    futures = []
+    start = time.monotonic()
+    for index in range(count):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        payload = latency_payload(index, time.time())
+        futures.append(publisher.publish(target.topic_path, payload))
+    elapsed = time.monotonic() - start
+    for future in futures:
+        future.result(timeout=120)
+    publisher.stop()
+    return count / elapsed if elapsed > 0 else math.inf
+
+
+def measure_latency(
+    testbed: Testbed, target: Target, rate: float, duration_s: float, db_path: str
+) -> LatencyFigures:
+    """Run miniscan with its default settings; publish `rate`/s for `duration_s`."""
+    count = max(1, round(rate * duration_s))
+    miniscan = start_miniscan(testbed, target, db_path, None)
+    sampler = TreeSampler(miniscan.process.pid).start()
+    try:
+        miniscan.wait_ready("miniscan")
+        watcher = CommitWatcher(db_path).start()
+        try:
+            achieved = publish_paced(target, rate, count)
+            wait_for(lambda: len(watcher.latencies) >= count, 60, every=0.05)
+        finally:
+            watcher.stop()
+        buckets = histogram_buckets(miniscan.metrics.samples())
+        miniscan.stop()
+    finally:
+        kill_tree(miniscan.process)
+        sampler.stop()
+    latencies = sorted(watcher.latencies)
+    fractions = (0.5, 0.95, 0.99)
+    return LatencyFigures(
+        rate=rate,
+        achieved_rate=achieved,
+        messages=count,
+        seen=len(latencies),
+        db_percentiles={f: percentile(latencies, f) for f in fractions},
+        histogram_percentiles={f: histogram_quantile(f, buckets) for f in fractions},
+        peak_tree_rss_kib=sampler.peak_tree_rss_kib,
+    )

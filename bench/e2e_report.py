@@ -1,0 +1,242 @@
+"""The end-to-end benchmark's output: the machine it ran on and its figures, as Markdown.
+
+Owns: describing the machine (date, nproc, CPU model, RAM, load, git commit, the work
+folder's filesystem), the throughput, latency and memory tables, and recording a finished
+run into bench/RESULTS.md under the end-to-end section.
+
+Never: measure anything or decide pass/fail thresholds; it formats what it is given. Tables
+are Markdown so that the printed figures are pasted into RESULTS.md unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from e2e_candidates import RunFigures
+from e2e_latency import LatencyFigures
+
+SECTION = "## End-to-end throughput, latency and memory (`bench/e2e.py`)"
+MIB = 1024
+
+
+@dataclass
+class Results:
+    throughput: list[RunFigures] = field(default_factory=list)
+    latency: list[LatencyFigures] = field(default_factory=list)
+    memory: list[RunFigures] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """What the run was asked to do, for the sentences above each table."""
+
+    n: int
+    keys: int
+    naive_n: int
+    naive_keys: int
+    repeat: int
+    duration_s: float
+
+
+def _first_line_with(path: str, prefix: str) -> str:
+    try:
+        with open(path) as source:
+            for line in source:
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+            timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}{' (with uncommitted changes)' if dirty else ''}"
+
+
+def filesystem_of(path: Path) -> str:
+    """The filesystem type holding `path` (tmpfs would make fsync free and flatter naive)."""
+    best, kind = "", "?"
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                _, mount_point, fs_type, *_ = line.split()
+                inside = str(path.resolve()).startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) > len(best):
+                    best, kind = mount_point, fs_type
+    except OSError:
+        pass
+    return kind
+
+
+def machine_header(repo: Path, workdir: Path, load_before: tuple[float, ...]) -> str:
+    memory_kib = _first_line_with("/proc/meminfo", "MemTotal").split()[0]
+    load_after = os.getloadavg()
+    return "\n".join([
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {os.cpu_count()} CPUs ({_first_line_with('/proc/cpuinfo', 'model name')}),"
+        f" {int(memory_kib) / MIB / MIB:.1f} GiB RAM, Python {platform.python_version()}",
+        f"- commit: {git_commit(repo)}",
+        f"- databases on {filesystem_of(workdir)}; emulator on the same machine",
+        f"- load average (1/5/15 min) before: {_load(load_before)}, after: {_load(load_after)}",
+    ])  # fmt: skip
+
+
+def _load(load: Sequence[float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in load)
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / MIB:.0f}"
+
+
+def _seconds(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def _ratio(rate: float, reference: float | None) -> str:
+    return f"{rate / reference:.2f}x" if reference else "-"
+
+
+def throughput_table(runs: Sequence[RunFigures]) -> str:
+    raw = next((r.rate for r in runs if r.candidate == "raw"), None)
+    naive = next((r.rate for r in runs if r.candidate == "naive"), None)
+    lines = [
+        "| candidate | messages | msgs/s | vs raw | vs naive | peak RSS tree MiB "
+        "| peak RSS max process MiB | CPU s (candidate / emulator) | start s "
+        "| rows wrong | redelivered |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for run in runs:
+        biggest = max((p.peak_rss_kib for p in run.processes), default=0)
+        wrong = "n/a" if run.rows_wrong is None else str(run.rows_wrong)
+        redelivered = "-" if run.redelivered is None else str(run.redelivered)
+        lines.append(
+            f"| {run.candidate} | {run.messages:,} | {run.rate:,.0f} | {_ratio(run.rate, raw)} "
+            f"| {_ratio(run.rate, naive)} | {_mib(run.peak_tree_rss_kib)} | {_mib(biggest)} "
+            f"| {_seconds(run.cpu_s)} / {_seconds(run.emulator_cpu_s)} | {run.start_s:.1f} "
+            f"| {wrong} "
+            f"| {redelivered} |"
+        )
+    return "\n".join(lines)
+
+
+def process_lines(runs: Sequence[RunFigures]) -> str:
+    """Per process of each tree: peak RSS and CPU seconds while draining."""
+    lines = []
+    for run in runs:
+        parts = [
+            f"{p.name} {_mib(p.peak_rss_kib)} MiB/{p.cpu_s:.1f}s"
+            for p in sorted(run.processes, key=lambda p: p.name)
+        ]
+        rates = ""
+        if len(run.all_rates) > 1:
+            rates = " (msgs/s of each run: " + ", ".join(f"{r:,.0f}" for r in run.all_rates) + ")"
+        lines.append(f"- {run.candidate}: " + ", ".join(parts) + rates)
+    return "\n".join(lines)
+
+
+def latency_table(results: Sequence[LatencyFigures]) -> str:
+    lines = [
+        "| rate asked | achieved | messages | seen | db p50 / p95 / p99 ms "
+        "| histogram p50 / p95 / p99 ms | peak RSS tree MiB |",
+        "|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for result in results:
+        db = " / ".join(f"{v * 1000:.0f}" for v in result.db_percentiles.values())
+        hist = " / ".join(f"{v * 1000:.0f}" for v in result.histogram_percentiles.values())
+        lines.append(
+            f"| {result.rate:,.0f}/s | {result.achieved_rate:,.0f}/s | {result.messages:,} "
+            f"| {result.seen:,} | {db} | {hist} | {_mib(result.peak_tree_rss_kib)} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_table(runs: Sequence[RunFigures]) -> str:
+    names = sorted({p.name for run in runs for p in run.processes})
+    lines = [
+        "| backlog | msgs/s | peak RSS tree MiB | " + " | ".join(names) + " |",
+        "|--:|--:|--:|" + "--:|" * len(names),
+    ]
+    for run in runs:
+        by_name = {p.name: p.peak_rss_kib for p in run.processes}
+        cells = " | ".join(_mib(by_name[n]) if n in by_name else "-" for n in names)
+        lines.append(
+            f"| {run.messages:,} | {run.rate:,.0f} | {_mib(run.peak_tree_rss_kib)} | {cells} |"
+        )
+    return "\n".join(lines)
+
+
+def record_run(results_path: Path, block: str) -> None:
+    """Add a run at the end of the end-to-end section (created if missing), so that the
+    sections other benchmarks keep in the same file stay where they are."""
+    text = results_path.read_text() if results_path.exists() else "# Benchmark results\n"
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n"
+    start = text.index(SECTION) + len(SECTION)
+    following = text.find("\n## ", start)
+    end = len(text) if following < 0 else following + 1
+    section = text[:end].rstrip("\n") + "\n\n" + block.strip("\n") + "\n"
+    results_path.write_text(section + ("\n" + text[end:] if following >= 0 else ""))
+
+
+def render(results: Results, described: RunDescription, header: str, verdicts: list[str]) -> str:
+    """The whole printed report: machine, one table per mode that ran, then the verdicts."""
+    date = header.splitlines()[0].removeprefix("- date: ")
+    parts = [f"### Run of {date}", "", header, ""]
+    if results.throughput:
+        parts += [
+            f"Throughput: backlog of {described.n:,} messages over {described.keys:,} keys "
+            f"(naive flavors: {described.naive_n:,} over {described.naive_keys:,} keys). "
+            "msgs/s from ready to every message acknowledged, median of "
+            f"{described.repeat} run(s) for raw and miniscan (all runs: see below); CPU over "
+            "the same interval; redelivered = handed out again after the ack deadline.",
+            "",
+            throughput_table(results.throughput),
+            "",
+            "Per process (peak RSS / CPU while draining); all runs' msgs/s:",
+            "",
+            process_lines(results.throughput),
+            "",
+        ]
+    if results.latency:
+        parts += [
+            f"Latency: miniscan with default settings, paced publishing for "
+            f"{described.duration_s:.0f}s per rate. db = from the publish() call to the row "
+            "seen by a reader polling every 10 ms; histogram = "
+            "miniscan_end_to_end_latency_seconds (Pub/Sub publish time to commit), "
+            "interpolated within its buckets like histogram_quantile.",
+            "",
+            latency_table(results.latency),
+            "",
+        ]
+    if results.memory:
+        parts += [
+            f"Memory: peak RSS (MiB) per process, the same {described.keys:,} keys for every "
+            "backlog.",
+            "",
+            memory_table(results.memory),
+            "",
+            "Per process (peak RSS / CPU while draining):",
+            "",
+            process_lines(results.memory),
+            "",
+        ]
+    return "\n".join([*parts, "Targets:", "", *verdicts, ""])

@@ -1,0 +1,130 @@
+"""Smoke tests: the end-to-end benchmark runs every mode on tiny workloads, so it cannot rot.
+
+The run reuses the session's emulator (`--emulator-host`) and skips the wait for the ack
+deadline; the leftover count it would then take is tested on its own, directly. A few pure
+checks pin the parts whose mistakes would silently skew the figures: the workload's
+expected table, the percentile arithmetic, and where a run lands in RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH_DIR))
+
+from e2e_latency import histogram_quantile, percentile  # noqa: E402
+from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
+from e2e_report import SECTION, record_run  # noqa: E402
+from e2e_workload import build_backlog, rows_wrong  # noqa: E402
+
+from store.merge import reduce_newest  # noqa: E402
+from workers.decode import decode_scan  # noqa: E402
+
+
+def table_rows(text: str, first_header: str) -> list[list[str]]:
+    """The body rows of the Markdown table whose header starts with `first_header`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.mark.emulator
+def test_every_mode_runs_on_a_tiny_workload_and_prints_its_tables(
+    pubsub_emulator: str, tmp_path: Path
+) -> None:
+    results = tmp_path / "RESULTS.md"
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "e2e.py"), "--mode", "all", "--n", "500",
+         "--naive-n", "100", "--workers", "1", "--repeat", "1", "--rates", "200",
+         "--duration", "2", "--memory-n", "300,600", "--skip-redelivery-check",
+         "--emulator-host", pubsub_emulator, "--workdir", str(tmp_path / "work"),
+         "--record", str(results)],
+        capture_output=True, text=True, timeout=120, cwd=BENCH_DIR.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    throughput = {row[0]: row for row in table_rows(result.stdout, "candidate")}
+    assert set(throughput) == {"raw", "naive", "naive-sqlite3", "miniscan w1"}
+    for name, row in throughput.items():
+        assert float(row[2].replace(",", "")) > 0, row  # msgs/s
+        assert row[9] == ("n/a" if name == "raw" else "0"), row  # rows wrong
+    assert throughput["naive"][1] == "100" and throughput["miniscan w1"][1] == "500"
+    (latency,) = table_rows(result.stdout, "rate asked")
+    assert latency[2] == latency[3] == "400", latency  # every message seen committed
+    memory = table_rows(result.stdout, "backlog")
+    assert [row[0] for row in memory] == ["300", "600"]
+    assert "- met: no wrong rows" in result.stdout
+    # the figures come last (the verdicts close them), and the same block was recorded
+    assert re.match(r"- (met|MISSED): ", result.stdout.rstrip().splitlines()[-1])
+    recorded = results.read_text()
+    assert SECTION in recorded and re.search(r"- machine: \d+ CPUs", recorded)
+    assert "- commit: " in recorded and "| miniscan w1 | 500 |" in recorded
+
+
+@pytest.mark.emulator
+def test_leftovers_are_counted_without_being_acknowledged(pubsub_emulator: str) -> None:
+    target = create_target("smoke")
+    try:
+        publish_backlog(target, [b"a", b"b", b"c"])
+        assert count_deliverable(target) == 3
+        # now leased by that count, not acked: nothing is deliverable until the deadline
+        assert count_deliverable(target) == 0
+    finally:
+        delete_target(target)
+
+
+def test_bad_options_are_refused_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "e2e.py"), "--workers", "0"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "--workers" in result.stderr
+
+
+def test_backlog_matches_its_description_and_its_expected_table() -> None:
+    backlog = build_backlog(4000, 1000, seed=3)
+    assert len(backlog.payloads) == 4000
+    assert backlog.duplicates == 80  # 2%
+    assert 0.08 * 4000 <= backlog.out_of_order <= 0.12 * 4000
+    records = [decode_scan(payload) for payload in backlog.payloads]
+    assert 0.45 < sum(r.data_version == 1 for r in records) / len(records) < 0.55
+    table = {r.key: (r.timestamp, r.response, r.data_version) for r in reduce_newest(records)}
+    assert len(table) == 1000
+    assert rows_wrong(backlog.expected, table) == 0
+    # and the comparison is not blind: one stale row and one stray row are two wrong rows
+    stale_key = next(iter(table))
+    table[stale_key] = (0, "stale", 1)
+    table[("192.0.2.1", 1, "X")] = (1, "stray", 2)
+    assert rows_wrong(backlog.expected, table) == 2
+
+
+def test_percentiles_follow_nearest_rank_and_prometheus_interpolation() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0 and percentile(values, 0.99) == 99.0
+    assert math.isnan(percentile([], 0.5))
+    buckets = [(0.1, 50.0), (0.25, 90.0), (0.5, 100.0), (math.inf, 100.0)]
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.1)
+    assert histogram_quantile(0.7, buckets) == pytest.approx(0.175)  # halfway in (0.1, 0.25]
+    assert histogram_quantile(0.95, buckets) == pytest.approx(0.375)
+
+
+def test_a_run_is_recorded_at_the_end_of_its_own_section(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Benchmark results\n\n{SECTION}\n\nold run\n\n## Decode\n\nkept\n")
+    record_run(results, "### new run\n")
+    text = results.read_text()
+    assert text.index("old run") < text.index("### new run") < text.index("## Decode")
+    assert text.endswith("## Decode\n\nkept\n")
