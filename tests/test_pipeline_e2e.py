@@ -182,12 +182,28 @@ def test_second_ctrl_c_forces_the_stop_and_loses_nothing(pubsub_target, run, tmp
     first = run("--max-in-flight", "500")
     wait_until(lambda: first.metrics().get("miniscan_messages_stored_total", 0) > 500,
                60, "commits happening")  # fmt: skip
+    # A frozen writer makes the graceful stop hang, as a wedged disk would.
+    os.kill(first.child_pid("writer"), signal.SIGSTOP)
     first.signal(signal.SIGINT)
+    wait_until(lambda: "stopping gracefully" in first.log(), 10, "the graceful stop")
     first.signal(signal.SIGINT)
     assert first.wait(timeout=30) == 5
+    assert "forcing the stop" in first.log()
     second = run()
     wait_until(lambda: table_complete(tmp_path / "scans.db", workload), 90, "the full table")
     assert second.stop() == 0
+
+
+def test_shutdown_timeout_bounds_a_stuck_stop(pubsub_target, run):
+    supervisor = run("--shutdown-timeout", "2")
+    wait_until(lambda: supervisor.metrics().get('miniscan_children_alive{role="decoder"}') == 2,
+               30, "children up")  # fmt: skip
+    os.kill(supervisor.child_pid("writer"), signal.SIGSTOP)
+    started = time.monotonic()
+    supervisor.signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=30) == 5
+    assert time.monotonic() - started < 2 + 3 + 5  # timeout + kill grace + slack
+    assert "shutdown timeout (2s) ran out" in supervisor.log()
 
 
 def test_in_flight_stays_within_the_backpressure_bound(pubsub_target, run, tmp_path):
