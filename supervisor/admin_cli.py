@@ -9,9 +9,10 @@ Never: hold logic of its own; a subcommand here is a one-line import.
 from __future__ import annotations
 
 import click
-from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 
 from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
+from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
+from supervisor.demo import demo
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,5 +21,5 @@ def main() -> None:
     """miniscan: query the scan database, manage dead letters, set up Pub/Sub, run a demo."""
 
 
-for command in (*SCANNER_COMMANDS, *STORE_COMMANDS):
+for command in (*SCANNER_COMMANDS, *STORE_COMMANDS, demo):
     main.add_command(command)
