@@ -1,10 +1,10 @@
 """`miniscan demo`: the whole pipeline on one machine, without Docker, until Ctrl-C.
 
-    miniscan demo ─┬─ Pub/Sub emulator  (launcher + java)           own process group
-                   ├─ miniscan-supervisor --metrics-port P           own process group
-                   │    └─ decoders + writer                        (inherit that group)
-                   └─ miniscan-scanner --rate R                      own process group
-       status line <── GET http://127.0.0.1:P/metrics, once a second
+    miniscan demo -+- Pub/Sub emulator (launcher execs java)        own process group
+                   +- miniscan-supervisor --metrics-port P          own process group
+                   |    +- decoders, writer                         (inherit that group)
+                   +- miniscan-scanner --rate R                     own process group
+       status line <-- GET http://127.0.0.1:P/metrics, once a second
 
 Owns: starting that tree in order (emulator, topic and subscription plus a few poison
 messages so that dead letters show, supervisor, scanner), the live status line, and stopping
@@ -47,6 +47,7 @@ import click
 from scanner import emulator as emulator_module
 from scanner import pubsub
 from scanner.emulator import Emulator, EmulatorError
+from scanner.publish import publish_payloads
 from scanner.pubsub import PubSubUnavailable
 
 METRICS_HOST = "127.0.0.1"  # a local demo: nothing outside this machine needs to scrape it
@@ -384,24 +385,19 @@ def emulator_env(host: str) -> Iterator[None]:
 def prepare_pubsub(settings: DemoSettings, host: str) -> None:
     """Create the topic and subscription, then queue the poison payloads on them."""
     with emulator_env(host):
-        publisher = pubsub.publisher_client()
-        subscriber = pubsub.subscriber_client()
         try:
+            publisher = pubsub.publisher_client()
             pubsub.ensure_topic(publisher, settings.project, settings.topic)
-            pubsub.ensure_subscription(
-                subscriber, settings.project, settings.topic, settings.subscription
-            )
-            path = publisher.topic_path(settings.project, settings.topic)
-            futures = [publisher.publish(path, payload) for payload in POISON_PAYLOADS]
-            for future in futures:
-                future.result(timeout=pubsub.ADMIN_TIMEOUT_S)
-        except PubSubUnavailable as exc:
+            subscriber = pubsub.subscriber_client()
+            try:
+                pubsub.ensure_subscription(
+                    subscriber, settings.project, settings.topic, settings.subscription
+                )
+            finally:
+                subscriber.close()
+            publish_payloads(settings.project, settings.topic, POISON_PAYLOADS, rate=None)
+        except PubSubUnavailable as exc:  # PublishFailed too
             raise DemoFailed(str(exc)) from None
-        except Exception as exc:  # a publish future's error: any google.api_core failure
-            raise DemoFailed(f"cannot publish to {settings.topic}: {exc}") from None
-        finally:
-            subscriber.close()
-            publisher.stop()
 
 
 def supervisor_args(settings: DemoSettings) -> list[str]:

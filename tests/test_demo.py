@@ -285,6 +285,7 @@ def test_demo_runs_stores_rows_and_leaves_nothing_running(tmp_path):
     tag = f"MINISCAN_DEMO_TEST_TAG={uuid.uuid4().hex}"
     env = {**os.environ, tag.split("=")[0]: tag.split("=")[1]}
     env.pop("PUBSUB_EMULATOR_HOST", None)
+    env["TMPDIR"] = str(tmp_path)  # the demo's log folder, and the emulator's log, land here
     db_path = tmp_path / "demo.db"
     command = [sys.executable, "-c", "from supervisor.demo import demo; demo()",
                "--duration", "8", "--rate", "200", "--workers", "2",
