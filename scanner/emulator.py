@@ -118,18 +118,17 @@ def start_emulator(
     """Start the emulator and return once it listens; raise EmulatorError otherwise."""
     port = port or free_port()
     command = find_emulator_command(host, port, project)
-    log_file = tempfile.NamedTemporaryFile(
+    with tempfile.NamedTemporaryFile(
         prefix="pubsub-emulator-", suffix=".log", dir=log_dir, delete=False
-    )
-    log_path = Path(log_file.name)
-    process = subprocess.Popen(
-        command,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log_file.close()
+    ) as log_file:
+        log_path = Path(log_file.name)
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     emulator = Emulator(host=f"{host}:{port}", process=process, log_path=log_path)
     ready = threading.Event()
     deadline = time.monotonic() + timeout
