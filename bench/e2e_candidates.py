@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,7 +255,7 @@ class MetricsEndpoint:
 def wait_acked(metrics: MetricsEndpoint, messages: int, timeout: float) -> float | None:
     """Poll the acked counter until it reaches `messages`; the time it was first seen there.
 
-    Polls every 200 ms while far from the end, then faster (down to 10 ms) as the remaining
+    Polls every 200 ms while far from the end, then faster (down to 20 ms) as the remaining
     messages shrink at the observed rate: each scrape costs the supervisor a little CPU.
     """
     deadline = time.monotonic() + timeout
@@ -268,7 +268,7 @@ def wait_acked(metrics: MetricsEndpoint, messages: int, timeout: float) -> float
         rate = (count - last_count) / max(now - last_at, 1e-3)
         last_count, last_at = count, now
         remaining_s = (messages - count) / rate if rate > 0 else 1.0
-        time.sleep(min(0.2, max(0.01, remaining_s / 4)))
+        time.sleep(min(0.2, max(0.02, remaining_s / 4)))
     return None
 
 
@@ -323,9 +323,10 @@ def start_miniscan(
 
 def run_miniscan(
     testbed: Testbed, target: Target, messages: int, db_path: str,
-    expected: Mapping[Key, Row], workers: int, name: str,
+    expected: Mapping[Key, Row], workers: int, name: str, extra: Sequence[str] = (),
 ) -> RunFigures:  # fmt: skip
-    miniscan = start_miniscan(testbed, target, db_path, workers)
+    """`extra`: more miniscan-supervisor flags, e.g. ("--max-in-flight", "1000")."""
+    miniscan = start_miniscan(testbed, target, db_path, workers, *extra)
     measurement = Measurement(name, miniscan.process, testbed)
     try:
         measurement.mark_ready(miniscan.wait_ready(name))

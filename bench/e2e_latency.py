@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import apsw
@@ -136,11 +137,13 @@ def publish_paced(target: Target, rate: float, count: int) -> float:
 
 
 def measure_latency(
-    testbed: Testbed, target: Target, rate: float, duration_s: float, db_path: str
-) -> LatencyFigures:
-    """Run miniscan with its default settings; publish `rate`/s for `duration_s`."""
+    testbed: Testbed, target: Target, rate: float, duration_s: float, db_path: str,
+    extra: Sequence[str] = (),
+) -> LatencyFigures:  # fmt: skip
+    """Run miniscan with its default settings (plus `extra` flags); publish `rate`/s for
+    `duration_s`."""
     count = max(1, round(rate * duration_s))
-    miniscan = start_miniscan(testbed, target, db_path, None)
+    miniscan = start_miniscan(testbed, target, db_path, None, *extra)
     sampler = TreeSampler(miniscan.process.pid).start()
     try:
         miniscan.wait_ready("miniscan")

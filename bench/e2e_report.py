@@ -24,6 +24,7 @@ from e2e_latency import LatencyFigures
 
 SECTION = "## End-to-end throughput, latency and memory (`bench/e2e.py`)"
 MIB = 1024
+MEASURED_CODE = ("bench", "supervisor", "workers", "store", "scanner", "pyproject.toml")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RunDescription:
     naive_keys: int
     repeat: int
     duration_s: float
+    miniscan_args: str  # flags added to every miniscan run ('' = none)
 
 
 def _first_line_with(path: str, prefix: str) -> str:
@@ -62,13 +64,16 @@ def git_commit(repo: Path) -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
             timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-            capture_output=True, text=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+        # Only changes to code that runs in the benchmark make the figures differ from what
+        # the commit would give; others' work in progress on tests or docs does not.
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *MEASURED_CODE],
+            cwd=repo, capture_output=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+        dirty = [line[3:] for line in status.splitlines()]
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return f"{commit}{' (with uncommitted changes)' if dirty else ''}"
+    return commit + (f" (uncommitted changes in {', '.join(dirty)})" if dirty else "")
 
 
 def filesystem_of(path: Path) -> str:
@@ -200,7 +205,10 @@ def record_run(results_path: Path, block: str) -> None:
 def render(results: Results, described: RunDescription, header: str, verdicts: list[str]) -> str:
     """The whole printed report: machine, one table per mode that ran, then the verdicts."""
     date = header.splitlines()[0].removeprefix("- date: ")
-    parts = [f"### Run of {date}", "", header, ""]
+    parts = [f"### Run of {date}", "", header]
+    if described.miniscan_args:
+        parts.append(f"- every miniscan ran with `{described.miniscan_args}`")
+    parts.append("")
     if results.throughput:
         parts += [
             f"Throughput: backlog of {described.n:,} messages over {described.keys:,} keys "
@@ -218,7 +226,8 @@ def render(results: Results, described: RunDescription, header: str, verdicts: l
         ]
     if results.latency:
         parts += [
-            f"Latency: miniscan with default settings, paced publishing for "
+            "Latency: miniscan with default settings"
+            f"{' plus the flags above' if described.miniscan_args else ''}, paced publishing for "
             f"{described.duration_s:.0f}s per rate. db = from the publish() call to the row "
             "seen by a reader polling every 10 ms; histogram = "
             "miniscan_end_to_end_latency_seconds (Pub/Sub publish time to commit), "
