@@ -16,7 +16,8 @@ a 10x backlog: peak RSS must not grow with it). Progress goes to stderr; the fig
 printed last, as Markdown, and `--record bench/RESULTS.md` adds them to the results file.
 
 Never: change miniscan's settings beyond what a flag says (latency mode uses the defaults),
-or hide a wrong row: a wrong row or a redelivered message makes the exit code 1. Missed
+or hide a wrong row: a wrong row, a redelivered message or a candidate that did not exit
+cleanly makes the exit code 1. Missed
 targets are reported, not failed: they depend on the machine (`e2e_verdicts`).
 
     .venv/bin/python bench/e2e.py [--mode all] [--n 20000] [--workers 1,2,4,8] [--quick]
@@ -360,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.record_run(options.record, block)
         say(f"recorded in {options.record}")
     runs = [*bench.results.throughput, *bench.results.memory]
-    return 1 if any(r.rows_wrong or r.redelivered for r in runs) else 0
+    return 1 if any(r.rows_wrong or r.redelivered or r.exit_code for r in runs) else 0
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ def run_script(
         if done_at is None:
             raise CandidateFailed(f"{name} did not finish {messages:,} messages in time")
         measurement.mark_done(done_at)
-        return measurement, process.wait(timeout=STOP_TIMEOUT_S)
+        return measurement, wait_exit(process, name)
     finally:
         kill_tree(process)
 
@@ -295,10 +295,10 @@ class RunningMiniscan:
         names = {int(pid): name for name, pid in re.findall(r"spawned (\S+) \(pid (\d+)\)", text)}
         return {**names, self.process.pid: "supervisor"}
 
-    def stop(self) -> int:
+    def stop(self, name: str) -> int:
         """Graceful stop (SIGTERM); its exit code."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=STOP_TIMEOUT_S)
+        return wait_exit(self.process, f"{name} (log: {self.log_path})")
 
 
 def start_miniscan(
@@ -337,10 +337,18 @@ def run_miniscan(
             )
         measurement.mark_done(done_at)
         measurement.sampler.names.update(miniscan.child_names())
-        code = miniscan.stop()
+        code = miniscan.stop(name)
     finally:
         kill_tree(miniscan.process)
     return measurement.figures(messages, rows_wrong(expected, read_table(db_path)), code)
+
+
+def wait_exit(process: subprocess.Popen, name: str) -> int:
+    """The exit code once the candidate stopped by itself; CandidateFailed if it hangs."""
+    try:
+        return process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise CandidateFailed(f"{name} did not exit within {STOP_TIMEOUT_S:.0f}s") from None
 
 
 def kill_tree(process: subprocess.Popen) -> None:

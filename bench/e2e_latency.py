@@ -154,7 +154,7 @@ def measure_latency(
         finally:
             watcher.stop()
         buckets = histogram_buckets(miniscan.metrics.samples())
-        miniscan.stop()
+        miniscan.stop("miniscan")
     finally:
         kill_tree(miniscan.process)
         sampler.stop()

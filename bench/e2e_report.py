@@ -11,6 +11,7 @@ are Markdown so that the printed figures are pasted into RESULTS.md unchanged.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import math
 import os
 import platform
@@ -76,6 +77,15 @@ def git_commit(repo: Path) -> str:
     return commit + (f" (uncommitted changes in {', '.join(dirty)})" if dirty else "")
 
 
+def miniscan_source() -> str:
+    """Where the candidates import miniscan from (they inherit PYTHONPATH): the repo's
+    working tree through the editable install, or a checkout put first on PYTHONPATH."""
+    spec = importlib.util.find_spec("supervisor")
+    if spec is None or not spec.submodule_search_locations:
+        return "?"
+    return str(Path(next(iter(spec.submodule_search_locations))).parent)
+
+
 def filesystem_of(path: Path) -> str:
     """The filesystem type holding `path` (tmpfs would make fsync free and flatter naive)."""
     best, kind = "", "?"
@@ -98,7 +108,7 @@ def machine_header(repo: Path, workdir: Path, load_before: tuple[float, ...]) ->
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {os.cpu_count()} CPUs ({_first_line_with('/proc/cpuinfo', 'model name')}),"
         f" {int(memory_kib) / MIB / MIB:.1f} GiB RAM, Python {platform.python_version()}",
-        f"- commit: {git_commit(repo)}",
+        f"- commit: {git_commit(repo)}; miniscan imported from {miniscan_source()}",
         f"- databases on {filesystem_of(workdir)}; emulator on the same machine",
         f"- load average (1/5/15 min) before: {_load(load_before)}, after: {_load(load_after)}",
     ])  # fmt: skip

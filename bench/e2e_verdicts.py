@@ -2,7 +2,8 @@
 
 Owns: the thresholds (share of `raw`, multiple of `naive`, p99 latency at 500/s, peak RSS
 per process, flat memory between backlogs) and one `- met:` / `- MISSED:` line per target
-that the run measured, plus the correctness lines (wrong rows, redelivered messages).
+that the run measured, plus the correctness lines (wrong rows, unclean exits, redelivered
+messages).
 
 Never: measure or print; a missed target is reported here, never turned into a failure
 (the figures depend on the machine). Wrong rows are the caller's exit code.
@@ -54,6 +55,9 @@ def verdicts(results: Results) -> list[str]:
     lines.append(
         _verdict(not wrong, "wrong rows in: " + ", ".join(wrong) if wrong else "no wrong rows")
     )
+    failed = [f"{r.candidate} ({r.exit_code})" for r in measured if r.exit_code]
+    if failed:
+        lines.append(_verdict(False, "candidates that did not exit cleanly: " + ", ".join(failed)))
     redelivered = [r.candidate for r in measured if r.redelivered]
     if redelivered:
         lines.append(
