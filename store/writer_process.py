@@ -28,7 +28,9 @@ from supervisor.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
-UNAVAILABLE_RETRIES = 5  # backoff 0.2, 0.4, 0.8, 1.6, 3.2 s: ~6 s, well inside a stall timeout
+# Backoff 0.2, 0.4, 0.8, 1.6, 3.2 s between attempts, each of which may also wait out the
+# busy timeout; the writer heartbeats between attempts, so retrying is not mistaken for a stall.
+UNAVAILABLE_RETRIES = 5
 
 
 def isolate_bad_records(
@@ -190,7 +192,9 @@ class WriterRole:
                 if attempt == UNAVAILABLE_RETRIES:
                     raise
                 log.warning("database unavailable (%s): retrying in %.1fs", exc, delay)
+                self.heartbeat_if_due()
                 time.sleep(delay)
+                self.heartbeat_if_due()
                 delay *= 2
         raise AssertionError("unreachable")
 

@@ -96,7 +96,9 @@ def writer_main(link: Connection, config: PipelineConfig) -> None:
     from store.writer_process import WriterRole
 
     try:
-        store = ScanStore.open(config.db_path, synchronous=config.synchronous)
+        store = ScanStore.open(
+            config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms
+        )
     except StoreUnavailable as exc:
         _report(link, Crashed(role=role, reason=str(exc)))
         sys.exit(EXIT_ERROR)

@@ -82,7 +82,7 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
 )
 @click.option(
     "--child-timeout",
-    type=click.FloatRange(1, 3600),
+    type=click.FloatRange(4, 3600),
     default=30.0,
     show_default=True,
     help="Seconds without a heartbeat after which a child counts as stalled and is killed.",

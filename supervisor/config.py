@@ -26,6 +26,12 @@ class PipelineConfig:
     metrics_port: int = 9100
     shutdown_timeout_s: float = 30.0
     child_timeout_s: float = 30.0  # no heartbeat for this long: the child is stalled
+
+    @property
+    def busy_timeout_ms(self) -> int:
+        """How long one commit waits for a lock held by someone else (a replaying admin
+        command): well inside the stall timeout, since the writer cannot heartbeat meanwhile."""
+        return int(min(5.0, self.child_timeout_s / 4) * 1000)
     startup_timeout_s: float = 60.0
     restart_max: int = 5  # more restarts than this of one child within the window: give up
     restart_window_s: float = 30.0

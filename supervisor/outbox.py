@@ -10,11 +10,17 @@ Never: decide what to send or reorder messages.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from multiprocessing.connection import Connection
 
+log = logging.getLogger(__name__)
 _CLOSE = object()
+
+
+class RawFrame(bytes):
+    """Bytes that are already a pickled message: sent as they are."""
 
 
 class Outbox:
@@ -41,8 +47,16 @@ class Outbox:
             if self.broken:
                 continue
             try:
-                self._link.send(message)
+                if isinstance(message, RawFrame):
+                    self._link.send_bytes(message)
+                else:
+                    self._link.send(message)
             except (OSError, ValueError):
                 # The child died or the link was closed: drop what is left; the supervisor
                 # learns of the death from the process sentinel and acts there.
+                self.broken = True
+            except Exception:
+                # Anything else (a message that does not pickle) is a bug; a silently dead
+                # thread would starve the child while it keeps heartbeating, so say it.
+                log.exception("sending to %s failed: dropping its messages", self._thread.name)
                 self.broken = True

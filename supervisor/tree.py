@@ -32,8 +32,12 @@ signal handler.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
+import os
+import pickle
+import queue
 import signal
 import socket
 import time
@@ -44,11 +48,17 @@ from multiprocessing.process import BaseProcess
 from supervisor import metrics
 from supervisor.children import decoder_main, writer_main
 from supervisor.config import PipelineConfig
-from supervisor.exit_codes import EXIT_FORCED, EXIT_OK, EXIT_RESTART_STORM, EXIT_STARTUP
+from supervisor.exit_codes import (
+    EXIT_ERROR,
+    EXIT_FORCED,
+    EXIT_OK,
+    EXIT_RESTART_STORM,
+    EXIT_STARTUP,
+)
+from supervisor.inbox import Inbox
 from supervisor.messages import (
     AckBatch,
     Crashed,
-    DecodedBatch,
     EndOfStream,
     Heartbeat,
     Ready,
@@ -57,8 +67,10 @@ from supervisor.messages import (
     Stopped,
     StopPulling,
     WriterLost,
+    split_batch_frame,
 )
-from supervisor.outbox import Outbox
+from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
+from supervisor.outbox import Outbox, RawFrame
 from supervisor.restarts import RestartPolicy
 
 log = logging.getLogger(__name__)
@@ -66,20 +78,26 @@ log = logging.getLogger(__name__)
 WRITER = "writer"
 SUMMARY_INTERVAL_S = 10.0
 KILL_GRACE_S = 3.0
+# A loop turn this much later than expected means the whole tree was suspended (Ctrl-Z, a
+# paused VM): nobody could heartbeat, so silence from before it proves nothing.
+SUSPENDED_AFTER_S = 2.0
 
 
 @dataclass
 class Child:
     name: str  # "writer" or "decoder-<slot>"
     slot: int  # decoder slot; -1 for the writer
+    key: int  # unique per incarnation: a restarted child reuses the name, never the key
     process: BaseProcess
     link: Connection
     outbox: Outbox
+    inbox: Inbox
     started_at: float
     last_heartbeat: float
     ready: bool = False
     end_of_stream: bool = False
     stopping: bool = False
+    killed: bool = False
     last_error: str = ""
 
     @property
@@ -98,7 +116,7 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.respawn_due: dict[str, float] = {}  # name -> monotonic time
         self.policy = RestartPolicy(self.config.restart_max, self.config.restart_window_s)
-        self.writer_backlog: list[DecodedBatch] = []  # batches that arrived with no writer
+        self.writer_backlog: list[RawFrame] = []  # batches that arrived with no writer
         self.undelivered_acks: dict[int, list[AckBatch]] = {}
         self.phase = "running"  # running -> draining -> flushing -> settling -> done
         self.stop_deadline: float | None = None
@@ -107,6 +125,9 @@ class Supervisor:
         self.pending_signals: list[int] = []
         self.last_tick = time.monotonic()
         self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
+        self._deliveries: queue.SimpleQueue[tuple[int, bytes | None]] = queue.SimpleQueue()
+        self._keys = itertools.count()
         self._next_summary = time.monotonic() + SUMMARY_INTERVAL_S
         self._relayed = 0
         self._acked = 0
@@ -138,20 +159,21 @@ class Supervisor:
 
     def run_once(self) -> None:
         """One turn of the loop: wait for any pipe, death, signal or timer, and act on it."""
-        self.last_tick = time.monotonic()
+        now = time.monotonic()
+        if now - self.last_tick > SUSPENDED_AFTER_S:
+            for child in self.children.values():
+                child.last_heartbeat = max(child.last_heartbeat, now)
+                child.started_at = max(child.started_at, now - 1.0)
+        self.last_tick = now
         waitables: list[object] = [self._wake_r]
-        for child in self.children.values():
-            waitables += [child.link, child.process.sentinel]
-        for ready in wait(waitables, timeout=self._next_timeout()):
-            if ready is self._wake_r:
-                self._wake_r.recv(4096)
-                continue
-            child = self._child_for(ready)
-            if child is None:
-                continue
-            if ready is child.link:
-                self._receive_from(child)
-            else:
+        waitables += [child.process.sentinel for child in self.children.values()]
+        ready = wait(waitables, timeout=self._next_timeout())
+        if self._wake_r in ready:
+            self._wake_r.recv(65536)
+        self._process_deliveries()
+        for sentinel in ready:
+            child = self._child_for(sentinel)
+            if child is not None:
                 self.reap_child(child)
         self._handle_signals()
         self._check_stalls()
@@ -181,32 +203,40 @@ class Supervisor:
         process.start()
         theirs.close()  # only the child holds its end: its death closes the pipe
         now = time.monotonic()
+        key = next(self._keys)
         self.children[name] = Child(
-            name=name, slot=slot, process=process, link=ours,
-            outbox=Outbox(ours, name), started_at=now, last_heartbeat=now,
+            name=name, slot=slot, key=key, process=process, link=ours,
+            outbox=Outbox(ours, name), inbox=Inbox(ours, key, self._deliveries, self._wake_w),
+            started_at=now, last_heartbeat=now,
         )  # fmt: skip
         self._count_alive()
         log.info("spawned %s (pid %d)", name, process.pid)
 
     def reap_child(self, child: Child) -> None:
         """The child's process ended: collect it, then restart it, stop, or move the stop on."""
-        self._drain_link(child)  # acks sent just before exiting still count
+        # Acks sent just before exiting still count: read the pipe to its end first.
+        if not child.inbox.join(timeout=2.0):
+            log.warning("%s exited but its pipe is still open", child.name)
+        self._process_deliveries()
         child.process.join(timeout=1.0)
         code = child.process.exitcode
         child.outbox.close()
         child.link.close()
         del self.children[child.name]
         self._count_alive()
-        if child.process.pid is not None:
+        if child.process.pid is not None and os.environ.get(ENV_METRICS_DIR):
             from prometheus_client import multiprocess
 
+            # Drops the dead child's live gauges; its counters stay, so totals stay monotonic.
             multiprocess.mark_process_dead(child.process.pid)
         expected = self.phase != "running" or child.stopping
         if code == EXIT_OK and expected:
             log.info("%s exited", child.name)
         else:
-            reason = child.last_error or _describe_exit(code)
-            log.warning("%s died (%s)", child.name, reason)
+            child.last_error = child.last_error or _describe_exit(code)
+            log.warning("%s died (%s)", child.name, child.last_error)
+            if self.phase != "running" and self.forced_at is None and self.exit_code == EXIT_OK:
+                self.exit_code = EXIT_ERROR  # what it held was handed back, not committed
         if child.role == WRITER and not (code == EXIT_OK and expected):
             for decoder in self._decoders():
                 decoder.outbox.put(WriterLost())
@@ -242,25 +272,38 @@ class Supervisor:
 
     # --- messages ---------------------------------------------------------------------------
 
-    def _receive_from(self, child: Child) -> None:
-        try:
-            message = child.link.recv()
-        except (EOFError, OSError):
-            return  # the sentinel will report the death
-        self.relay(child, message)
+    def _process_deliveries(self) -> None:
+        """Act on every message the inboxes have read, in the order each child sent them."""
+        by_key = {child.key: child for child in self.children.values()}
+        while True:
+            try:
+                key, frame = self._deliveries.get_nowait()
+            except queue.Empty:
+                return
+            child = by_key.get(key)
+            if child is None or frame is None:
+                continue  # end of a pipe, or a child already reaped
+            batch = split_batch_frame(frame)
+            if batch is not None:
+                self.forward_batch(child, *batch)
+            else:
+                self.relay(child, pickle.loads(frame))
+
+    def forward_batch(self, child: Child, count: int, batch_pickle: bytes) -> None:
+        """Pass a decoder's batch to the writer as it came, without unpickling it."""
+        child.last_heartbeat = time.monotonic()
+        self._relayed += count
+        frame = RawFrame(batch_pickle)
+        writer = self.children.get(WRITER)
+        if writer is not None:
+            writer.outbox.put(frame)
+        else:
+            self.writer_backlog.append(frame)
 
     def relay(self, child: Child, message: object) -> None:
         """Route one message from a child; the heart of the actor wiring."""
         if isinstance(message, Heartbeat):
             child.last_heartbeat = time.monotonic()
-        elif isinstance(message, DecodedBatch):
-            child.last_heartbeat = time.monotonic()
-            self._relayed += len(message)
-            writer = self.children.get(WRITER)
-            if writer is not None:
-                writer.outbox.put(message)
-            else:
-                self.writer_backlog.append(message)
         elif isinstance(message, AckBatch):
             child.last_heartbeat = time.monotonic()
             self._acked += len(message.ack_ids)
@@ -284,16 +327,6 @@ class Supervisor:
             child.last_error = message.reason
         elif isinstance(message, Stopped):
             child.stopping = True
-
-    def _drain_link(self, child: Child) -> None:
-        while True:
-            try:
-                if not child.link.poll(0):
-                    return
-                message = child.link.recv()
-            except (EOFError, OSError):
-                return
-            self.relay(child, message)
 
     # --- stopping ----------------------------------------------------------------------------
 
@@ -357,25 +390,31 @@ class Supervisor:
             return
         now = time.monotonic()
         for child in list(self.children.values()):
+            if child.killed:
+                continue
             if child.ready:
                 silent = now - child.last_heartbeat
                 if silent > self.config.child_timeout_s:
                     child.last_error = f"stalled: no heartbeat for {silent:.0f}s"
                     log.warning("%s %s: killing it", child.name, child.last_error)
+                    child.killed = True
                     child.process.kill()
             elif now - child.started_at > self.config.startup_timeout_s:
                 child.last_error = f"not ready after {self.config.startup_timeout_s:.0f}s"
                 log.warning("%s %s: killing it", child.name, child.last_error)
+                child.killed = True
                 child.process.kill()
 
     def is_ready(self) -> tuple[bool, str]:
         """Readiness for /readyz: the writer has the database open, a decoder is pulling."""
-        writer = self.children.get(WRITER)
+        # Runs on the HTTP thread: work on a snapshot, the loop changes the dict.
+        children = list(self.children.values())
+        writer = next((c for c in children if c.slot < 0), None)
         if self.phase != "running":
             return False, f"stopping ({self.phase})"
         if writer is None or not writer.ready:
             return False, "writer not ready"
-        if not any(d.ready for d in self._decoders()):
+        if not any(c.ready for c in children if c.slot >= 0):
             return False, "no decoder ready"
         return True, "ok"
 
@@ -389,7 +428,6 @@ class Supervisor:
     # --- signals ------------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
-        self._wake_w.setblocking(False)
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         self._previous_handlers = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -419,9 +457,9 @@ class Supervisor:
     def _decoders(self) -> list[Child]:
         return [c for c in self.children.values() if c.slot >= 0]
 
-    def _child_for(self, waitable: object) -> Child | None:
+    def _child_for(self, sentinel: object) -> Child | None:
         for child in self.children.values():
-            if waitable is child.link or waitable == child.process.sentinel:
+            if sentinel == child.process.sentinel:
                 return child
         return None
 

@@ -17,6 +17,7 @@ from store.db import ScanStore
 from store.records import DeadLetter, ScanRecord
 from store.writer_process import WriterRole, isolate_bad_records
 from supervisor import messages
+from supervisor.messages import split_batch_frame
 from supervisor.restarts import RestartPolicy
 from workers.decoder_process import DecoderRole, decode_pulled
 from workers.pubsub import PulledMessage
@@ -204,6 +205,14 @@ class RecordingSubscription:
         pass
 
 
+def received_batch(supervisor_end) -> messages.DecodedBatch:
+    """Read what a decoder sent: batches come framed, for the supervisor to forward as-is."""
+    count, batch_pickle = split_batch_frame(supervisor_end.recv_bytes())
+    batch = pickle.loads(batch_pickle)
+    assert len(batch) == count
+    return batch
+
+
 def decoder(pulls, max_in_flight=10):
     subscription = RecordingSubscription(pulls)
     ours, theirs = Pipe()
@@ -214,7 +223,7 @@ def decoder(pulls, max_in_flight=10):
 def test_decoder_holds_what_it_sent_until_the_writer_acks_it():
     role, subscription, supervisor_end = decoder([pulled(4)])
     assert role.pull_once() == 4
-    batch = supervisor_end.recv()
+    batch = received_batch(supervisor_end)
     assert isinstance(batch, messages.DecodedBatch) and len(batch) == 4
     assert set(role.in_flight) == {"ack-0", "ack-1", "ack-2", "ack-3"}
     assert subscription.acked == []

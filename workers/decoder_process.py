@@ -34,6 +34,7 @@ from supervisor.messages import (
     Stopped,
     StopPulling,
     WriterLost,
+    encode_batch,
 )
 from workers.decode import Rejection, decode_scan
 from workers.pubsub import PulledMessage, Subscription
@@ -148,8 +149,9 @@ class DecoderRole:
 
     def shutdown(self) -> None:
         """Stop pulling, hand back every unsettled message for redelivery, say goodbye."""
-        with self._room:
+        with self._send_lock:
             self.pulling = False
+        with self._room:
             self.stopping = True
             self._room.notify_all()
         if self._puller is not None:
@@ -178,16 +180,18 @@ class DecoderRole:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))
         batch = decode_pulled(self.slot, messages, received_at=time.time())
+        frame = encode_batch(batch)
         lease_end = time.monotonic() + MIN_ACK_DEADLINE_S
-        with self._room:
+        with self._send_lock:
             # Checked and sent under the lock that StopPulling takes to send EndOfStream, so
             # a batch is either ahead of EndOfStream or never sent at all.
             if self.pulling:
                 # Registered before sending, so an ack can never arrive for an unknown id.
-                for message in messages:
-                    self.in_flight[message.ack_id] = lease_end
-                metrics.QUEUE_DEPTH.labels("in_flight").set(len(self.in_flight))
-                self._send(batch)
+                with self._room:
+                    for message in messages:
+                        self.in_flight[message.ack_id] = lease_end
+                    metrics.QUEUE_DEPTH.labels("in_flight").set(len(self.in_flight))
+                self._send_locked(frame)
                 return len(messages)
         self._nack([m.ack_id for m in messages], "pulled while stopping")
         return 0
@@ -199,10 +203,11 @@ class DecoderRole:
         elif isinstance(message, WriterLost):
             self.nack_all("writer lost")
         elif isinstance(message, StopPulling):
-            with self._room:
+            with self._send_lock:
                 if self.pulling:
                     self.pulling = False
-                    self._send(EndOfStream(slot=self.slot))
+                    self._send_locked(EndOfStream(slot=self.slot))
+            with self._room:
                 self._room.notify_all()
         elif isinstance(message, Stop):
             self.stopping = True
@@ -283,7 +288,13 @@ class DecoderRole:
 
     def _send(self, message: object) -> None:
         with self._send_lock:
-            try:
+            self._send_locked(message)
+
+    def _send_locked(self, message: object) -> None:
+        try:
+            if isinstance(message, bytes):
+                self.link.send_bytes(message)
+            else:
                 self.link.send(message)
-            except (BrokenPipeError, OSError):
-                self.stopping = True
+        except (BrokenPipeError, OSError):
+            self.stopping = True
