@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,13 @@ class RunningSupervisor:
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
         return samples
+
+    def http_status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5):
+                return 200
+        except urllib.error.HTTPError as error:
+            return error.code
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.process.send_signal(signum)

@@ -81,6 +81,8 @@ def test_stores_newest_per_key_dead_letters_poison_and_acks_everything(
     )
     metrics = supervisor.metrics()
     assert metrics['miniscan_messages_dead_lettered_total{reason="invalid_json"}'] == 15
+    assert supervisor.http_status("/healthz") == 200
+    assert supervisor.http_status("/readyz") == 200
     assert metrics['miniscan_children_alive{role="decoder"}'] == 2
     assert supervisor.stop() == 0
     assert leftover_messages(pubsub_target) == 0

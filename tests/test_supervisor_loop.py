@@ -60,3 +60,25 @@ def test_children_are_not_blamed_for_a_suspended_tree():
     finally:
         child.process.kill()
         child.process.join()
+
+
+def test_readiness_needs_the_writer_and_a_decoder_and_liveness_needs_the_loop():
+    supervisor = Supervisor(PipelineConfig(workers=1))
+    supervisor._spawn("writer", -1, sleep_quietly, ())
+    supervisor._spawn("decoder-0", 0, sleep_quietly, ())
+    try:
+        assert supervisor.is_ready() == (False, "writer not ready")
+        supervisor.children["writer"].ready = True
+        assert supervisor.is_ready() == (False, "no decoder ready")
+        supervisor.children["decoder-0"].ready = True
+        assert supervisor.is_ready() == (True, "ok")
+        supervisor.begin_stop()
+        assert supervisor.is_ready()[0] is False
+        assert supervisor.is_alive()[0] is True
+        supervisor.last_tick -= 60
+        alive, reason = supervisor.is_alive()
+        assert not alive and "stuck" in reason
+    finally:
+        for child in supervisor.children.values():
+            child.process.kill()
+            child.process.join()
