@@ -26,20 +26,17 @@ from supervisor_harness import pid_alive
 
 from scanner import emulator as emulator_module
 from scanner.emulator import INSTALL_HINT, EmulatorError, free_port
-from supervisor import demo as demo_module
-from supervisor.demo import (
-    POISON_PAYLOADS,
+from supervisor import demo_processes, demo_run
+from supervisor.demo import demo
+from supervisor.demo_processes import StopRequests, kill_group, spawn_child, stop_child
+from supervisor.demo_run import POISON_PAYLOADS
+from supervisor.demo_status import (
     Snapshot,
     StatusWindow,
-    StopRequests,
     bucket_increase,
-    demo,
     estimate_quantile,
     format_status,
-    kill_group,
     parse_snapshot,
-    spawn_child,
-    stop_child,
 )
 
 INF = math.inf
@@ -168,7 +165,7 @@ def test_missing_emulator_gives_the_install_hint_in_one_line(monkeypatch, tmp_pa
         raise EmulatorError(INSTALL_HINT)
 
     monkeypatch.setattr(emulator_module, "find_emulator_command", no_emulator)
-    monkeypatch.setattr(demo_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(demo_run.tempfile, "tempdir", str(tmp_path))
     result = CliRunner().invoke(
         demo, ["--db", str(tmp_path / "scans.db"), "--metrics-port", str(free_port())]
     )
@@ -221,7 +218,7 @@ def test_a_child_that_ignores_its_stop_signal_is_killed_after_the_timeout(tmp_pa
 
 
 def test_what_outlives_a_child_in_its_group_is_killed_after_a_grace(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo_module, "GROUP_GRACE_S", 0.5)
+    monkeypatch.setattr(demo_processes, "GROUP_GRACE_S", 0.5)
     leaves_orphan = f"sleep 60 & echo $! > {tmp_path}/orphan.pid; echo ready; wait"
     child = spawn_child("supervisor", ["sh", "-c", leaves_orphan], dict(os.environ), tmp_path)
     try:
@@ -241,7 +238,7 @@ def test_what_outlives_a_child_in_its_group_is_killed_after_a_grace(tmp_path, mo
 
 
 def test_a_missing_console_script_falls_back_to_the_interpreter():
-    assert demo_module.command_for("miniscan-no-such-script", "scanner.cli") == [
+    assert demo_processes.command_for("miniscan-no-such-script", "scanner.cli") == [
         sys.executable, "-c", "from scanner.cli import main; main()"
     ]  # fmt: skip
 

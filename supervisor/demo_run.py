@@ -1,0 +1,291 @@
+"""One run of `miniscan demo`: start the tree in order, show the status, stop it in order.
+
+Owns: the demo's settings; starting the emulator, then the topic and subscription plus a
+few poison messages so that dead letters show, then the supervisor and the scanner; the
+live status line (scrape /metrics once a second, print it); and stopping in the reverse
+order: scanner (SIGINT, it flushes), supervisor (SIGTERM, it drains and acks), emulator.
+Children's output goes to log files in a temporary folder, named in the start line.
+
+Never: decode, write the database or pull messages itself (the supervisor does), or turn
+a failure into an exit code (it raises `DemoFailed`; the command in `supervisor.demo` maps it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from scanner import emulator as emulator_module
+from scanner import pubsub
+from scanner.emulator import Emulator, EmulatorError
+from scanner.publish import publish_payloads
+from scanner.pubsub import PubSubUnavailable
+from supervisor.demo_processes import (
+    TICK_S,
+    Child,
+    DemoFailed,
+    StopRequests,
+    command_for,
+    spawn_child,
+    stop_child,
+)
+from supervisor.demo_status import StatusWindow, parse_snapshot
+
+METRICS_HOST = "127.0.0.1"  # a local demo: nothing outside this machine needs to scrape it
+# Payloads the decoders must dead-letter, one per kind of mistake, so that the dead-letter
+# count is visibly non-zero: the scanner itself only publishes valid scans.
+POISON_PAYLOADS = (
+    b"this is not json",
+    b'{"ip": "1.1.1.1", "port": 80}',
+    b'{"ip": "1.1.1.1", "port": 80, "service": "HTTP", "timestamp": 1700000000,'
+    b' "data_version": 9, "data": {}}',
+)
+SCRAPE_EVERY_S = 1.0
+PLAIN_STATUS_EVERY_S = 5.0  # not a terminal: a line every few seconds, not a redraw
+SUPERVISOR_SHUTDOWN_S = 15.0  # passed as --shutdown-timeout
+SCANNER_STOP_S = 20.0  # the scanner flushes what it batched, then exits
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    rate: float
+    workers: int
+    db_path: str
+    metrics_port: int
+    duration_s: float  # 0: until Ctrl-C
+    quiet: bool
+    project: str = pubsub.DEFAULT_PROJECT
+    topic: str = pubsub.DEFAULT_TOPIC
+    subscription: str = pubsub.DEFAULT_SUBSCRIPTION
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        # As the supervisor's HTTP server does, so that a port in TIME_WAIT counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# --- The status line ---------------------------------------------------------------------
+
+
+class StatusDisplay:
+    """Redraws one line on a terminal; elsewhere prints a plain line every few seconds."""
+
+    def __init__(self, out: TextIO, quiet: bool) -> None:
+        self._out = out
+        self._quiet = quiet
+        self._tty = out.isatty()
+        self._width = 0
+        self._last_plain = -math.inf
+
+    def show(self, line: str, now: float) -> None:
+        if self._quiet:
+            return
+        if self._tty:
+            self._out.write("\r" + line.ljust(self._width))
+            self._width = len(line)
+        elif now - self._last_plain >= PLAIN_STATUS_EVERY_S:
+            self._out.write(line + "\n")
+            self._last_plain = now
+        self._out.flush()
+
+    def end(self) -> None:
+        """Leave the redrawn line in place before anything else is printed."""
+        if self._width:
+            self._out.write("\n")
+            self._out.flush()
+            self._width = 0
+
+
+def scrape(url: str) -> str | None:
+    """The /metrics text, or None while the supervisor is not serving (yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=SCRAPE_EVERY_S) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+# --- Starting ----------------------------------------------------------------------------
+
+
+def child_env(emulator_host: str) -> dict[str, str]:
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator_host}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the supervisor makes its own
+    return env
+
+
+@contextmanager
+def emulator_env(host: str) -> Iterator[None]:
+    """PUBSUB_EMULATOR_HOST for this process's own clients, restored afterwards."""
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+
+
+def prepare_pubsub(settings: DemoSettings, host: str) -> None:
+    """Create the topic and subscription, then queue the poison payloads on them."""
+    with emulator_env(host):
+        try:
+            publisher = pubsub.publisher_client()
+            pubsub.ensure_topic(publisher, settings.project, settings.topic)
+            subscriber = pubsub.subscriber_client()
+            try:
+                pubsub.ensure_subscription(
+                    subscriber, settings.project, settings.topic, settings.subscription
+                )
+            finally:
+                subscriber.close()
+            publish_payloads(settings.project, settings.topic, POISON_PAYLOADS, rate=None)
+        except PubSubUnavailable as exc:  # PublishFailed too
+            raise DemoFailed(str(exc)) from None
+
+
+def supervisor_args(settings: DemoSettings) -> list[str]:
+    return [
+        *command_for("miniscan-supervisor", "supervisor.cli"),
+        "--workers", str(settings.workers),
+        "--project", settings.project,
+        "--subscription", settings.subscription,
+        "--db", settings.db_path,
+        "--metrics-host", METRICS_HOST,
+        "--metrics-port", str(settings.metrics_port),
+        "--shutdown-timeout", str(SUPERVISOR_SHUTDOWN_S),
+    ]  # fmt: skip
+
+
+def scanner_args(settings: DemoSettings) -> list[str]:
+    return [
+        *command_for("miniscan-scanner", "scanner.cli"),
+        "--project", settings.project,
+        "--topic", settings.topic,
+        "--rate", str(settings.rate),
+    ]  # fmt: skip
+
+
+# --- Watching and stopping ---------------------------------------------------------------
+
+
+def watch(
+    children: list[Child], metrics_url: str, settings: DemoSettings, stop: StopRequests
+) -> None:
+    """Show the status until a stop is asked for or --duration is over; DemoFailed when a
+    child exits on its own."""
+    display = StatusDisplay(sys.stdout, settings.quiet)
+    window = StatusWindow()
+    deadline = time.monotonic() + settings.duration_s if settings.duration_s else math.inf
+    next_scrape = time.monotonic()
+    try:
+        while not stop.requested and time.monotonic() < deadline:
+            for child in children:
+                code = child.process.poll()
+                if code is not None:
+                    raise DemoFailed(
+                        f"{child.name} exited with code {code}: {child.last_log_line()}"
+                    )
+            now = time.monotonic()
+            if now >= next_scrape:
+                next_scrape = now + SCRAPE_EVERY_S
+                text = scrape(metrics_url)
+                if text is not None:
+                    display.show(window.add(parse_snapshot(text, now)), now)
+            time.sleep(TICK_S)
+    finally:
+        display.end()
+
+
+def stop_all(children: list[Child], emulator: Emulator | None, stop: StopRequests) -> list[str]:
+    """Stop in the reverse order of start; one line per child that did not stop cleanly."""
+    problems = []
+    timeouts = {"scanner": SCANNER_STOP_S, "supervisor": SUPERVISOR_SHUTDOWN_S + 5}
+    signals = {"scanner": signal.SIGINT, "supervisor": signal.SIGTERM}
+    for child in reversed(children):
+        code = stop_child(child, signals[child.name], timeouts[child.name], stop)
+        if child.killed:
+            problems.append(f"{child.name} had to be killed (see {child.log_path})")
+        elif code != 0:
+            problems.append(f"{child.name} exited with code {code}: {child.last_log_line()}")
+    if emulator is not None:
+        emulator.stop()
+    return problems
+
+
+def summary(settings: DemoSettings, ran_s: float) -> str:
+    from store import query
+    from store.errors import StoreError
+
+    try:
+        conn = query.open_reader(settings.db_path)
+        try:
+            stats = query.read_stats(conn)
+        finally:
+            conn.close()
+    except StoreError as exc:
+        return f"stopped after {ran_s:.0f}s; cannot read {settings.db_path}: {exc}"
+    db = settings.db_path
+    return (
+        f"stopped after {ran_s:.0f}s: {stats.scan_rows} rows and {stats.dead_letters} dead"
+        f" letters in {db}; look at them with `miniscan query --db {db}` and"
+        f" `miniscan dead-letters list --db {db}`"
+    )
+
+
+def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
+    """Start the tree, watch it, stop it; DemoFailed (after stopping everything) on failure."""
+    log_dir = Path(tempfile.mkdtemp(prefix="miniscan-demo-"))
+    try:
+        emulator = emulator_module.start_emulator(settings.project, log_dir=str(log_dir))
+    except EmulatorError as exc:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        raise DemoFailed(str(exc)) from None
+    children: list[Child] = []
+    ran_s = 0.0
+    try:
+        prepare_pubsub(settings, emulator.host)
+        env = child_env(emulator.host)
+        if not stop.requested:
+            children.append(spawn_child("supervisor", supervisor_args(settings), env, log_dir))
+            children.append(spawn_child("scanner", scanner_args(settings), env, log_dir))
+            started = time.monotonic()
+            metrics_url = f"http://{METRICS_HOST}:{settings.metrics_port}/metrics"
+            if not settings.quiet:
+                click.echo(
+                    f"miniscan demo: emulator {emulator.host}, scanner at {settings.rate:g} msg/s,"
+                    f" supervisor with {settings.workers} decoders -> {settings.db_path};"
+                    f" metrics {metrics_url}; logs in {log_dir}; Ctrl-C stops"
+                )
+            watch(children, metrics_url, settings, stop)
+            ran_s = time.monotonic() - started
+    finally:
+        problems = stop_all(children, emulator, stop)
+    if problems:
+        raise DemoFailed("; ".join(problems))
+    if not children:
+        click.echo("stopped before the scanner and the supervisor were started")
+        return
+    click.echo(summary(settings, ran_s))
