@@ -1,9 +1,9 @@
 """The store's `miniscan` subcommands: `query`, `stats` and the `dead-letters` group.
 
 Owns: declaring and parsing options, and wiring them to `store.query`, `store.dead_letters`
-and `store.render`. Every command reads the database through a read-only connection
-(`dead-letters replay` also deletes what it republished), so they all work while the
-supervisor writes, and none ever creates or migrates a database.
+and `store.report` (what each command prints). Every command reads the database through a
+read-only connection (`dead-letters replay` also deletes what it republished), so they all
+work while the supervisor writes, and none ever creates or migrates a database.
 
 Exit codes: 0 done; 1 expected failure, reported as one `miniscan: ...` line on stderr
 (no database at the path, a refused file, Pub/Sub unreachable, a publish failed);
@@ -14,28 +14,24 @@ Never: hold SQL or Pub/Sub calls, or leave a traceback for an expected failure.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import ipaddress
-import itertools
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from scanner import pubsub
-from store import dead_letters, query, render
+from store import dead_letters, query, render, report
 from store.db import DB_PATH_ENV, DEFAULT_DB_PATH
 from store.errors import StoreError
+from store.since import parse_since
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
-RESPONSE_WIDTH = 60  # characters of a response shown in a table row
 
 
 class CommandFailed(click.ClickException):
@@ -72,29 +68,14 @@ class SinceParam(click.ParamType):
     """Unix seconds, an ISO 8601 time (UTC unless it says otherwise) or an age: 30m, 2h, 7d."""
 
     name = "TIME"
-    _AGE = re.compile(r"(\d+)([smhdw])")
-    _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
         if isinstance(value, int):
             return value
-        text = str(value).strip()
-        if text.isdigit():
-            return int(text)
-        if age := self._AGE.fullmatch(text):
-            return int(time.time()) - int(age[1]) * self._UNIT_S[age[2]]
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail(
-                f"{text!r}: expected unix seconds, an ISO 8601 time (2024-05-01T12:00Z)"
-                " or an age like 30m, 2h, 7d",
-                param,
-                ctx,
-            )
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp())
+            return parse_since(str(value), now=time.time())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def canonical_ip(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -165,40 +146,14 @@ def query_command(
     conn = query.open_reader(db_path)
     try:
         found = query.find_scans(
-            conn, ip=ip, port=port, service=service, since=since, limit=limit + 1 if limit else None
+            conn, ip=ip, port=port, service=service, since=since, limit=_fetch_limit(limit)
         )
-        rows, truncated = _at_most(found, limit)
-        _print_scans(rows, render.resolve_format(output_format, _stdout()))
+        rows, truncated = report.at_most(found, limit)
+        report.write_scans(rows, render.resolve_format(output_format, _stdout()), _stdout())
     finally:
         conn.close()
     if truncated():
-        click.echo(f"miniscan: showing the first {limit} rows; --limit 0 shows all", err=True)
-
-
-def _print_scans(rows: Iterable[query.ScanRow], fmt: str) -> None:
-    out = _stdout()
-    if fmt == "json":
-        render.write_json_lines((row.as_dict() for row in rows), out)
-    elif fmt == "csv":
-        render.write_csv(query.SCAN_FIELDS, (row.as_tuple() for row in rows), out)
-    else:
-        table = [
-            (
-                r.ip,
-                r.port,
-                r.service,
-                render.iso_time(r.last_scanned),
-                render.iso_time(r.first_seen),
-                r.data_version,
-                render.shorten(r.response, RESPONSE_WIDTH),
-            )
-            for r in rows
-        ]
-        if not table:
-            click.echo("no matching scans", err=True)
-            return
-        headers = ("IP", "PORT", "SERVICE", "LAST SCANNED", "FIRST SEEN", "V", "RESPONSE")
-        click.echo(render.format_table(headers, table), file=out)
+        report.note_truncated(limit)
 
 
 @click.command("stats", context_settings=CONTEXT_SETTINGS)
@@ -218,33 +173,7 @@ def stats_command(db_path: str, output_format: str | None) -> None:
         stats = query.read_stats(conn)
     finally:
         conn.close()
-    if render.resolve_format(output_format, _stdout()) == "json":
-        render.write_json_lines([stats.as_dict()], _stdout())
-        return
-    lines = [
-        (
-            "database",
-            f"{stats.path} ({render.human_bytes(stats.file_bytes)},"
-            f" schema version {stats.schema_version})",
-        ),
-        ("scans", f"{stats.scan_rows} rows, {stats.distinct_ips} IPs"),
-        (
-            "scanned",
-            f"{render.iso_time(stats.oldest_scan)} .. {render.iso_time(stats.newest_scan)}",
-        ),
-        ("services", _pairs(stats.services) or "-"),
-        ("data versions", _pairs((f"v{v}", n) for v, n in stats.data_versions) or "-"),
-        (
-            "dead letters",
-            f"{stats.dead_letters}"
-            + (f" ({_pairs(stats.dead_letters_by_reason)})" if stats.dead_letters else ""),
-        ),
-    ]
-    click.echo(render.format_table(("", ""), lines).split("\n", 1)[1], file=_stdout())
-
-
-def _pairs(pairs: Iterable[tuple[object, int]]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in pairs)
+    report.write_stats(stats, render.resolve_format(output_format, _stdout()), _stdout())
 
 
 @click.group("dead-letters", context_settings=CONTEXT_SETTINGS)
@@ -263,77 +192,19 @@ def list_command(
     db_path: str, reason: str | None, counts: bool, output_format: str | None, limit: int
 ) -> None:
     """List dead letters, oldest first (or, with --counts, how many per reason)."""
+    fmt = render.resolve_format(output_format, _stdout())
     conn = query.open_reader(db_path)
     try:
         if counts:
-            _print_counts(dead_letters.count_by_reason(conn), output_format)
+            report.write_counts(dead_letters.count_by_reason(conn), fmt, _stdout())
             return
-        fetch = limit + 1 if limit else None  # one more than shown tells if rows were left
-        rows = dead_letters.list_dead_letters(conn, reason=reason, limit=fetch)
+        found = dead_letters.list_dead_letters(conn, reason=reason, limit=_fetch_limit(limit))
     finally:
         conn.close()
-    shown = rows[:limit] if limit else rows
-    _print_letters(shown, render.resolve_format(output_format, _stdout()))
-    if limit and len(rows) > limit:
-        click.echo(f"miniscan: showing the first {limit} rows; --limit 0 shows all", err=True)
-
-
-def _print_counts(counts: list[tuple[str, int]], output_format: str | None) -> None:
-    out = _stdout()
-    fmt = render.resolve_format(output_format, out)
-    if fmt == "json":
-        render.write_json_lines(({"reason": r, "count": n} for r, n in counts), out)
-    elif fmt == "csv":
-        render.write_csv(("reason", "count"), counts, out)
-    else:
-        total = [("total", sum(n for _, n in counts))]
-        click.echo(render.format_table(("REASON", "COUNT"), [*counts, *total]), file=out)
-
-
-def _letter_dict(row: dead_letters.StoredDeadLetter) -> dict[str, object]:
-    return {
-        "id": row.id,
-        "reason": row.reason,
-        "detail": row.detail,
-        "message_id": row.message_id,
-        "received_at": row.received_at,
-        "payload_bytes": len(row.payload),
-        "payload_base64": base64.b64encode(row.payload).decode("ascii"),
-    }
-
-
-def _print_letters(rows: list[dead_letters.StoredDeadLetter], fmt: str) -> None:
-    out = _stdout()
-    if fmt == "json":
-        render.write_json_lines((_letter_dict(row) for row in rows), out)
-    elif fmt == "csv":
-        dicts = [_letter_dict(row) for row in rows]
-        headers = list(dicts[0]) if dicts else list(_letter_dict(_EMPTY_LETTER))
-        render.write_csv(headers, (list(d.values()) for d in dicts), out)
-    elif not rows:
-        click.echo("no dead letters", err=True)
-    else:
-        table = [
-            (
-                r.id,
-                render.iso_time(r.received_at),
-                r.reason,
-                r.message_id or "-",
-                len(r.payload),
-                render.shorten(r.detail, 40) or "-",
-                render.shorten(_payload_text(r.payload), 50),
-            )
-            for r in rows
-        ]
-        headers = ("ID", "RECEIVED", "REASON", "MESSAGE ID", "BYTES", "DETAIL", "PAYLOAD")
-        click.echo(render.format_table(headers, table), file=out)
-
-
-_EMPTY_LETTER = dead_letters.StoredDeadLetter(0, b"", "", "", "", 0.0)
-
-
-def _payload_text(payload: bytes) -> str:
-    return payload.decode("utf-8", errors="backslashreplace")
+    rows, truncated = report.at_most(found, limit)
+    report.write_letters(list(rows), fmt, _stdout())
+    if truncated():
+        report.note_truncated(limit)
 
 
 @dead_letters_group.command("show")
@@ -357,23 +228,7 @@ def show_command(db_path: str, letter_id: int, output_format: str) -> None:
         conn.close()
     if row is None:
         raise CommandFailed(f"no dead letter with id {letter_id} in {db_path}")
-    if output_format == "raw":
-        sys.stdout.flush()
-        sys.stdout.buffer.write(row.payload)
-        sys.stdout.buffer.flush()
-    elif output_format == "json":
-        render.write_json_lines([_letter_dict(row)], _stdout())
-    else:
-        fields = [
-            ("id", row.id),
-            ("reason", row.reason),
-            ("detail", row.detail or "-"),
-            ("message id", row.message_id or "-"),
-            ("received", f"{render.iso_time(row.received_at)} ({row.received_at})"),
-            ("payload", f"{len(row.payload)} bytes"),
-        ]
-        click.echo(render.format_table(("", ""), fields).split("\n", 1)[1], file=_stdout())
-        click.echo(render.printable_payload(row.payload), file=_stdout())
+    report.write_letter(row, output_format, _stdout())
 
 
 @dead_letters_group.command("replay")
@@ -426,41 +281,16 @@ def replay_command(
         dry_run=dry_run,
         timeout_s=connect_timeout,
     )
-    topic_path = f"projects/{project}/topics/{topic}"
-    if dry_run:
-        listed = f": ids {_id_list(result.selected_ids)}" if result.selected else ""
-        click.echo(f"would replay {result.selected} dead letters to {topic_path}{listed}")
-        return
-    click.echo(
-        f"replayed {result.republished} of {result.selected} dead letters to {topic_path};"
-        f" removed {result.deleted} from {db_path}"
-    )
-    for letter_id, error in result.failures[:20]:
-        click.echo(f"miniscan: dead letter {letter_id} kept: {error}", err=True)
+    report.write_replay(result, f"projects/{project}/topics/{topic}", db_path, dry_run)
     if result.failures:
         raise CommandFailed(
             f"{len(result.failures)} dead letters could not be republished and were kept"
         )
 
 
-def _id_list(ids: list[int], shown: int = 20) -> str:
-    text = ", ".join(str(i) for i in ids[:shown])
-    return text + (f", ... ({len(ids) - shown} more)" if len(ids) > shown else "")
-
-
-def _at_most(
-    rows: Iterator[query.ScanRow], limit: int
-) -> tuple[Iterator[query.ScanRow], Callable[[], bool]]:
-    """Yield at most `limit` rows (0: all); the callable says whether more were left."""
-    if not limit:
-        return rows, lambda: False
-    more = []
-
-    def first_rows() -> Iterator[query.ScanRow]:
-        yield from itertools.islice(rows, limit)
-        more.extend(itertools.islice(rows, 1))
-
-    return first_rows(), lambda: bool(more)
+def _fetch_limit(limit: int) -> int | None:
+    # One row more than shown tells whether rows were left out.
+    return limit + 1 if limit else None
 
 
 def _stdout() -> Any:

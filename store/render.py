@@ -35,6 +35,11 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
     return "\n".join(lines)
 
 
+def format_fields(pairs: Iterable[Sequence[object]]) -> str:
+    """Label and value columns, as `format_table` aligns them, without a header line."""
+    return format_table(("", ""), pairs).split("\n", 1)[1]
+
+
 def write_json_lines(records: Iterable[dict[str, object]], out: TextIO) -> int:
     """One compact JSON object per line; returns how many were written."""
     written = 0
