@@ -23,9 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
-
-# Shared readers of ops/ (pytest puts tests/ on sys.path).
-from test_ops_static import (
+from ops_support import (
     DASHBOARD,
     DASHBOARD_PROVIDERS,
     DATASOURCES,

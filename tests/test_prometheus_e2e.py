@@ -19,19 +19,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# Shared readers of ops/ (pytest puts tests/ on sys.path).
-from test_ops_static import (
+from ops_support import (
     ALERTS,
     alert_rules,
     dashboard_expressions,
@@ -41,6 +38,7 @@ from test_ops_static import (
     substitute_grafana_variables,
     variable_selector,
 )
+from supervisor_harness import wait_until
 
 from scanner import pubsub
 from scanner.emulator import free_port
@@ -55,18 +53,6 @@ TRICKLE_PER_SECOND = 100  # then a steady stream, so rates are non-zero while we
 # Each has its own dead-letter reason: invalid_json, not_an_object, missing_field:port.
 INVALID_PAYLOADS = (b"not json", b"[1, 2]", b'{"ip": "1.1.1.1"}')
 INVALID_EVERY = 25  # one invalid message per this many valid ones
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `condition` every 0.2 s until it returns something truthy, at most `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def http_get(url: str) -> tuple[int, bytes]:
