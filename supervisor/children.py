@@ -15,7 +15,9 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import NoReturn
 
 from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
@@ -52,6 +54,26 @@ def _report(link: Connection, message: object) -> None:
         link.send(message)
 
 
+def _exit_reporting(link: Connection, message: object, code: int) -> NoReturn:
+    _report(link, message)
+    sys.exit(code)
+
+
+def _run_and_exit(
+    kind: str, role: str, link: Connection, run: Callable[[], str | None]
+) -> NoReturn:
+    """Run the role's loop, then exit: EXIT_OK when it stopped as asked; `Crashed` and
+    EXIT_ERROR when it raised or returned a crash reason (restart me)."""
+    try:
+        crash_reason = run()
+    except Exception as exc:
+        log.exception("%s crashed", kind)
+        crash_reason = f"{type(exc).__name__}: {exc}"
+    if crash_reason:
+        _exit_reporting(link, Crashed(role=role, reason=crash_reason), EXIT_ERROR)
+    sys.exit(EXIT_OK)
+
+
 def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
     role = f"decoder-{slot}"
     stop = _start_child(role, config)
@@ -63,11 +85,9 @@ def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
         subscription = Subscription(config.project, config.subscription)
         subscription.check()
     except SubscriptionMissing as exc:
-        _report(link, StartupFailed(role=role, reason=str(exc)))
-        sys.exit(EXIT_STARTUP)
+        _exit_reporting(link, StartupFailed(role=role, reason=str(exc)), EXIT_STARTUP)
     except PubSubUnavailable as exc:
-        _report(link, Crashed(role=role, reason=str(exc)))
-        sys.exit(EXIT_ERROR)
+        _exit_reporting(link, Crashed(role=role, reason=str(exc)), EXIT_ERROR)
     _report(link, Ready(role=role))
     decoder = DecoderRole(
         slot,
@@ -77,16 +97,12 @@ def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
         pull_batch=config.pull_batch,
         lease_s=config.lease_s,
     )
-    try:
+
+    def run_decoder() -> str | None:
         decoder.run(stop_requested=stop)
-    except Exception as exc:
-        log.exception("decoder crashed")
-        _report(link, Crashed(role=role, reason=f"{type(exc).__name__}: {exc}"))
-        sys.exit(EXIT_ERROR)
-    if decoder.crash_reason:
-        _report(link, Crashed(role=role, reason=decoder.crash_reason))
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK)
+        return decoder.crash_reason  # a hung or failing pull ends the loop without raising
+
+    _run_and_exit("decoder", role, link, run_decoder)
 
 
 def writer_main(link: Connection, config: PipelineConfig) -> None:
@@ -100,19 +116,15 @@ def writer_main(link: Connection, config: PipelineConfig) -> None:
             config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms
         )
     except StoreUnavailable as exc:
-        _report(link, Crashed(role=role, reason=str(exc)))
-        sys.exit(EXIT_ERROR)
+        _exit_reporting(link, Crashed(role=role, reason=str(exc)), EXIT_ERROR)
     except StoreError as exc:
-        _report(link, StartupFailed(role=role, reason=str(exc)))
-        sys.exit(EXIT_STARTUP)
+        _exit_reporting(link, StartupFailed(role=role, reason=str(exc)), EXIT_STARTUP)
     _report(link, Ready(role=role))
     writer = WriterRole(
         store, link, batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s
     )
-    try:
+
+    def run_writer() -> None:
         writer.run(stop_requested=stop)
-    except Exception as exc:
-        log.exception("writer crashed")
-        _report(link, Crashed(role=role, reason=f"{type(exc).__name__}: {exc}"))
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK)
+
+    _run_and_exit("writer", role, link, run_writer)
