@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
 import apsw
 
@@ -136,19 +137,13 @@ class ScanStore:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the folder of {path}: {exc.strerror}") from None
-        conn = None
-        try:
-            conn = apsw.Connection(path)
-            conn.set_busy_timeout(busy_timeout_ms)
+
+        def prepare(conn: apsw.Connection) -> tuple[int | None, int]:
             version_before = schema.ensure_current(conn, path)
             apply_writer_settings(conn, mode)
-            rows = conn.execute("SELECT count(*) FROM scans").get
-        except (apsw.Error, StoreError) as exc:
-            if conn is not None:
-                conn.close()
-            if isinstance(exc, StoreError):
-                raise
-            raise translate_error(exc, f"cannot open {path}") from None
+            return version_before, conn.execute("SELECT count(*) FROM scans").get
+
+        conn, (version_before, rows) = _connect(path, _CREATE, busy_timeout_ms, prepare)
         migrated = None if version_before in (None, schema.CURRENT_VERSION) else version_before
         return cls(conn, path, rows, migrated)
 
@@ -251,18 +246,37 @@ def connect_existing(
     if not os.path.isfile(path):
         raise DatabaseMissing(f"no database at {path}")
     flags = apsw.SQLITE_OPEN_READWRITE if writable else apsw.SQLITE_OPEN_READONLY
+
+    def prepare(conn: apsw.Connection) -> None:
+        schema.require_current(conn, path)
+
+    conn, _ = _connect(path, flags, busy_timeout_ms, prepare)
+    return conn
+
+
+Prepared = TypeVar("Prepared")
+_CREATE = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE  # apsw.Connection's default
+
+
+def _connect(
+    path: str, flags: int, busy_timeout_ms: int, prepare: Callable[[apsw.Connection], Prepared]
+) -> tuple[apsw.Connection, Prepared]:
+    """A connection with `prepare` applied to it, and what `prepare` returned.
+
+    If any step fails the connection is closed again and the error is a StoreError, so that
+    the writer and the readers classify a failed open the same way.
+    """
     conn = None
     try:
         conn = apsw.Connection(path, flags=flags)
         conn.set_busy_timeout(busy_timeout_ms)
-        schema.require_current(conn, path)
+        return conn, prepare(conn)
     except (apsw.Error, StoreError) as exc:
         if conn is not None:
             conn.close()
         if isinstance(exc, StoreError):
             raise
         raise translate_error(exc, f"cannot open {path}") from None
-    return conn
 
 
 def _refuse_foreign_file(path: str) -> None:
