@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -38,7 +36,7 @@ from ops_support import (
     substitute_grafana_variables,
     variable_selector,
 )
-from supervisor_harness import wait_until
+from supervisor_harness import RunningSupervisor, wait_until
 
 from scanner import pubsub
 from scanner.emulator import free_port
@@ -46,7 +44,6 @@ from scanner.generate import scan_payloads
 
 pytestmark = pytest.mark.emulator
 
-BIN = Path(sys.executable).parent
 SCRAPE_INTERVAL = "1s"
 BURST = 2000  # valid messages published up front: a backlog, so batches are full
 TRICKLE_PER_SECOND = 100  # then a steady stream, so rates are non-zero while we query
@@ -181,30 +178,15 @@ def prometheus_binary() -> str:
 def test_every_dashboard_query_and_alert_expression_works_against_live_metrics(
     pubsub_target, tmp_path, prometheus_binary
 ):
-    metrics_port = free_port()
-    supervisor_log = tmp_path / "supervisor.log"
-    env = {**os.environ, "PUBSUB_EMULATOR_HOST": pubsub_target.host}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the supervisor makes its own
-    command = [
-        str(BIN / "miniscan-supervisor"),
-        "--workers", "2",
-        "--project", pubsub_target.project,
-        "--subscription", pubsub_target.subscription,
-        "--db", str(tmp_path / "x.db"),
-        "--metrics-host", "127.0.0.1",
-        "--metrics-port", str(metrics_port),
-    ]  # fmt: skip
-    with open(supervisor_log, "wb") as log:
-        supervisor = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
+    supervisor = RunningSupervisor(pubsub_target, tmp_path / "x.db", tmp_path / "supervisor.log")
+    metrics_target = f"127.0.0.1:{supervisor.metrics_port}"
     prometheus, prometheus_url = None, ""
     supervisor_exit = None
     try:
         with Traffic(pubsub_target.project, pubsub_target.topic) as traffic:
-            readyz = f"http://127.0.0.1:{metrics_port}/readyz"
-            wait_for_http_ok(supervisor, supervisor_log, readyz, 60)
-            prometheus, prometheus_url = start_prometheus(tmp_path, f"127.0.0.1:{metrics_port}")
+            readyz = f"http://{metrics_target}/readyz"
+            wait_for_http_ok(supervisor.process, supervisor.log_path, readyz, 60)
+            prometheus, prometheus_url = start_prometheus(tmp_path, metrics_target)
             prometheus_log = tmp_path / "prometheus.log"
             wait_for_http_ok(prometheus, prometheus_log, f"{prometheus_url}/-/ready", 30)
             wait_for_scraped_traffic(prometheus_url, traffic)
@@ -215,8 +197,9 @@ def test_every_dashboard_query_and_alert_expression_works_against_live_metrics(
     finally:
         if prometheus is not None:
             stop_process(prometheus, signal.SIGKILL, 10)
-        supervisor_exit = stop_process(supervisor, signal.SIGTERM, 60)
-    assert supervisor_exit == 0, supervisor_log.read_text(errors="replace")[-3000:]
+        supervisor_exit = stop_process(supervisor.process, signal.SIGTERM, 60)
+        supervisor.kill_tree()  # its children, should the stop have failed; closes the log
+    assert supervisor_exit == 0, supervisor.log()[-3000:]
 
 
 def wait_for_http_ok(process: subprocess.Popen, log_path: Path, url: str, timeout: float) -> None:
