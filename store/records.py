@@ -27,6 +27,12 @@ class ScanRecord:
     def key(self) -> tuple[str, int, str]:
         return (self.ip, self.port, self.service)
 
+    def __reduce__(self) -> tuple:
+        # Pickle by position: the dataclass default looks up fields() per record, which
+        # tripled the cost of every batch crossing a pipe (bench/RESULTS.md).
+        return (ScanRecord, (self.ip, self.port, self.service, self.timestamp,
+                             self.response, self.data_version))  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -37,3 +43,7 @@ class DeadLetter:
     message_id: str  # the Pub/Sub message id ('' when unknown)
     received_at: float  # unix seconds when miniscan received it
     detail: str = ""  # a human-readable explanation, may be empty
+
+    def __reduce__(self) -> tuple:
+        return (DeadLetter, (self.payload, self.reason, self.message_id, self.received_at,
+                             self.detail))  # fmt: skip

@@ -10,6 +10,8 @@ Never: parse options (that is `supervisor.cli`) or supervise (that is `superviso
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import click
 
@@ -25,19 +27,34 @@ class StartupError(Exception):
     """The setup is wrong in a way a restart will not fix."""
 
 
-def check_setup(config: PipelineConfig) -> None:
-    """Fail fast, before any child exists: Pub/Sub, the subscription, the database."""
+def subscription_problem(project: str, subscription: str) -> str | None:
+    """Why the subscription cannot be used, or None. Runs in a throwaway process, so that
+    the supervisor never loads the Pub/Sub client (58 MiB it would then hold for nothing)."""
     from scanner.pubsub import PubSubUnavailable
-    from store.db import ScanStore, StoreError
     from workers.pubsub import Subscription
 
-    subscription = Subscription(config.project, config.subscription)
     try:
-        subscription.check()
+        handle = Subscription(project, subscription)
     except PubSubUnavailable as exc:
-        raise StartupError(str(exc)) from None
+        return str(exc)
+    try:
+        handle.check()
+    except PubSubUnavailable as exc:
+        return str(exc)
     finally:
-        subscription.close()
+        handle.close()
+    return None
+
+
+def check_setup(config: PipelineConfig) -> None:
+    """Fail fast, before any child exists: Pub/Sub, the subscription, the database."""
+    from store.db import ScanStore, StoreError
+
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        problem = pool.submit(subscription_problem, config.project, config.subscription).result()
+    if problem:
+        raise StartupError(problem)
     try:
         ScanStore.open(config.db_path, synchronous=config.synchronous).close()
     except StoreError as exc:

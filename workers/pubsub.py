@@ -76,14 +76,18 @@ class Subscription:
             )
         except gexc.DeadlineExceeded:
             return []
+        # Read the underlying protobuf, not the proto-plus wrappers: converting every field
+        # of every message through them was 37% of a decoder's CPU (bench/RESULTS.md).
+        raw = type(response).pb(response)
         return [
             PulledMessage(
                 ack_id=received.ack_id,
                 data=received.message.data,
                 message_id=received.message.message_id,
-                publish_time=received.message.publish_time.timestamp(),
+                publish_time=received.message.publish_time.seconds
+                + received.message.publish_time.nanos / 1e9,
             )
-            for received in response.received_messages
+            for received in raw.received_messages
         ]
 
     def acknowledge(self, ack_ids: Iterable[str]) -> None:
