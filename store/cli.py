@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from store import dead_letters, query, render, report
 from store.db import DB_PATH_ENV, DEFAULT_DB_PATH
 from store.errors import StoreError
 from store.since import parse_since
+from workers.decode import canonical_ip as stored_ip
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -79,10 +79,11 @@ class SinceParam(click.ParamType):
 
 
 def canonical_ip(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The key the decoder would have stored for this address (IPv4-mapped IPv6 as IPv4)."""
     if value is None:
         return None
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        return stored_ip(value.strip())
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an IPv4 or IPv6 address") from None
 

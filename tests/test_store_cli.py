@@ -199,3 +199,22 @@ def test_replay_needs_a_selection_and_dry_run_changes_nothing(db) -> None:
     assert dry.exit_code == 0
     assert "would replay 2 dead letters" in dry.stdout and "ids 1, 3" in dry.stdout
     assert len(json_lines(run("dead-letters", "list", db=db).stdout)) == 3
+
+
+def test_query_by_an_ipv4_mapped_address_finds_what_the_decoder_stored(tmp_path):
+    """The decoder stores ::ffff:1.2.3.4 as 1.2.3.4; --ip must look up the same key."""
+    from click.testing import CliRunner
+
+    from store.cli import ADMIN_COMMANDS
+    from store.db import ScanStore
+    from store.records import ScanRecord
+
+    db = tmp_path / "q.db"
+    with ScanStore.open(db) as store:
+        store.write_batch([ScanRecord("1.2.3.4", 22, "SSH", 5, "banner", 2)])
+    query_command = next(c for c in ADMIN_COMMANDS if c.name == "query")
+    result = CliRunner().invoke(
+        query_command, ["--db", str(db), "--ip", "::ffff:1.2.3.4", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"ip": "1.2.3.4"' in result.output or '"ip":"1.2.3.4"' in result.output
