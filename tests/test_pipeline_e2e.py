@@ -20,6 +20,11 @@ from scanner import pubsub
 
 pytestmark = pytest.mark.emulator
 
+# A small in-flight budget keeps a 20,000-message drain going for several seconds even on a
+# fast machine (each decoder holds 200 messages per ~100 ms batch round), so that a kill or a
+# stop really lands mid-stream instead of after the work is done.
+THROTTLED = ("--max-in-flight", "200")
+
 
 @pytest.fixture
 def run(pubsub_target, tmp_path):
@@ -92,7 +97,7 @@ def test_stores_newest_per_key_dead_letters_poison_and_acks_everything(
 def test_decoder_killed_under_load_is_restarted_and_nothing_is_lost(pubsub_target, run, tmp_path):
     workload = build_workload(messages=20000, keys=3000, poison=5)
     publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
-    supervisor = run("--max-in-flight", "500")
+    supervisor = run(*THROTTLED)
     wait_until(lambda: supervisor.metrics().get("miniscan_messages_pulled_total", 0) > 1000,
                60, "traffic flowing")  # fmt: skip
     victim = supervisor.child_pid("decoder-0")
@@ -110,7 +115,7 @@ def test_decoder_killed_under_load_is_restarted_and_nothing_is_lost(pubsub_targe
 def test_writer_killed_under_load_nacks_and_resumes(pubsub_target, run, tmp_path):
     workload = build_workload(messages=20000, keys=3000, poison=5)
     publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
-    supervisor = run()
+    supervisor = run(*THROTTLED)
     wait_until(lambda: supervisor.metrics().get("miniscan_messages_stored_total", 0) > 1000,
                60, "commits happening")  # fmt: skip
     os.kill(supervisor.child_pid("writer"), signal.SIGKILL)
@@ -147,7 +152,7 @@ def test_supervisor_killed_leaves_no_orphans(pubsub_target, run):
 
 def test_stalled_decoder_is_detected_killed_and_replaced(pubsub_target, run, tmp_path):
     workload = build_workload(messages=6000, keys=1000)
-    supervisor = run("--child-timeout", "4", "--max-in-flight", "300")
+    supervisor = run("--child-timeout", "4", *THROTTLED)
     wait_until(lambda: supervisor.child_pid("decoder-1"), 30, "decoders")
     wait_until(lambda: supervisor.metrics().get('miniscan_children_alive{role="decoder"}') == 2,
                30, "children up")  # fmt: skip
@@ -164,7 +169,7 @@ def test_stalled_decoder_is_detected_killed_and_replaced(pubsub_target, run, tmp
 def test_sigterm_mid_stream_exits_zero_and_a_restart_finishes_the_job(pubsub_target, run, tmp_path):
     workload = build_workload(messages=20000, keys=4000, poison=3)
     publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
-    first = run("--max-in-flight", "500", "--shutdown-timeout", "20")
+    first = run(*THROTTLED, "--shutdown-timeout", "20")
     wait_until(lambda: first.metrics().get("miniscan_messages_stored_total", 0) > 500,
                60, "commits happening")  # fmt: skip
     stopped_at = time.monotonic()
