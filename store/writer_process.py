@@ -168,7 +168,7 @@ class WriterRole:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
-            self._send(Heartbeat(role="writer", in_flight=self.pending_count))
+            self._send(Heartbeat(role="writer"))
 
     def _commit(
         self, records: list[ScanRecord], dead_letters: list[DeadLetter]

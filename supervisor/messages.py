@@ -99,7 +99,6 @@ class Heartbeat:
     """Sent by a child's main loop about once a second: proof that the loop is not stuck."""
 
     role: str
-    in_flight: int = 0  # messages the child holds that are not yet settled
 
 
 @dataclass(frozen=True, slots=True)

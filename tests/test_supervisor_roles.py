@@ -63,7 +63,7 @@ def test_restarts_outside_the_window_are_forgotten():
         messages.DecodedBatch(slot=1, records=[record()], record_ack_ids=["a"],
                               record_publish_times=[1.0]),
         messages.AckBatch(slot=2, ack_ids=["a", "b"]),
-        messages.Heartbeat(role="writer", in_flight=3),
+        messages.Heartbeat(role="writer"),
         messages.StartupFailed(role="writer", reason="nope"),
         messages.EndOfStream(slot=0),
         messages.WriterLost(),

@@ -264,7 +264,7 @@ class DecoderRole:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
-            self._send(Heartbeat(role=self.role, in_flight=len(self.in_flight)))
+            self._send(Heartbeat(role=self.role))
 
     # --- internals ----------------------------------------------------------------------------
 
