@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: install run test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+install: $(STAMP)
+
 run: $(STAMP)
 	$(VENV)/bin/miniscan demo
 
+# .ci/run spells these same steps out: keep the two in step.
 test: $(STAMP) lint
 	$(PY) -m pytest
 
