@@ -11,10 +11,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY supervisor/ supervisor/
+COPY contracts/ contracts/
+COPY broker/ broker/
 COPY workers/ workers/
 COPY store/ store/
 COPY scanner/ scanner/
+COPY supervisor/ supervisor/
+COPY demo/ demo/
+COPY commands/ commands/
 RUN /opt/venv/bin/pip install .
 
 

@@ -52,8 +52,9 @@ from e2e_pubsub import Target, count_deliverable, create_target, delete_target, 
 from e2e_verdicts import verdicts
 from e2e_workload import Backlog, build_backlog
 
-from scanner.emulator import EmulatorError, start_emulator
-from scanner.pubsub import DEFAULT_ACK_DEADLINE_S, PubSubUnavailable
+from broker.client import PubSubUnavailable
+from contracts.defaults import DEFAULT_ACK_DEADLINE_S
+from demo.emulator import EmulatorError, start_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("throughput", "latency", "memory", "all")

@@ -38,7 +38,7 @@ from e2e_procs import ProcessFigures, TreeSampler, cpu_between, read_cpu_s, tree
 from e2e_pubsub import Target
 from e2e_workload import Key, Row, rows_wrong
 
-from scanner.emulator import free_port
+from demo.emulator import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

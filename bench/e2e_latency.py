@@ -26,7 +26,7 @@ from e2e_procs import TreeSampler, wait_for
 from e2e_pubsub import Target
 from e2e_workload import latency_payload, sent_at_of
 
-from scanner import pubsub
+from broker import client
 
 POLL_INTERVAL_S = 0.01
 HISTOGRAM = "miniscan_end_to_end_latency_seconds"
@@ -120,7 +120,7 @@ def publish_paced(target: Target, rate: float, count: int) -> float:
     Follows a schedule (message i is due at start + i/rate) rather than sleeping 1/rate
     each time, so that late wake-ups are caught up instead of lowering the rate.
     """
-    publisher = pubsub.batching_publisher_client()
+    publisher = client.batching_publisher_client()
     futures = []
     start = time.monotonic()
     for index in range(count):

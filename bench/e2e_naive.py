@@ -31,8 +31,8 @@ from collections.abc import Callable
 
 from google.cloud import pubsub_v1
 
+from contracts.records import DeadLetter, ScanRecord
 from store.db import INSERT_DEAD_LETTER, UPSERT_SCAN, ScanStore
-from store.records import DeadLetter, ScanRecord
 from workers.decode import Rejection, decode_scan
 
 Commit = Callable[[ScanRecord | None, DeadLetter | None], None]

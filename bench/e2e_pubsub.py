@@ -1,7 +1,7 @@
 """The benchmark's own Pub/Sub calls: a fresh topic and subscription per candidate, the
 backlog published as fast as the batching client allows, and the check for leftovers.
 
-Owns: naming and creating the pair (through `scanner.pubsub`, the same calls `miniscan
+Owns: naming and creating the pair (through `broker.admin`, the same calls `miniscan
 setup` makes, so the subscription has miniscan's default 10 s ack deadline), publishing a
 list of payloads and waiting until Pub/Sub confirmed every one, counting what a
 subscription still delivers (anything not acknowledged comes back once its ack deadline
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
 
-from scanner import pubsub
+from broker import admin, client
+from contracts import defaults
 
-PROJECT = "test-project"
+PROJECT = defaults.DEFAULT_PROJECT
 PUBLISH_TIMEOUT_S = 120.0
 
 
@@ -46,11 +47,11 @@ def create_target(label: str, project: str = PROJECT) -> Target:
     safe = re.sub(r"[^A-Za-z0-9-]+", "-", label).strip("-")
     suffix = f"{safe}-{uuid.uuid4().hex[:8]}"
     target = Target(project, f"bench-topic-{suffix}", f"bench-sub-{suffix}")
-    publisher = pubsub.publisher_client()
-    subscriber = pubsub.subscriber_client()
+    publisher = client.publisher_client()
+    subscriber = client.subscriber_client()
     try:
-        pubsub.ensure_topic(publisher, project, target.topic)
-        pubsub.ensure_subscription(subscriber, project, target.topic, target.subscription)
+        admin.ensure_topic(publisher, project, target.topic)
+        admin.ensure_subscription(subscriber, project, target.topic, target.subscription)
     finally:
         subscriber.close()
     return target
@@ -58,7 +59,7 @@ def create_target(label: str, project: str = PROJECT) -> Target:
 
 def publish_backlog(target: Target, payloads: Sequence[bytes]) -> int:
     """Publish every payload; return once Pub/Sub confirmed them all (raises otherwise)."""
-    publisher = pubsub.batching_publisher_client()
+    publisher = client.batching_publisher_client()
     futures = [publisher.publish(target.topic_path, payload) for payload in payloads]
     for future in futures:
         future.result(timeout=PUBLISH_TIMEOUT_S)
@@ -69,7 +70,7 @@ def publish_backlog(target: Target, payloads: Sequence[bytes]) -> int:
 def count_deliverable(target: Target) -> int:
     """Messages the subscription hands out right now, not acked (they stay leased until
     their ack deadline, so a second call soon after sees none of them)."""
-    subscriber = pubsub.subscriber_client()
+    subscriber = client.subscriber_client()
     found = 0
     try:
         while True:
@@ -93,8 +94,8 @@ def count_deliverable(target: Target) -> int:
 
 
 def delete_target(target: Target) -> None:
-    subscriber = pubsub.subscriber_client()
-    publisher = pubsub.publisher_client()
+    subscriber = client.subscriber_client()
+    publisher = client.publisher_client()
     try:
         subscriber.delete_subscription(request={"subscription": target.subscription_path})
         publisher.delete_topic(request={"topic": target.topic_path})

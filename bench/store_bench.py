@@ -40,9 +40,9 @@ from pathlib import Path
 
 import apsw
 
+from contracts.records import ScanRecord
 from store import schema
 from store.db import ScanStore, apply_writer_settings
-from store.records import ScanRecord
 
 MIN_STORE_TO_RAW = 0.8
 MIN_STORE_TO_NAIVE = 10.0

@@ -1,1 +1,1 @@
-"""scanner/: a mock scanner that publishes realistic scan results, and Pub/Sub tooling."""
+"""scanner/: a mock scanner that publishes realistic scan results (a leaf client of `broker`)."""

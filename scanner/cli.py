@@ -7,7 +7,7 @@ final count. Exit codes: 0 done or stopped by a signal; 1 Pub/Sub unreachable or
 failed; 2 bad usage (click's own).
 
 Never: build payloads or call Pub/Sub itself (`scanner.generate`, `scanner.replay`,
-`scanner.publish`, `scanner.pubsub` do), or leave a traceback for an expected failure.
+`scanner.publish`, `broker` do), or leave a traceback for an expected failure.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from contextlib import contextmanager
 import click
 from click.core import ParameterSource
 
-from scanner import generate, pubsub, replay
+from broker import admin, client
+from broker.client import PubSubUnavailable
+from contracts import defaults
+from scanner import generate, replay
 from scanner.publish import Progress, PublishFailed, ScanPublisher, format_progress
-from scanner.pubsub import PubSubUnavailable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -32,18 +34,18 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 project_option = click.option(
     "--project",
     envvar="PUBSUB_PROJECT_ID",
-    default=pubsub.DEFAULT_PROJECT,
+    default=defaults.DEFAULT_PROJECT,
     show_default=True,
     help="Google Cloud project (env PUBSUB_PROJECT_ID).",
 )
 topic_option = click.option(
-    "--topic", default=pubsub.DEFAULT_TOPIC, show_default=True, help="Topic the scans go to."
+    "--topic", default=defaults.DEFAULT_TOPIC, show_default=True, help="Topic the scans go to."
 )
 connect_timeout_option = click.option(
     "--connect-timeout",
     envvar="MINISCAN_CONNECT_TIMEOUT",
     type=click.FloatRange(min=0, min_open=True),
-    default=pubsub.ADMIN_TIMEOUT_S,
+    default=client.ADMIN_TIMEOUT_S,
     show_default=True,
     help="Seconds to keep retrying an unreachable Pub/Sub before giving up "
     "(env MINISCAN_CONNECT_TIMEOUT).",
@@ -211,14 +213,14 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @topic_option
 @click.option(
     "--subscription",
-    default=pubsub.DEFAULT_SUBSCRIPTION,
+    default=defaults.DEFAULT_SUBSCRIPTION,
     show_default=True,
     help="Subscription miniscan pulls from.",
 )
 @click.option(
     "--ack-deadline",
     type=click.IntRange(10, 600),
-    default=pubsub.DEFAULT_ACK_DEADLINE_S,
+    default=defaults.DEFAULT_ACK_DEADLINE_S,
     show_default=True,
     help="Ack deadline of a new subscription, in seconds (an existing one is left as is).",
 )
@@ -228,11 +230,11 @@ def setup_command(
 ) -> None:
     """Create the topic and the subscription when missing (safe to run again)."""
     try:
-        publisher = pubsub.publisher_client()
-        topic_created = pubsub.ensure_topic(publisher, project, topic, deadline=connect_timeout)
-        subscriber = pubsub.subscriber_client()
+        publisher = client.publisher_client()
+        topic_created = admin.ensure_topic(publisher, project, topic, deadline=connect_timeout)
+        subscriber = client.subscriber_client()
         try:
-            subscription_created = pubsub.ensure_subscription(
+            subscription_created = admin.ensure_subscription(
                 subscriber, project, topic, subscription, ack_deadline, deadline=connect_timeout
             )
         finally:

@@ -23,15 +23,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scanner import pubsub
-from scanner.pubsub import PubSubUnavailable
+from broker import admin, client
+from broker.client import PubSubUnavailable
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
     from google.cloud.pubsub_v1.publisher.futures import Future
 
 DEFAULT_PROGRESS_INTERVAL_S = 5.0
-FLUSH_TIMEOUT_S = pubsub.PUBLISH_DEADLINE_S + 10.0
+FLUSH_TIMEOUT_S = client.PUBLISH_DEADLINE_S + 10.0
 
 
 class PublishFailed(PubSubUnavailable):
@@ -122,9 +122,9 @@ class ScanPublisher:
         self,
         project: str,
         topic: str,
-        connect_timeout_s: float = pubsub.ADMIN_TIMEOUT_S,
-        publish_deadline_s: float = pubsub.PUBLISH_DEADLINE_S,
-        client_factory: Callable[..., PublisherClient] = pubsub.batching_publisher_client,
+        connect_timeout_s: float = client.ADMIN_TIMEOUT_S,
+        publish_deadline_s: float = client.PUBLISH_DEADLINE_S,
+        client_factory: Callable[..., PublisherClient] = client.batching_publisher_client,
     ) -> None:
         self.topic_path = f"projects/{project}/topics/{topic}"
         self._project, self._topic = project, topic
@@ -145,7 +145,7 @@ class ScanPublisher:
         Raises PubSubUnavailable when Pub/Sub does not answer within the connect timeout.
         """
         self._client = self._client_factory(publish_deadline_s=self._publish_deadline_s)
-        return pubsub.ensure_topic(
+        return admin.ensure_topic(
             self._client, self._project, self._topic, deadline=self._connect_timeout_s
         )
 
@@ -228,7 +228,7 @@ def publish_payloads(
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S,
-    connect_timeout_s: float = pubsub.ADMIN_TIMEOUT_S,
+    connect_timeout_s: float = client.ADMIN_TIMEOUT_S,
 ) -> int:
     """Create the topic if missing, publish `payloads` at `rate` messages/s (None = as fast
     as possible) until they run out or `stop` is set, flush, and return how many Pub/Sub

@@ -24,12 +24,12 @@ from typing import Any
 
 import click
 
-from scanner import pubsub
+from broker import client
+from contracts import defaults
+from contracts.canonical import canonical_ip
 from store import dead_letters, query, render, report
-from store.db import DB_PATH_ENV, DEFAULT_DB_PATH
 from store.errors import StoreError
 from store.since import parse_since
-from workers.decode import canonical_ip as stored_ip
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -48,7 +48,7 @@ def reports_failures(command: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except (StoreError, pubsub.PubSubUnavailable, dead_letters.ReplayRefused) as exc:
+        except (StoreError, client.PubSubUnavailable, dead_letters.ReplayRefused) as exc:
             raise CommandFailed(str(exc)) from None
         except BrokenPipeError:
             # The reader of our output left (`miniscan query | head`): stop quietly, as
@@ -78,12 +78,12 @@ class SinceParam(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def canonical_ip(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def ip_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """The key the decoder would have stored for this address (IPv4-mapped IPv6 as IPv4)."""
     if value is None:
         return None
     try:
-        return stored_ip(value.strip())
+        return canonical_ip(value.strip())
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an IPv4 or IPv6 address") from None
 
@@ -99,11 +99,11 @@ def upper_service(ctx: click.Context, param: click.Parameter, value: str | None)
 db_option = click.option(
     "--db",
     "db_path",
-    envvar=DB_PATH_ENV,
-    default=DEFAULT_DB_PATH,
+    envvar=defaults.DB_PATH_ENV,
+    default=defaults.DEFAULT_DB_PATH,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help=f"Database file (env {DB_PATH_ENV}).",
+    help=f"Database file (env {defaults.DB_PATH_ENV}).",
 )
 format_option = click.option(
     "--format",
@@ -123,7 +123,7 @@ limit_option = click.option(
 
 @click.command("query", context_settings=CONTEXT_SETTINGS)
 @db_option
-@click.option("--ip", callback=canonical_ip, help="Only this IP address.")
+@click.option("--ip", callback=ip_option, help="Only this IP address.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Only this port.")
 @click.option("--service", callback=upper_service, help="Only this service (any case).")
 @click.option(
@@ -240,19 +240,19 @@ def show_command(db_path: str, letter_id: int, output_format: str) -> None:
 @click.option(
     "--project",
     envvar="PUBSUB_PROJECT_ID",
-    default=pubsub.DEFAULT_PROJECT,
+    default=defaults.DEFAULT_PROJECT,
     show_default=True,
     help="Google Cloud project (env PUBSUB_PROJECT_ID).",
 )
 @click.option(
-    "--topic", default=pubsub.DEFAULT_TOPIC, show_default=True, help="Topic to republish to."
+    "--topic", default=defaults.DEFAULT_TOPIC, show_default=True, help="Topic to republish to."
 )
 @click.option("--dry-run", is_flag=True, help="Only say what would be replayed.")
 @click.option(
     "--connect-timeout",
     envvar="MINISCAN_CONNECT_TIMEOUT",
     type=click.FloatRange(min=0, min_open=True),
-    default=pubsub.ADMIN_TIMEOUT_S,
+    default=client.ADMIN_TIMEOUT_S,
     show_default=True,
     help="Seconds to wait for Pub/Sub per call (env MINISCAN_CONNECT_TIMEOUT).",
 )

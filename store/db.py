@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import apsw
 
+from contracts.records import DeadLetter, ScanRecord
 from store import schema
 from store.errors import (
     BatchDataError,
@@ -33,10 +34,8 @@ from store.errors import (
     translate_error,
 )
 from store.merge import ScanRow, reduce_rows
-from store.records import DeadLetter, ScanRecord
 
 __all__ = [
-    "DEFAULT_DB_PATH",
     "BatchDataError",
     "DatabaseMissing",
     "ScanStore",
@@ -47,8 +46,6 @@ __all__ = [
     "connect_existing",
 ]
 
-DEFAULT_DB_PATH = "data/scan_results.db"
-DB_PATH_ENV = "MINISCAN_DB"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # 64 MiB of page cache for the writer: random-key upserts touch index pages all over the
 # file, and the default 2 MiB cache measured ~20% slower at 200k rows.

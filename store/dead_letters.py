@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import apsw
 from google.cloud import pubsub_v1
 
-from scanner import pubsub
+from broker import admin, client
 from store.db import connect_existing
 from store.errors import StoreUnavailable, translate_error
 
@@ -135,7 +135,7 @@ def replay_dead_letters(
     ids: Iterable[int] = (),
     dry_run: bool = False,
     publisher: pubsub_v1.PublisherClient | None = None,
-    timeout_s: float = pubsub.ADMIN_TIMEOUT_S,
+    timeout_s: float = client.ADMIN_TIMEOUT_S,
     busy_timeout_ms: int = 5000,
 ) -> ReplayResult:
     """Republish the selected dead letters to `topic`, deleting each row once confirmed.
@@ -153,7 +153,7 @@ def replay_dead_letters(
             selected_ids = [row.id for row in list_dead_letters(conn, reason=reason, ids=wanted)]
             return ReplayResult(len(selected_ids), 0, 0, selected_ids)
         if own_publisher:
-            publisher = pubsub.publisher_client()
+            publisher = client.publisher_client()
         topic_path = _checked_topic(publisher, project, topic, timeout_s)
         selected_ids, failures, republished, deleted = [], [], 0, 0
         while chunk:
@@ -182,18 +182,18 @@ def _checked_topic(
     publisher: pubsub_v1.PublisherClient, project: str, topic: str, timeout_s: float
 ) -> str:
     """Ensure the topic exists and that something subscribes to it."""
-    pubsub.ensure_topic(publisher, project, topic, deadline=timeout_s)
+    admin.ensure_topic(publisher, project, topic, deadline=timeout_s)
     topic_path = publisher.topic_path(project, topic)
     try:
         subscriptions = list(
             publisher.list_topic_subscriptions(
                 request={"topic": topic_path},
-                retry=pubsub.bounded_retry(timeout_s),
+                retry=client.bounded_retry(timeout_s),
                 timeout=timeout_s,
             )
         )
     except Exception as exc:  # any client error: report it, publish nothing
-        raise pubsub.PubSubUnavailable(
+        raise client.PubSubUnavailable(
             f"cannot list subscriptions of {topic_path}: {exc}"
         ) from None
     if not subscriptions:
@@ -217,7 +217,7 @@ def _publish_chunk(
             future = publisher.publish(
                 topic_path,
                 row.payload,
-                retry=pubsub.bounded_retry(timeout_s),
+                retry=client.bounded_retry(timeout_s),
                 timeout=timeout_s,
                 **{REPLAY_ATTRIBUTE: str(row.id)},
             )

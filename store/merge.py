@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import attrgetter, itemgetter
 
-from store.records import ScanRecord
+from contracts.records import ScanRecord
 
 # One reduced key, in the column order of the upsert:
 # (ip, port, service, timestamp, response, data_version, first_seen).

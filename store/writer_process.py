@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
+from contracts import metrics
+from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
+from contracts.reasons import STORE_REJECTED
+from contracts.records import DeadLetter, ScanRecord
 from store.db import BatchDataError, ScanStore, StoreUnavailable
-from store.records import DeadLetter, ScanRecord
-from supervisor import metrics
-from supervisor.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def rejected_record_letter(record: ScanRecord, error: str) -> DeadLetter:
     ).encode()
     return DeadLetter(
         payload=payload,
-        reason="store_rejected",
+        reason=STORE_REJECTED,
         message_id="",
         received_at=time.time(),
         detail=f"re-encoded from the decoded record; database said: {error}"[:500],

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
+from contracts.messages import Crashed, Ready, StartupFailed
 from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from supervisor.logs import configure_logging
-from supervisor.messages import Crashed, Ready, StartupFailed
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,9 @@ def _run_and_exit(
 def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
     role = f"decoder-{slot}"
     stop = _start_child(role, config)
-    from scanner.pubsub import PubSubUnavailable
+    from broker.client import PubSubUnavailable
+    from broker.subscription import Subscription, SubscriptionMissing
     from workers.decoder_process import DecoderRole
-    from workers.pubsub import Subscription, SubscriptionMissing
 
     try:
         subscription = Subscription(config.project, config.subscription)

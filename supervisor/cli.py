@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from contracts import defaults
 from supervisor.config import PipelineConfig
 from supervisor.logs import FORMATS, LEVELS
 
@@ -31,15 +32,15 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
 @click.option(
     "--project",
     envvar=["MINISCAN_PROJECT", "PUBSUB_PROJECT_ID"],
-    default="test-project",
+    default=defaults.DEFAULT_PROJECT,
     show_default=True,
     help="Google Cloud project.",
 )
-@click.option("--subscription", default="scan-sub", show_default=True)
+@click.option("--subscription", default=defaults.DEFAULT_SUBSCRIPTION, show_default=True)
 @click.option(
     "--db",
     "db_path",
-    default="data/scan_results.db",
+    default=defaults.DEFAULT_DB_PATH,
     show_default=True,
     type=click.Path(dir_okay=False),
     help="SQLite file (created with its folder).",
@@ -69,7 +70,7 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
-    default=9100,
+    default=defaults.DEFAULT_METRICS_PORT,
     show_default=True,
     help="Port for /metrics, /healthz, /readyz; 0 disables.",
 )

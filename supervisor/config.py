@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts import defaults
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    project: str = "test-project"
-    subscription: str = "scan-sub"
-    db_path: str = "data/scan_results.db"
+    project: str = defaults.DEFAULT_PROJECT
+    subscription: str = defaults.DEFAULT_SUBSCRIPTION
+    db_path: str = defaults.DEFAULT_DB_PATH
     workers: int = 2
     batch_size: int = 1000
     batch_timeout_s: float = 0.1
@@ -23,7 +25,7 @@ class PipelineConfig:
     lease_s: int = 10
     synchronous: str = "FULL"
     metrics_host: str = "0.0.0.0"
-    metrics_port: int = 9100
+    metrics_port: int = defaults.DEFAULT_METRICS_PORT
     shutdown_timeout_s: float = 30.0
     child_timeout_s: float = 30.0  # no heartbeat for this long: the child is stalled
 

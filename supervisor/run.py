@@ -30,8 +30,8 @@ class StartupError(Exception):
 def subscription_problem(project: str, subscription: str) -> str | None:
     """Why the subscription cannot be used, or None. Runs in a throwaway process, so that
     the supervisor never loads the Pub/Sub client (58 MiB it would then hold for nothing)."""
-    from scanner.pubsub import PubSubUnavailable
-    from workers.pubsub import Subscription
+    from broker.client import PubSubUnavailable
+    from broker.subscription import Subscription
 
     try:
         handle = Subscription(project, subscription)
@@ -64,7 +64,7 @@ def check_setup(config: PipelineConfig) -> None:
 def run_supervisor(config: PipelineConfig) -> int:
     prepare_metrics_dir()
     configure_logging("supervisor", config.log_level, config.log_format)
-    from supervisor import metrics
+    from contracts import metrics
     from supervisor.http import start_http_server
     from supervisor.tree import Supervisor
 

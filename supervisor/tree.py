@@ -45,18 +45,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from supervisor import metrics
-from supervisor.children import decoder_main, writer_main
-from supervisor.config import PipelineConfig
-from supervisor.exit_codes import (
-    EXIT_ERROR,
-    EXIT_FORCED,
-    EXIT_OK,
-    EXIT_RESTART_STORM,
-    EXIT_STARTUP,
-)
-from supervisor.inbox import Inbox
-from supervisor.messages import (
+from contracts import metrics
+from contracts.messages import (
     AckBatch,
     Crashed,
     EndOfStream,
@@ -69,6 +59,16 @@ from supervisor.messages import (
     WriterLost,
     split_batch_frame,
 )
+from supervisor.children import decoder_main, writer_main
+from supervisor.config import PipelineConfig
+from supervisor.exit_codes import (
+    EXIT_ERROR,
+    EXIT_FORCED,
+    EXIT_OK,
+    EXIT_RESTART_STORM,
+    EXIT_STARTUP,
+)
+from supervisor.inbox import Inbox
 from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
 from supervisor.outbox import Outbox, RawFrame
 from supervisor.restarts import RestartPolicy

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from scanner import pubsub
-from scanner.emulator import EmulatorError, start_emulator
+from broker import admin, client
+from contracts import defaults
+from demo.emulator import EmulatorError, start_emulator
 
-PROJECT = "test-project"
+PROJECT = defaults.DEFAULT_PROJECT
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ def pubsub_target(pubsub_emulator: str) -> PubSubTarget:
         topic=f"scan-topic-{suffix}",
         subscription=f"scan-sub-{suffix}",
     )
-    publisher = pubsub.publisher_client()
-    subscriber = pubsub.subscriber_client()
+    publisher = client.publisher_client()
+    subscriber = client.subscriber_client()
     try:
-        pubsub.ensure_topic(publisher, target.project, target.topic)
-        pubsub.ensure_subscription(
+        admin.ensure_topic(publisher, target.project, target.topic)
+        admin.ensure_subscription(
             subscriber, target.project, target.topic, target.subscription
         )
     finally:

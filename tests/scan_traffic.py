@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import apsw
 
-from scanner import pubsub
+from broker import client
 
 SERVICES = ("HTTP", "SSH", "DNS")
 
@@ -60,7 +60,7 @@ def build_workload(messages: int, keys: int, seed: int = 7, poison: int = 0) -> 
 
 
 def publish_all(project: str, topic: str, payloads: Iterable[bytes]) -> int:
-    publisher = pubsub.publisher_client()
+    publisher = client.publisher_client()
     path = publisher.topic_path(project, topic)
     futures = [publisher.publish(path, payload) for payload in payloads]
     for future in futures:

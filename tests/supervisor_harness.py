@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from scanner.emulator import free_port
+from demo.emulator import free_port
 
 BIN = Path(sys.executable).parent
 

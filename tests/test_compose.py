@@ -173,7 +173,7 @@ def test_scanner_command_line_is_accepted_by_the_scanner_cli():
 
 
 def test_init_command_line_is_accepted_by_the_miniscan_group():
-    from supervisor.admin_cli import main
+    from commands.miniscan import main
 
     program, subcommand, *args = service("init")["command"]
     group_context = click.Context(main, info_name=program)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from store.records import ScanRecord
+from contracts.reasons import DECODER_ERROR, REASON_DESCRIPTIONS, STORE_REJECTED
+from contracts.records import ScanRecord
 from workers.decode import (
     MAX_PAYLOAD_BYTES,
     MAX_RESPONSE_BYTES,
@@ -20,7 +21,6 @@ from workers.decode import (
     Rejection,
     decode_scan,
 )
-from workers.rejections import REASON_DESCRIPTIONS
 from workers.versions import RESPONSE_DECODERS, decode_v2_response
 
 TIMESTAMP = 1_700_000_000
@@ -159,7 +159,7 @@ def test_rejects_with_its_reason(reason: str, payload: bytes) -> None:
 
 def test_every_documented_reason_has_a_table_case_and_no_more() -> None:
     assert {reason for reason, _ in REJECTED} == REASONS
-    assert frozenset(REASON_DESCRIPTIONS) == REASONS
+    assert frozenset(REASON_DESCRIPTIONS) == REASONS | {DECODER_ERROR, STORE_REJECTED}
 
 
 def test_v2_text_with_a_lone_surrogate_is_bad_utf8_whatever_the_parser() -> None:

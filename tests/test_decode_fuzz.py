@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store.records import ScanRecord
+from contracts.records import ScanRecord
 from workers.decode import (
     MAX_RESPONSE_BYTES,
     MAX_SERVICE_CHARS,

@@ -24,13 +24,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from supervisor_harness import pid_alive
 
-from scanner import emulator as emulator_module
-from scanner.emulator import INSTALL_HINT, EmulatorError, free_port
-from supervisor import demo_processes, demo_run
-from supervisor.demo import demo
-from supervisor.demo_processes import StopRequests, kill_group, spawn_child, stop_child
-from supervisor.demo_run import POISON_PAYLOADS
-from supervisor.demo_status import (
+from demo import emulator as emulator_module
+from demo import processes as demo_processes
+from demo import run as demo_run
+from demo.cli import demo
+from demo.emulator import INSTALL_HINT, EmulatorError, free_port
+from demo.processes import StopRequests, kill_group, spawn_child, stop_child
+from demo.run import POISON_PAYLOADS
+from demo.status import (
     Snapshot,
     StatusWindow,
     bucket_increase,
@@ -284,7 +285,7 @@ def test_demo_runs_stores_rows_and_leaves_nothing_running(tmp_path):
     env.pop("PUBSUB_EMULATOR_HOST", None)
     env["TMPDIR"] = str(tmp_path)  # the demo's log folder, and the emulator's log, land here
     db_path = tmp_path / "demo.db"
-    command = [sys.executable, "-c", "from supervisor.demo import demo; demo()",
+    command = [sys.executable, "-c", "from demo.cli import demo; demo()",
                "--duration", "8", "--rate", "200", "--workers", "2",
                "--db", str(db_path), "--metrics-port", str(free_port())]  # fmt: skip
     demo_process = subprocess.Popen(

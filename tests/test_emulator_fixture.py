@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from scanner import pubsub
+from broker import client
 
 pytestmark = pytest.mark.emulator
 
 
 def test_publish_then_pull_round_trips(pubsub_target):
-    publisher = pubsub.publisher_client()
+    publisher = client.publisher_client()
     topic_path = publisher.topic_path(pubsub_target.project, pubsub_target.topic)
     publisher.publish(topic_path, b"hello").result(timeout=30)
 
-    subscriber = pubsub.subscriber_client()
+    subscriber = client.subscriber_client()
     sub_path = subscriber.subscription_path(pubsub_target.project, pubsub_target.subscription)
     try:
         response = subscriber.pull(

@@ -3,7 +3,7 @@
 Runs the real promtool: `check config` on both Prometheus configs, `check rules` on the alerts,
 and `test rules` scenarios that make every alert fire when it should and stay quiet when it
 should not. Checks that the dashboard and the alerts only use metric names from the contract
-(supervisor/metrics.py), that the dashboard covers the whole contract, and that every panel
+(contracts/metrics.py), that the dashboard covers the whole contract, and that every panel
 uses the provisioned datasource.
 
 promtool is the Debian `prometheus` package's (CI installs it). Without it these tests skip,
@@ -380,7 +380,7 @@ def test_the_contract_matches_what_supervisor_metrics_declares():
     # In a child interpreter: importing prometheus_client here would fix this test process's
     # value store before any test that needs multiprocess mode could choose it.
     program = (
-        "import json, prometheus_client.metrics as m, supervisor.metrics as s\n"
+        "import json, prometheus_client.metrics as m, contracts.metrics as s\n"
         "print(json.dumps({f.name: f.type for o in vars(s).values()\n"
         "  if isinstance(o, m.MetricWrapperBase) for f in o.describe()}))\n"
     )

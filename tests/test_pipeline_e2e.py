@@ -16,7 +16,7 @@ import pytest
 from scan_traffic import build_workload, count_dead_letters, publish_all, read_table
 from supervisor_harness import RunningSupervisor, pid_alive, wait_until
 
-from scanner import pubsub
+from broker import client
 
 pytestmark = pytest.mark.emulator
 
@@ -55,7 +55,7 @@ def table_complete(db_path, workload) -> bool:
 
 def leftover_messages(target) -> int:
     """Messages still deliverable on the subscription (none, once everything was acked)."""
-    subscriber = pubsub.subscriber_client()
+    subscriber = client.subscriber_client()
     try:
         response = subscriber.pull(
             request={

@@ -38,8 +38,8 @@ from ops_support import (
 )
 from supervisor_harness import RunningSupervisor, wait_until
 
-from scanner import pubsub
-from scanner.emulator import free_port
+from broker import client
+from demo.emulator import free_port
 from scanner.generate import scan_payloads
 
 pytestmark = pytest.mark.emulator
@@ -129,7 +129,7 @@ class Traffic:
     """Publishes a burst of valid scans, then a steady stream, with invalid messages mixed in."""
 
     def __init__(self, project: str, topic: str) -> None:
-        self.publisher = pubsub.publisher_client()
+        self.publisher = client.publisher_client()
         self.topic_path = self.publisher.topic_path(project, topic)
         self.stop = threading.Event()
         self.futures: list[Future] = []

@@ -25,8 +25,9 @@ import pytest
 from click.testing import CliRunner
 from google.api_core import exceptions as gexc
 
-from scanner import cli, generate, publish, pubsub
-from scanner.emulator import start_emulator
+from broker import client
+from demo.emulator import start_emulator
+from scanner import cli, generate, publish
 from scanner.publish import PublishFailed, ScanPublisher
 
 pytestmark = pytest.mark.emulator
@@ -39,7 +40,7 @@ class SubscriptionReader:
     """Pulls and acks from the target's subscription, keeping every distinct message."""
 
     def __init__(self, target) -> None:
-        self._subscriber = pubsub.subscriber_client()
+        self._subscriber = client.subscriber_client()
         self._path = self._subscriber.subscription_path(target.project, target.subscription)
         self.by_id: dict[str, bytes] = {}
 

@@ -14,10 +14,10 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
+from commands.miniscan import main as miniscan
+from contracts.records import DeadLetter, ScanRecord
 from store.db import ScanStore
-from store.records import DeadLetter, ScanRecord
 from store.schema import LEGACY_V0_DDL
-from supervisor.admin_cli import main as miniscan
 
 BINARY_PAYLOAD = b'\x00\xff{"ip": "1.1.1.7"'
 
@@ -205,9 +205,9 @@ def test_query_by_an_ipv4_mapped_address_finds_what_the_decoder_stored(tmp_path)
     """The decoder stores ::ffff:1.2.3.4 as 1.2.3.4; --ip must look up the same key."""
     from click.testing import CliRunner
 
+    from contracts.records import ScanRecord
     from store.cli import ADMIN_COMMANDS
     from store.db import ScanStore
-    from store.records import ScanRecord
 
     db = tmp_path / "q.db"
     with ScanStore.open(db) as store:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import apsw
 import pytest
 
+from contracts.records import DeadLetter, ScanRecord
 from store.db import (
     WAL_AUTOCHECKPOINT_PAGES,
     WRITER_CACHE_KIB,
@@ -18,7 +19,6 @@ from store.db import (
     WriteResult,
 )
 from store.query import find_scans, open_reader
-from store.records import DeadLetter, ScanRecord
 from store.schema import APPLICATION_ID, CURRENT_VERSION
 
 

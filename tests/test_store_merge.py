@@ -11,9 +11,9 @@ import apsw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.records import ScanRecord
 from store.db import ScanStore
 from store.merge import reduce_newest, reduce_rows
-from store.records import ScanRecord
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",

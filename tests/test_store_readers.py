@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import apsw
 import pytest
 
+from contracts.records import DeadLetter, ScanRecord
 from store.db import ScanStore
 from store.query import find_scans, open_reader, read_snapshot, read_stats
-from store.records import DeadLetter, ScanRecord
 
 
 def scan(port: int, ts: int = 100, ip: str = "10.0.0.1", service: str = "HTTP") -> ScanRecord:

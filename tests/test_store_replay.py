@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scanner import pubsub
+from broker import client
+from commands.miniscan import main as miniscan
+from contracts.records import DeadLetter
 from store import dead_letters
 from store.db import ScanStore
 from store.query import open_reader
-from store.records import DeadLetter
-from supervisor.admin_cli import main as miniscan
 
 pytestmark = pytest.mark.emulator
 
@@ -47,7 +47,7 @@ def remaining(path: Path) -> list[tuple[int, bytes, str]]:
 def pull_exactly(target, count: int, deadline_s: float = 30.0) -> list[tuple[bytes, str]]:
     """Pull and ack until `count` messages came back or the deadline passed:
     (data, the dead letter id attribute) of each."""
-    subscriber = pubsub.subscriber_client()
+    subscriber = client.subscriber_client()
     path = subscriber.subscription_path(target.project, target.subscription)
     got: list[tuple[bytes, str]] = []
     try:
@@ -120,7 +120,7 @@ class FailingFor:
 def test_failed_publish_keeps_its_row(tmp_path, pubsub_target) -> None:
     payloads = [b"one", b"two", b"three"]
     path = make_db(tmp_path, letters_with(payloads))
-    publisher = FailingFor(pubsub.publisher_client(), failing={b"two"})
+    publisher = FailingFor(client.publisher_client(), failing={b"two"})
     try:
         result = dead_letters.replay_dead_letters(
             path, project=pubsub_target.project, topic=pubsub_target.topic,

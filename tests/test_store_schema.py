@@ -9,9 +9,9 @@ from pathlib import Path
 import apsw
 import pytest
 
+from contracts.records import DeadLetter, ScanRecord
 from store.db import DatabaseMissing, ScanStore, SchemaError, connect_existing
 from store.query import find_scans, open_reader
-from store.records import DeadLetter, ScanRecord
 from store.schema import APPLICATION_ID, CURRENT_VERSION, LEGACY_V0_DDL
 
 

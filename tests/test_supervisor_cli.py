@@ -11,9 +11,9 @@ import pytest
 from scan_traffic import publish_all
 from supervisor_harness import BIN
 
-from scanner.emulator import free_port
+from broker.subscription import Subscription
+from demo.emulator import free_port
 from workers.decoder_process import DecoderRole
-from workers.pubsub import Subscription
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60):

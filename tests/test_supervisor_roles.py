@@ -13,14 +13,14 @@ from multiprocessing import Pipe
 import apsw
 import pytest
 
+from broker.subscription import PulledMessage
+from contracts import messages
+from contracts.messages import split_batch_frame
+from contracts.records import DeadLetter, ScanRecord
 from store.db import ScanStore
-from store.records import DeadLetter, ScanRecord
 from store.writer_process import WriterRole, isolate_bad_records
-from supervisor import messages
-from supervisor.messages import split_batch_frame
 from supervisor.restarts import RestartPolicy
 from workers.decoder_process import DecoderRole, decode_pulled
-from workers.pubsub import PulledMessage
 
 V2 = b'{"ip":"1.1.1.%d","port":80,"service":"http","timestamp":%d,"data_version":2,"data":{"response_str":"r%d"}}'  # noqa: E501
 
@@ -179,7 +179,7 @@ def test_isolation_costs_few_writes():
 
 
 class RecordingSubscription:
-    """Stands in for workers.pubsub.Subscription: serves queued pulls, records settlements."""
+    """Stands in for broker.subscription.Subscription: serves queued pulls, records settlements."""
 
     def __init__(self, pulls: list[list[PulledMessage]]):
         self.pulls = pulls

@@ -48,14 +48,13 @@ value in the same order, then the response. The rules, and the decisions the iss
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
 from typing import Any
 
 import orjson
 
-from store.records import ScanRecord
+from contracts.canonical import canonical_ip
+from contracts.records import ScanRecord
 from workers.rejections import REASONS, Rejection, preview
 from workers.versions import MAX_RESPONSE_BYTES, RESPONSE_DECODERS
 
@@ -135,26 +134,6 @@ def decode_scan(payload: bytes, *, max_timestamp: int = MAX_TIMESTAMP) -> ScanRe
         response=decode_response(data),
         data_version=raw_version,
     )
-
-
-@functools.lru_cache(maxsize=65_536)
-def canonical_ip(text: str) -> str:
-    """The canonical text of an IP address; ValueError if `text` is not one we accept.
-
-    Cached because parsing is the costliest step of decoding (3 us for IPv4, 8 us for IPv6)
-    and a scanner reports several ports per host. 65,536 entries stay under ~15 MB. Invalid
-    inputs raise and so are never cached.
-    """
-    address = ipaddress.ip_address(text)
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id is not None:
-            raise ValueError("a zone id only means something on the scanning host")
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-    canonical = str(address)
-    # Most scanners already send the canonical form: caching the input object itself then
-    # keeps one string per entry instead of two.
-    return text if canonical == text else canonical
 
 
 def _validate_ip(value: Any) -> str:

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from store.records import DeadLetter, ScanRecord
-from supervisor import metrics
-from supervisor.messages import (
+from broker.subscription import PulledMessage, Subscription
+from contracts import metrics
+from contracts.messages import (
     AckBatch,
     DecodedBatch,
     EndOfStream,
@@ -36,8 +36,9 @@ from supervisor.messages import (
     WriterLost,
     encode_batch,
 )
+from contracts.reasons import DECODER_ERROR
+from contracts.records import DeadLetter, ScanRecord
 from workers.decode import Rejection, decode_scan
-from workers.pubsub import PulledMessage, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def decode_pulled(
         except Rejection as rejection:
             reason, detail = rejection.reason, rejection.detail
         except Exception as exc:  # see docstring
-            reason, detail = "decoder_error", f"{type(exc).__name__}: {exc}"[:500]
+            reason, detail = DECODER_ERROR, f"{type(exc).__name__}: {exc}"[:500]
         else:
             batch.records.append(record)
             batch.record_ack_ids.append(message.ack_id)

@@ -4,7 +4,7 @@ Owns: finding the emulator that the Google Cloud SDK installs, starting it on a 
 own process group, waiting until it says it is listening, and stopping the whole group.
 Used by the test suite, `miniscan demo` and the benchmarks.
 
-Never: talk to Pub/Sub itself (that is `scanner.pubsub`), or leave the emulator's `java`
+Never: talk to Pub/Sub itself (that is `broker`), or leave the emulator's `java`
 child running: the launcher is a shell script that starts `java`, so killing the script's
 pid alone would orphan the JVM. We always signal the whole process group.
 """
@@ -21,6 +21,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from contracts import defaults
 
 READY_MARKER = "Server started, listening on"
 INSTALL_HINT = (
@@ -109,7 +111,7 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 
 
 def start_emulator(
-    project: str = "test-project",
+    project: str = defaults.DEFAULT_PROJECT,
     host: str = "127.0.0.1",
     port: int = 0,
     timeout: float = 90.0,

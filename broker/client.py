@@ -1,15 +1,17 @@
-"""Publisher-side and admin Pub/Sub calls: clients, topics, subscriptions, publishing.
+"""Pub/Sub clients for production code: how every miniscan process reaches Pub/Sub.
 
-Owns: building Pub/Sub clients (they honour PUBSUB_EMULATOR_HOST by themselves), including
-the batching publisher the scanner uses, creating the topic and the subscription when
-missing, and checking that Pub/Sub answers at all, each with a bounded deadline so that an
+Owns: building Pub/Sub clients (they honour PUBSUB_EMULATOR_HOST by themselves) with one
+credential check that turns "no credentials" into `PubSubUnavailable`, the batching publisher
+the scanner and replay use, and the bounded retries every call runs under, so that an
 unreachable broker is a clear error, not a hang.
 
-Never: pull or acknowledge messages (that is `workers.pubsub`), or print; callers decide how
-to report a `PubSubUnavailable`.
+Never: pull or acknowledge messages (that is `broker.subscription`), create topics (that is
+`broker.admin`), or print; callers decide how to report a `PubSubUnavailable`.
 """
 
 from __future__ import annotations
+
+import os
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
@@ -17,12 +19,6 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1 import types as pubsub_types
 
-DEFAULT_PROJECT = "test-project"
-DEFAULT_TOPIC = "scan-topic"
-DEFAULT_SUBSCRIPTION = "scan-sub"
-# Short on purpose: miniscan extends leases of what it holds, so this deadline is only the
-# time a message held by a killed process waits before Pub/Sub redelivers it (issue 5).
-DEFAULT_ACK_DEADLINE_S = 10
 ADMIN_TIMEOUT_S = 15.0
 # How long one publish may keep retrying before its future fails: long enough to ride out a
 # broker restart, short enough that a scanner whose broker is gone exits instead of waiting
@@ -115,61 +111,6 @@ def batching_publisher_client(
     )
 
 
-def ensure_topic(
-    publisher: pubsub_v1.PublisherClient, project: str, topic: str,
-    deadline: float = ADMIN_TIMEOUT_S,
-) -> bool:  # fmt: skip
-    """Create the topic unless it exists; True when this call created it."""
-    path = publisher.topic_path(project, topic)
-    try:
-        publisher.create_topic(
-            request={"name": path}, retry=bounded_retry(deadline), timeout=deadline
-        )
-        return True
-    except gexc.AlreadyExists:
-        return False
-    except gexc.RetryError as exc:
-        raise PubSubUnavailable(_unreachable(path, exc)) from None
-    except gexc.GoogleAPICallError as exc:
-        raise PubSubUnavailable(f"cannot create topic {path}: {exc.message}") from None
-
-
-def ensure_subscription(
-    subscriber: pubsub_v1.SubscriberClient,
-    project: str,
-    topic: str,
-    subscription: str,
-    ack_deadline_s: int = DEFAULT_ACK_DEADLINE_S,
-    deadline: float = ADMIN_TIMEOUT_S,
-) -> bool:
-    """Create the subscription on the topic unless it exists; True when this call created it."""
-    sub_path = subscriber.subscription_path(project, subscription)
-    topic_path = f"projects/{project}/topics/{topic}"
-    try:
-        subscriber.create_subscription(
-            request={
-                "name": sub_path,
-                "topic": topic_path,
-                "ack_deadline_seconds": ack_deadline_s,
-            },
-            retry=bounded_retry(deadline),
-            timeout=deadline,
-        )
-        return True
-    except gexc.AlreadyExists:
-        return False
-    except gexc.RetryError as exc:
-        raise PubSubUnavailable(_unreachable(sub_path, exc)) from None
-    except gexc.NotFound:
-        raise PubSubUnavailable(
-            f"cannot create subscription {sub_path}: topic {topic_path} does not exist"
-        ) from None
-    except gexc.GoogleAPICallError as exc:
-        raise PubSubUnavailable(f"cannot create subscription {sub_path}: {exc.message}") from None
-
-
-def _unreachable(path: str, exc: Exception) -> str:
-    import os
-
+def unreachable_message(path: str, exc: Exception) -> str:
     where = os.environ.get("PUBSUB_EMULATOR_HOST") or "pubsub.googleapis.com"
     return f"Pub/Sub at {where} did not answer for {path} (gave up after bounded retry)"

@@ -1,7 +1,7 @@
 """The `miniscan` command: admin and read-side subcommands, wired from each package.
 
 Owns: only the click group and which subcommands it shows. Each package declares its own
-commands next to the code they drive (`store.cli`, `scanner.cli`, `supervisor.demo`).
+commands next to the code they drive (`store.cli`, `scanner.cli`, `demo.cli`).
 
 Never: hold logic of its own; a subcommand here is a one-line import.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import click
 
+from demo.cli import demo
 from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
 from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
-from supervisor.demo import demo
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

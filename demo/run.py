@@ -7,7 +7,7 @@ order: scanner (SIGINT, it flushes), supervisor (SIGTERM, it drains and acks), e
 Children's output goes to log files in a temporary folder, named in the start line.
 
 Never: decode, write the database or pull messages itself (the supervisor does), or turn
-a failure into an exit code (it raises `DemoFailed`; the command in `supervisor.demo` maps it).
+a failure into an exit code (it raises `DemoFailed`; the command in `demo.cli` maps it).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from typing import TextIO
 
 import click
 
-from scanner import emulator as emulator_module
-from scanner import pubsub
-from scanner.emulator import Emulator, EmulatorError
-from scanner.publish import publish_payloads
-from scanner.pubsub import PubSubUnavailable
-from supervisor.demo_processes import (
+from broker import admin, client
+from broker.client import PubSubUnavailable
+from contracts import defaults
+from demo import emulator as emulator_module
+from demo.emulator import Emulator, EmulatorError
+from demo.processes import (
     TICK_S,
     Child,
     DemoFailed,
@@ -43,7 +43,8 @@ from supervisor.demo_processes import (
     spawn_child,
     stop_child,
 )
-from supervisor.demo_status import StatusWindow, parse_snapshot
+from demo.status import StatusWindow, parse_snapshot
+from scanner.publish import publish_payloads
 
 METRICS_HOST = "127.0.0.1"  # a local demo: nothing outside this machine needs to scrape it
 # Payloads the decoders must dead-letter, one per kind of mistake, so that the dead-letter
@@ -68,9 +69,9 @@ class DemoSettings:
     metrics_port: int
     duration_s: float  # 0: until Ctrl-C
     quiet: bool
-    project: str = pubsub.DEFAULT_PROJECT
-    topic: str = pubsub.DEFAULT_TOPIC
-    subscription: str = pubsub.DEFAULT_SUBSCRIPTION
+    project: str = defaults.DEFAULT_PROJECT
+    topic: str = defaults.DEFAULT_TOPIC
+    subscription: str = defaults.DEFAULT_SUBSCRIPTION
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -152,11 +153,11 @@ def prepare_pubsub(settings: DemoSettings, host: str) -> None:
     """Create the topic and subscription, then queue the poison payloads on them."""
     with emulator_env(host):
         try:
-            publisher = pubsub.publisher_client()
-            pubsub.ensure_topic(publisher, settings.project, settings.topic)
-            subscriber = pubsub.subscriber_client()
+            publisher = client.publisher_client()
+            admin.ensure_topic(publisher, settings.project, settings.topic)
+            subscriber = client.subscriber_client()
             try:
-                pubsub.ensure_subscription(
+                admin.ensure_subscription(
                     subscriber, settings.project, settings.topic, settings.subscription
                 )
             finally:

@@ -12,14 +12,12 @@ the process that uses it: gRPC channels do not survive fork().
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
 
-from scanner.pubsub import PubSubUnavailable, bounded_retry
+from broker.client import PubSubUnavailable, bounded_retry, subscriber_client, unreachable_message
 
 # Pub/Sub rejects acknowledge/modifyAckDeadline requests over 512 KB; ack ids run up to a
 # few hundred bytes on real Pub/Sub, so 1,000 ids a request stays well under it.
@@ -45,7 +43,7 @@ class Subscription:
     """One subscription, seen from one process."""
 
     def __init__(self, project: str, subscription: str) -> None:
-        self._client = pubsub_v1.SubscriberClient()
+        self._client = subscriber_client()
         self.path = self._client.subscription_path(project, subscription)
 
     def check(self, deadline: float = 15.0) -> None:
@@ -58,9 +56,8 @@ class Subscription:
             raise SubscriptionMissing(
                 f"subscription {self.path} does not exist (create it with `miniscan setup`)"
             ) from None
-        except gexc.RetryError:
-            where = os.environ.get("PUBSUB_EMULATOR_HOST") or "pubsub.googleapis.com"
-            raise PubSubUnavailable(f"Pub/Sub at {where} did not answer") from None
+        except gexc.RetryError as exc:
+            raise PubSubUnavailable(unreachable_message(self.path, exc)) from None
         except gexc.GoogleAPICallError as exc:
             raise PubSubUnavailable(
                 f"cannot read subscription {self.path}: {exc.message}"

@@ -7,9 +7,9 @@
        status line <-- GET http://127.0.0.1:P/metrics, once a second
 
 Owns: only the click command: its options, the refusal of a busy metrics port, and turning
-a failed run into a one-line error. The run is `supervisor.demo_run` (start in order, watch,
-stop in order); the child processes and stop requests are `supervisor.demo_processes`; the
-status line's figures are `supervisor.demo_status`. Children run in their own process groups
+a failed run into a one-line error. The run is `demo.run` (start in order, watch,
+stop in order); the child processes and stop requests are `demo.processes`; the
+status line's figures are `demo.status`. Children run in their own process groups
 so that a Ctrl-C in the terminal reaches only the demo, which then stops them in order rather
 than all at once.
 
@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import click
 
-from scanner import emulator as emulator_module
-from supervisor.demo_processes import DemoFailed, StopRequests, stop_on_signals
-from supervisor.demo_run import METRICS_HOST, DemoSettings, port_is_free, run_demo
+from contracts import defaults
+from demo import emulator as emulator_module
+from demo.processes import DemoFailed, StopRequests, stop_on_signals
+from demo.run import METRICS_HOST, DemoSettings, port_is_free, run_demo
 
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,14 +47,14 @@ from supervisor.demo_run import METRICS_HOST, DemoSettings, port_is_free, run_de
     "--db",
     "db_path",
     type=click.Path(dir_okay=False),
-    default="data/scan_results.db",
+    default=defaults.DEFAULT_DB_PATH,
     show_default=True,
     help="SQLite file the supervisor writes (created with its folder).",
 )
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
-    default=9100,
+    default=defaults.DEFAULT_METRICS_PORT,
     show_default=True,
     help=f"Port of the supervisor's /metrics on {METRICS_HOST}; 0 picks a free one. A busy "
     "port is an error rather than silently another port, so that what you point Prometheus "

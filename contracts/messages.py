@@ -14,7 +14,7 @@ import pickle
 import struct
 from dataclasses import dataclass, field
 
-from store.records import DeadLetter, ScanRecord
+from contracts.records import DeadLetter, ScanRecord
 
 # --- decoder -> writer (relayed by the supervisor) --------------------------------------
 

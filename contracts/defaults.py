@@ -1,0 +1,23 @@
+"""Every default a miniscan process, command, demo, test or benchmark starts from.
+
+Owns: the one spelling of each default name, path and port: the Pub/Sub project, topic and
+subscription, the subscription's ack deadline, the database path and its environment
+variable, the metrics port. Flags, `PipelineConfig`, the demo and the tests all read them
+here, so changing one changes it everywhere.
+
+Never: read the environment, hold logic, or import anything.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PROJECT = "test-project"
+DEFAULT_TOPIC = "scan-topic"
+DEFAULT_SUBSCRIPTION = "scan-sub"
+# Short on purpose: miniscan extends leases of what it holds, so this deadline is only the
+# time a message held by a killed process waits before Pub/Sub redelivers it (issue 5).
+DEFAULT_ACK_DEADLINE_S = 10
+
+DEFAULT_DB_PATH = "data/scan_results.db"
+DB_PATH_ENV = "MINISCAN_DB"
+
+DEFAULT_METRICS_PORT = 9100
