@@ -26,6 +26,8 @@ from supervisor.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
 
 class _StopFlag:
     """Set by SIGTERM; the role's loop polls it at least twice a second."""
@@ -44,6 +46,10 @@ def _start_child(role: str, config: PipelineConfig) -> _StopFlag:
     stop = _StopFlag()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop.handle)
+    # The supervisor spawns us with SIGINT and SIGTERM blocked (see `supervisor.spawning`), so
+    # a Ctrl-C that lands while the interpreter boots waits here instead of killing us with
+    # KeyboardInterrupt; now that our own handlers are in place, let it through.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     configure_logging(role, config.log_level, config.log_format)
     return stop
 

@@ -72,6 +72,7 @@ from supervisor.inbox import Inbox
 from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
 from supervisor.outbox import Outbox, RawFrame
 from supervisor.restarts import RestartPolicy
+from supervisor.spawning import start_with_stop_signals_blocked
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ class Supervisor:
         process = self.context.Process(
             target=target, args=(*args, theirs, self.config), name=name, daemon=False
         )
-        process.start()
+        start_with_stop_signals_blocked(process)
         theirs.close()  # only the child holds its end: its death closes the pipe
         now = time.monotonic()
         key = next(self._keys)

@@ -1,0 +1,27 @@
+"""Starting a child process without letting a stop signal slip in while it boots.
+
+Owns: `start_with_stop_signals_blocked`, which blocks SIGINT and SIGTERM in the supervisor
+around `Process.start()` (dramatiq's pattern). The child inherits the blocked mask through
+fork and exec, so a Ctrl-C sent to the whole process group while the child's interpreter is
+still importing is held pending until `supervisor.children` has installed the child's own
+handlers and unblocked them; without this the child died of KeyboardInterrupt and a clean
+stop ended in exit 1. The supervisor's own copy of a signal that arrived meanwhile is
+delivered as soon as the mask is restored.
+
+Never: install handlers, or leave the mask changed after it returns (even when start fails).
+"""
+
+from __future__ import annotations
+
+import signal
+from multiprocessing.process import BaseProcess
+
+from supervisor.children import STOP_SIGNALS
+
+
+def start_with_stop_signals_blocked(process: BaseProcess) -> None:
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
