@@ -33,7 +33,7 @@ from store.errors import (
     StoreUnavailable,
     translate_error,
 )
-from store.merge import ScanRow, reduce_rows
+from store.merge import UpsertRow, reduce_rows
 
 __all__ = [
     "BatchDataError",
@@ -173,7 +173,7 @@ class ScanStore:
         self._rows += new_keys
         return WriteResult(len(records), new_keys, stored_letters, changed)
 
-    def _apply(self, scan_rows: list[ScanRow], letter_rows: list[tuple]) -> tuple[int, int, int]:
+    def _apply(self, scan_rows: list[UpsertRow], letter_rows: list[tuple]) -> tuple[int, int, int]:
         conn = self._conn
         # IMMEDIATE takes the write lock first (waiting up to the busy timeout), so the read
         # of max(rowid) below and the writes belong to one snapshot.

@@ -24,7 +24,7 @@ from contracts.records import ScanRecord
 
 # One reduced key, in the column order of the upsert:
 # (ip, port, service, timestamp, response, data_version, first_seen).
-ScanRow = tuple[str, int, str, int, str, int, int]
+UpsertRow = tuple[str, int, str, int, str, int, int]
 
 # The timestamp twice: a record's own first_seen is its timestamp.
 _ROW = attrgetter("ip", "port", "service", "timestamp", "response", "data_version", "timestamp")
@@ -46,7 +46,7 @@ def reduce_newest(records: Iterable[ScanRecord]) -> list[ScanRecord]:
     return list(winners.values())
 
 
-def reduce_rows(records: Iterable[ScanRecord]) -> list[ScanRow]:
+def reduce_rows(records: Iterable[ScanRecord]) -> list[UpsertRow]:
     """One row per key, ready to bind: the winner's fields and the key's earliest timestamp.
 
     The same rule as `reduce_newest`, on plain tuples: this runs for every batch the writer
@@ -60,8 +60,8 @@ def reduce_rows(records: Iterable[ScanRecord]) -> list[ScanRow]:
     return _reduce_duplicates(rows)
 
 
-def _reduce_duplicates(rows: list[ScanRow]) -> list[ScanRow]:
-    best: dict[tuple[str, int, str], ScanRow] = {}
+def _reduce_duplicates(rows: list[UpsertRow]) -> list[UpsertRow]:
+    best: dict[tuple[str, int, str], UpsertRow] = {}
     for row in rows:
         key = row[:3]
         current = best.get(key)
