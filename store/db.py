@@ -78,8 +78,9 @@ ON CONFLICT (ip, port, service) DO UPDATE SET
 WHERE {_NEWER} OR excluded.first_seen < scans.first_seen
 """
 INSERT_DEAD_LETTER = """
-INSERT OR IGNORE INTO dead_letters (payload, reason, detail, message_id, received_at)
-VALUES (?, ?, ?, ?, ?)
+INSERT OR IGNORE INTO dead_letters
+    (payload, reason, detail, message_id, received_at, payload_sha256)
+VALUES (?, ?, ?, ?, ?, ?)
 """
 
 
@@ -156,7 +157,11 @@ class ScanStore:
         try:
             scan_rows = reduce_rows(records)
             letter_rows = [
-                (d.payload, d.reason, d.detail, d.message_id, d.received_at) for d in dead_letters
+                (
+                    d.payload, d.reason, d.detail, d.message_id, d.received_at,
+                    schema.payload_digest(d.payload),
+                )
+                for d in dead_letters
             ]
         except (TypeError, AttributeError) as exc:
             raise BatchDataError(f"batch holds a malformed record: {exc}") from None

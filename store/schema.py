@@ -13,17 +13,23 @@ Versions:
      received_at, message_id). Recognised by its tables and columns.
   1  adds scans.first_seen and scans.data_version, NOT NULL/CHECK constraints on every
      column, and dead_letters.id/detail with a unique index on non-empty message ids.
+  2  dead_letters.payload_sha256; the unique index is on (message_id, payload_sha256), so
+     that only a true duplicate (a redelivery: same id and same bytes) collapses. Message ids
+     are not unique across emulator restarts (it numbers from 1 again), topics or projects,
+     and v1 silently dropped a new poison message whose id matched an old one (issue 12).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import hashlib
+
 import apsw
 
 from store.errors import SchemaError
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 # "mscn" in ASCII: marks the file as miniscan's, so a foreign SQLite file is never mistaken
 # for an empty or old one.
 APPLICATION_ID = int.from_bytes(b"mscn", "big")
@@ -52,17 +58,29 @@ CREATE TABLE dead_letters (
     reason      TEXT    NOT NULL CHECK (typeof(reason) = 'text' AND length(reason) > 0),
     detail      TEXT    NOT NULL DEFAULT '',
     message_id  TEXT    NOT NULL DEFAULT '',
-    received_at REAL    NOT NULL
+    received_at REAL    NOT NULL,
+    payload_sha256 BLOB NOT NULL DEFAULT x''
 )
 """
 # AUTOINCREMENT so that an id, once shown to an operator, never names another message after
 # a replay deleted the highest ones.
 DEAD_LETTERS_INDEXES = (
     # At-least-once delivery can bring one poison message twice: INSERT OR IGNORE on this
-    # index keeps storing dead letters idempotent.
-    "CREATE UNIQUE INDEX dead_letters_by_message_id ON dead_letters (message_id)"
+    # index keeps storing dead letters idempotent. The digest of the bytes is part of the
+    # identity because a message id alone is not unique (see version 2 above).
+    "CREATE UNIQUE INDEX dead_letters_by_identity ON dead_letters (message_id, payload_sha256)"
     " WHERE message_id <> ''",
     "CREATE INDEX dead_letters_by_reason ON dead_letters (reason, id)",
+)
+
+# The version-1 dead_letters, which migration 0 -> 1 builds (migration 1 -> 2 then extends it).
+DEAD_LETTERS_DDL_V1 = DEAD_LETTERS_DDL.replace(
+    ",\n    payload_sha256 BLOB NOT NULL DEFAULT x''", ""
+)
+DEAD_LETTERS_INDEXES_V1 = (
+    "CREATE UNIQUE INDEX dead_letters_by_message_id ON dead_letters (message_id)"
+    " WHERE message_id <> ''",
+    DEAD_LETTERS_INDEXES[1],
 )
 
 # The version-0 layout, as the issue first described it. Kept to recognise such files and
@@ -196,8 +214,8 @@ def _migrate_0_to_1(conn: apsw.Connection) -> None:
     had_dead_letters = conn.table_exists("main", "dead_letters")
     if had_dead_letters:
         conn.execute("ALTER TABLE dead_letters RENAME TO dead_letters_v0")
-    conn.execute(DEAD_LETTERS_DDL)
-    for ddl in DEAD_LETTERS_INDEXES:
+    conn.execute(DEAD_LETTERS_DDL_V1)
+    for ddl in DEAD_LETTERS_INDEXES_V1:
         conn.execute(ddl)
     if had_dead_letters:
         # OR IGNORE: v0 had no unique message id, so duplicates collapse here.
@@ -210,4 +228,22 @@ def _migrate_0_to_1(conn: apsw.Connection) -> None:
         conn.execute("DROP TABLE dead_letters_v0")
 
 
-MIGRATIONS: dict[int, Callable[[apsw.Connection], None]] = {0: _migrate_0_to_1}
+def payload_digest(payload: bytes) -> bytes:
+    """The digest stored beside a letter's bytes: half of its identity (version 2)."""
+    return hashlib.sha256(payload).digest()
+
+
+def _migrate_1_to_2(conn: apsw.Connection) -> None:
+    """Add the payload digest, fill it for every letter, and widen the unique index to
+    (message_id, payload_sha256). No row is dropped: v1 rows were unique by id already."""
+    conn.execute("ALTER TABLE dead_letters ADD COLUMN payload_sha256 BLOB NOT NULL DEFAULT x''")
+    conn.create_scalar_function("miniscan_sha256", payload_digest, 1, deterministic=True)
+    conn.execute("UPDATE dead_letters SET payload_sha256 = miniscan_sha256(payload)")
+    conn.execute("DROP INDEX IF EXISTS dead_letters_by_message_id")
+    conn.execute(DEAD_LETTERS_INDEXES[0])
+
+
+MIGRATIONS: dict[int, Callable[[apsw.Connection], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+}

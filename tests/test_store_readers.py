@@ -11,6 +11,7 @@ import pytest
 from contracts.records import DeadLetter, ScanRecord
 from store.db import ScanStore
 from store.query import find_scans, open_reader, read_snapshot, read_stats
+from store.schema import CURRENT_VERSION
 
 
 def scan(port: int, ts: int = 100, ip: str = "10.0.0.1", service: str = "HTTP") -> ScanRecord:
@@ -126,4 +127,4 @@ def test_stats_summarise_scans_and_dead_letters(filled) -> None:
     assert stats.data_versions == [(1, 4)]
     assert stats.dead_letters == 3
     assert stats.dead_letters_by_reason == [("invalid_json", 2), ("bad_port", 1)]
-    assert stats.schema_version == 1 and stats.file_bytes > 0
+    assert stats.schema_version == CURRENT_VERSION and stats.file_bytes > 0

@@ -12,7 +12,14 @@ import pytest
 from contracts.records import DeadLetter, ScanRecord
 from store.db import DatabaseMissing, ScanStore, SchemaError, connect_existing
 from store.query import find_scans, open_reader
-from store.schema import APPLICATION_ID, CURRENT_VERSION, LEGACY_V0_DDL
+from store.schema import (
+    APPLICATION_ID,
+    CURRENT_VERSION,
+    DEAD_LETTERS_DDL_V1,
+    DEAD_LETTERS_INDEXES_V1,
+    LEGACY_V0_DDL,
+    SCANS_DDL,
+)
 
 
 def digest(path: Path) -> str:
@@ -119,6 +126,39 @@ def test_version_0_is_migrated_in_place(tmp_path) -> None:
         assert again.migrated_from is None
         again.write_batch([], [DeadLetter(b"\x00\xff", "invalid_json", "m1", 9.0)])
         assert again.row_count() == 2
+
+
+def make_v1(path: Path) -> Path:
+    """A version-1 file as miniscan 0.1 wrote it: dead letters unique by message id alone."""
+    return make_sqlite(
+        path, SCANS_DDL, DEAD_LETTERS_DDL_V1, *DEAD_LETTERS_INDEXES_V1,
+        "INSERT INTO dead_letters (payload, reason, message_id, received_at) VALUES"
+        " (x'00ff', 'invalid_json', '1', 1.5), (x'01', 'bad_port', '', 2.5)",
+        f"PRAGMA application_id = {APPLICATION_ID}", "PRAGMA user_version = 1",
+    )  # fmt: skip
+
+
+def test_version_1_is_migrated_to_dead_letters_unique_by_id_and_bytes(tmp_path) -> None:
+    path = make_v1(tmp_path / "v1.db")
+    with ScanStore.open(path) as store:
+        assert store.migrated_from == 1
+        # The emulator restarted and numbers from 1 again: a new poison message reusing id
+        # "1" is kept; a redelivery of the old one (same id, same bytes) still collapses.
+        result = store.write_batch(
+            [], [DeadLetter(b"new poison", "invalid_json", "1", 9.0),
+                 DeadLetter(b"\x00\xff", "invalid_json", "1", 9.5)]
+        )  # fmt: skip
+        assert result.dead_letters == 1
+    conn = open_reader(path)
+    assert conn.pragma("user_version") == CURRENT_VERSION
+    letters = conn.execute(
+        "SELECT payload, message_id, payload_sha256 FROM dead_letters ORDER BY id"
+    ).fetchall()
+    conn.close()
+    assert [(payload, mid) for payload, mid, _ in letters] == [
+        (b"\x00\xff", "1"), (b"\x01", ""), (b"new poison", "1"),
+    ]  # fmt: skip
+    assert all(sha == hashlib.sha256(payload).digest() for payload, _, sha in letters)
 
 
 def test_version_0_without_dead_letters_table_is_migrated(tmp_path) -> None:
