@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from contracts.reasons import ALL_REASONS
+
 MESSAGES_PULLED = Counter("miniscan_messages_pulled", "Messages pulled from Pub/Sub.")
 MESSAGES_STORED = Counter("miniscan_messages_stored", "Scan records durably committed.")
 MESSAGES_DEAD_LETTERED = Counter(
@@ -69,3 +71,13 @@ BUILD_INFO = Gauge(
     ["version", "workers"],
     multiprocess_mode="mostrecent",
 )
+
+
+def export_known_labels() -> None:
+    """Create every labelled series the dashboard and alerts read, at 0, so that their panels
+    show 0 rather than "No data" before the first event (Prometheus' instrumentation
+    practice: avoid missing metrics). Called once by the supervisor at start-up."""
+    for reason in sorted(ALL_REASONS):
+        MESSAGES_DEAD_LETTERED.labels(reason).inc(0)
+    for role in ("writer", "decoder"):
+        CHILD_RESTARTS.labels(role).inc(0)

@@ -132,9 +132,10 @@ class ScanStore:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         _refuse_foreign_file(path)
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o750, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the folder of {path}: {exc.strerror}") from None
+        _create_private_file(path)
 
         def prepare(conn: apsw.Connection) -> tuple[int | None, int]:
             version_before = schema.ensure_current(conn, path)
@@ -301,6 +302,18 @@ def _refuse_foreign_file(path: str) -> None:
 
 
 # One small function per connection setting, applied together (apsw bestpractice).
+def _create_private_file(path: str) -> None:
+    """Create a missing database file readable by its owner and group only (0640 before the
+    umask): scan results are not for every user of the machine. SQLite gives the -wal and
+    -shm files the database file's permissions. An existing file keeps its own."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create {path}: {exc.strerror}") from None
+
+
 def apply_writer_settings(conn: apsw.Connection, synchronous: str = "FULL") -> None:
     """Every setting of the writer's connection (the benchmark applies the same to raw apsw)."""
     _use_wal(conn)

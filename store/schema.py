@@ -21,9 +21,8 @@ Versions:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import hashlib
+from collections.abc import Callable
 
 import apsw
 

@@ -5,6 +5,11 @@ of every process of the tree (prometheus_client multiprocess mode); /healthz ans
 the supervisor loop is turning; /readyz whether the writer has the database open and a
 decoder is pulling. Both answer 200 or 503 with a one-line reason, for Docker and Kubernetes.
 
+Bounded (issue 12): at most MAX_CONNECTIONS requests are served at once, each on its own
+thread, and a client that sends nothing for REQUEST_TIMEOUT_S is dropped; one more connection
+is closed at once instead of starting a thread, so a burst of scrapers or a slowloris cannot
+pile up threads in the supervisor.
+
 Never: touch the tree itself; it only calls the two probe functions it was given.
 """
 
@@ -19,6 +24,35 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 Probe = Callable[[], tuple[bool, str]]
 
+MAX_CONNECTIONS = 16
+REQUEST_TIMEOUT_S = 5.0
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per request, but never more than MAX_CONNECTIONS of them."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: close now rather than queue a thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
 
 def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> ThreadingHTTPServer:
     """Serve in a daemon thread; raises OSError when the port is taken."""
@@ -26,6 +60,8 @@ def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> Th
     MultiProcessCollector(registry)
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S  # a socket timeout for reading the request
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
@@ -46,7 +82,6 @@ def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> Th
         def log_message(self, *args: object) -> None:
             pass  # scrapes every few seconds would drown the log
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = BoundedHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

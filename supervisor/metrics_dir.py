@@ -1,34 +1,41 @@
 """The shared directory in which every process of the tree writes its Prometheus samples.
 
-Owns: creating (and wiping) PROMETHEUS_MULTIPROC_DIR before anything imports
-prometheus_client, because prometheus_client picks its value store once, at import time;
-children inherit the variable when they are spawned. Wiping at start is what the
-prometheus_client multiprocess docs require: stale files from an earlier run would add their
-counts to ours.
+Owns: creating PROMETHEUS_MULTIPROC_DIR and clearing the sample files of an earlier run
+before anything imports prometheus_client, because prometheus_client picks its value store
+once, at import time; children inherit the variable when they are spawned. Clearing at start
+is what the prometheus_client multiprocess docs require: stale files from an earlier run
+would add their counts to ours.
 
-Never: import prometheus_client (that would freeze the single-process value store).
+Never: import prometheus_client (that would freeze the single-process value store), or
+remove anything but prometheus_client's own sample files: an operator may point the
+variable at a folder that holds other things (issue 12: it once removed the whole folder).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import tempfile
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client names its files `<type>_<pid>.db`, gauges `gauge_<mode>_<pid>.db`
+# (prometheus_client/values.py).
+SAMPLE_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 
 
 def prepare_metrics_dir() -> str:
-    """Point PROMETHEUS_MULTIPROC_DIR at an empty directory and return it.
+    """Point PROMETHEUS_MULTIPROC_DIR at a directory without stale samples and return it.
 
-    An operator-provided directory is emptied (it is ours for this run); otherwise a fresh
-    temporary one is made.
+    An operator-provided directory is created if missing and cleared of sample files only;
+    otherwise a fresh temporary one is made.
     """
     path = os.environ.get(ENV)
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-        os.makedirs(path, exist_ok=True)
-    else:
+    if not path:
         path = tempfile.mkdtemp(prefix="miniscan-metrics-")
         os.environ[ENV] = path
+        return path
+    os.makedirs(path, exist_ok=True)
+    for entry in os.scandir(path):
+        if SAMPLE_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
     return path

@@ -90,6 +90,7 @@ def run_supervisor(config: PipelineConfig) -> int:
     from importlib.metadata import version
 
     metrics.BUILD_INFO.labels(version("miniscan"), str(config.workers)).set(1)
+    metrics.export_known_labels()
     try:
         return supervisor.run()
     finally:

@@ -272,3 +272,13 @@ def test_unwritable_location_is_unavailable(tmp_path) -> None:
     not_a_folder.write_text("x")
     with pytest.raises(StoreUnavailable, match="cannot create the folder"):
         ScanStore.open(not_a_folder / "scan_results.db")
+
+
+def test_new_database_files_are_not_world_readable(tmp_path) -> None:
+    path = tmp_path / "private" / "scan_results.db"
+    with ScanStore.open(path) as store:
+        store.write_batch([scan()])
+        for name in ("scan_results.db", "scan_results.db-wal"):
+            mode = (path.parent / name).stat().st_mode
+            assert mode & 0o007 == 0, f"{name} is {oct(mode)}"
+    assert (path.parent.stat().st_mode & 0o007) == 0
