@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.auth import exceptions as auth_exceptions
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1 import types as pubsub_types
+from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
 ADMIN_TIMEOUT_S = 15.0
 # How long one publish may keep retrying before its future fails: long enough to ride out a
@@ -56,11 +58,30 @@ def publisher_client(**kwargs) -> pubsub_v1.PublisherClient:
 
 
 def subscriber_client() -> pubsub_v1.SubscriberClient:
-    """A SubscriberClient; PubSubUnavailable when there are no credentials and no emulator."""
+    """A SubscriberClient; PubSubUnavailable when there are no credentials and no emulator.
+
+    Against the emulator the library's own channel keeps gRPC's 4 MiB receive limit, and a
+    pull of a few large messages failed with "Received message larger than max" (issue 12):
+    there we build the channel ourselves, without size limits, as the library does for real
+    Pub/Sub (whose messages go up to 10 MB)."""
+    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
     try:
+        if emulator:
+            return pubsub_v1.SubscriberClient(transport=_emulator_transport(emulator))
         return pubsub_v1.SubscriberClient()
     except auth_exceptions.GoogleAuthError:
         raise PubSubUnavailable(NO_CREDENTIALS_HINT) from None
+
+
+UNLIMITED_MESSAGE_SIZE = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+)
+
+
+def _emulator_transport(host: str) -> SubscriberGrpcTransport:
+    channel = grpc.insecure_channel(host, options=UNLIMITED_MESSAGE_SIZE)
+    return SubscriberGrpcTransport(channel=channel, host=host)
 
 
 def publish_retry(deadline: float = PUBLISH_DEADLINE_S) -> gretry.Retry:

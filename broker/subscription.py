@@ -16,8 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
 
 from broker.client import PubSubUnavailable, bounded_retry, subscriber_client, unreachable_message
+from contracts import metrics
 
 # Pub/Sub rejects acknowledge/modifyAckDeadline requests over 512 KB; ack ids run up to a
 # few hundred bytes on real Pub/Sub, so 1,000 ids a request stays well under it.
@@ -27,6 +29,42 @@ RPC_TIMEOUT_S = 30.0
 
 class SubscriptionMissing(PubSubUnavailable):
     """The subscription does not exist: a configuration error, not a transient one."""
+
+
+class PubSubOutage(PubSubUnavailable):
+    """A call failed for a transient reason (after its retries, if it had any): Pub/Sub or
+    the path to it is having weather. Wait and call again; never a reason to crash."""
+
+
+# The gRPC codes that are weather, not a verdict on the request (google-api-core's own
+# publish retry uses the same set).
+TRANSIENT_ERRORS = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.ResourceExhausted,
+    gexc.Unknown,
+    gexc.Cancelled,
+)
+
+
+def transient_retry(deadline: float, on_error=None) -> gretry.Retry:
+    """Capped, jittered exponential backoff (google-api-core's own generator) on transient
+    codes, for at most `deadline` s."""
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(*TRANSIENT_ERRORS),
+        initial=0.2,
+        maximum=5.0,
+        multiplier=2.0,
+        timeout=deadline,
+        on_error=on_error,
+    )
+
+
+def count_error(call: str, exc: BaseException) -> None:
+    code = getattr(exc, "grpc_status_code", None)
+    metrics.PUBSUB_ERRORS.labels(call, code.name if code is not None else type(exc).__name__).inc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +102,12 @@ class Subscription:
             ) from None
 
     def pull(self, max_messages: int, timeout: float = RPC_TIMEOUT_S) -> list[PulledMessage]:
-        """Long-poll for up to `max_messages`; an empty list when none arrived in time."""
+        """Long-poll for up to `max_messages`; an empty list when none arrived in time.
+
+        One attempt, no retry: the caller's loop is the retry, so that it can keep
+        heartbeating and say it is not ready while Pub/Sub is away. A transient failure
+        raises PubSubOutage (counted); anything else raises as it came.
+        """
         try:
             response = self._client.pull(
                 request={"subscription": self.path, "max_messages": max_messages},
@@ -72,7 +115,10 @@ class Subscription:
                 timeout=timeout,
             )
         except gexc.DeadlineExceeded:
-            return []
+            return []  # the long poll ran out: nothing to pull, not an error
+        except TRANSIENT_ERRORS as exc:
+            count_error("pull", exc)
+            raise PubSubOutage(f"pull from {self.path} failed: {exc}") from exc
         # Read the underlying protobuf, not the proto-plus wrappers: converting every field
         # of every message through them was 37% of a decoder's CPU (bench/RESULTS.md).
         raw = type(response).pb(response)
@@ -87,26 +133,34 @@ class Subscription:
             for received in raw.received_messages
         ]
 
-    def acknowledge(self, ack_ids: Iterable[str]) -> None:
+    def acknowledge(self, ack_ids: Iterable[str], deadline: float = RPC_TIMEOUT_S) -> None:
+        """Acknowledge, retrying transient failures for up to `deadline` s; PubSubOutage
+        when they outlast it (the messages are then redelivered: never lost)."""
         for chunk in _chunks(ack_ids):
-            self._client.acknowledge(
-                request={"subscription": self.path, "ack_ids": chunk},
-                retry=bounded_retry(RPC_TIMEOUT_S),
-                timeout=RPC_TIMEOUT_S,
-            )
+            self._call("acknowledge", deadline, {"subscription": self.path, "ack_ids": chunk})
 
-    def modify_deadline(self, ack_ids: Iterable[str], seconds: int) -> None:
-        """Extend leases by `seconds`, or with 0 hand the messages back for redelivery now."""
+    def modify_deadline(
+        self, ack_ids: Iterable[str], seconds: int, deadline: float = RPC_TIMEOUT_S
+    ) -> None:
+        """Extend leases by `seconds`, or with 0 hand the messages back for redelivery now;
+        retried like `acknowledge`."""
         for chunk in _chunks(ack_ids):
-            self._client.modify_ack_deadline(
-                request={
-                    "subscription": self.path,
-                    "ack_ids": chunk,
-                    "ack_deadline_seconds": seconds,
-                },
-                retry=bounded_retry(RPC_TIMEOUT_S),
-                timeout=RPC_TIMEOUT_S,
-            )
+            request = {"subscription": self.path, "ack_ids": chunk, "ack_deadline_seconds": seconds}
+            self._call("modify_ack_deadline", deadline, request)
+
+    def _call(self, call: str, deadline: float, request: dict) -> None:
+        retry = transient_retry(deadline, on_error=lambda exc: count_error(call, exc))
+        try:
+            getattr(self._client, call)(request=request, retry=retry, timeout=deadline)
+        except gexc.RetryError as exc:
+            raise PubSubOutage(
+                f"{call} on {self.path} gave up after {deadline:.0f}s: {exc}"
+            ) from exc
+        except TRANSIENT_ERRORS as exc:
+            raise PubSubOutage(f"{call} on {self.path} failed: {exc}") from exc
+        except gexc.GoogleAPICallError as exc:
+            count_error(call, exc)
+            raise
 
     def nack(self, ack_ids: Iterable[str]) -> None:
         self.modify_deadline(ack_ids, 0)

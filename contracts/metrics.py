@@ -15,6 +15,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from contracts.reasons import ALL_REASONS
 
+PUBSUB_CALLS = ("pull", "acknowledge", "modify_ack_deadline")
+
 MESSAGES_PULLED = Counter("miniscan_messages_pulled", "Messages pulled from Pub/Sub.")
 MESSAGES_STORED = Counter("miniscan_messages_stored", "Scan records durably committed.")
 MESSAGES_DEAD_LETTERED = Counter(
@@ -25,6 +27,11 @@ MESSAGES_DEAD_LETTERED = Counter(
 MESSAGES_ACKED = Counter("miniscan_messages_acked", "Messages acknowledged after commit.")
 MESSAGES_NACKED = Counter(
     "miniscan_messages_nacked", "Messages handed back to Pub/Sub for prompt redelivery."
+)
+PUBSUB_ERRORS = Counter(
+    "miniscan_pubsub_errors",
+    "Pub/Sub calls that failed (each failed attempt), by call and gRPC status code.",
+    ["call", "code"],
 )
 BATCH_SIZE = Histogram(
     "miniscan_batch_size",
@@ -81,3 +88,6 @@ def export_known_labels() -> None:
         MESSAGES_DEAD_LETTERED.labels(reason).inc(0)
     for role in ("writer", "decoder"):
         CHILD_RESTARTS.labels(role).inc(0)
+    for call in PUBSUB_CALLS:
+        for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+            PUBSUB_ERRORS.labels(call, code).inc(0)
