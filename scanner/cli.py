@@ -94,6 +94,15 @@ def say(message: str) -> None:
     help="CIDR whose hosts the scanned addresses are drawn from.",
 )
 @click.option(
+    "--ports",
+    type=click.Choice(generate.PORT_MODES),
+    default="service",
+    show_default=True,
+    help="How ports are drawn: 'service' picks one the service runs on (HTTP 80/443/8080, "
+    "SSH 22/2222, DNS 53), so keys repeat as in real scans; 'any' draws uniformly from "
+    "1..65535, as the original scanner does.",
+)
+@click.option(
     "--from-file",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     help="Replay a JSON-lines file of scans (one published message per line; '-' = stdin) "
@@ -117,6 +126,7 @@ def main(
     count: int,
     seed: int | None,
     ips: generate.IPNetwork,
+    ports: str,
     from_file: str | None,
     quiet: bool,
     progress_every: float,
@@ -128,7 +138,7 @@ def main(
     if from_file is not None:
         explicit = [
             f"--{name}"
-            for name in ("seed", "ips")
+            for name in ("seed", "ips", "ports")
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
         ]
         if explicit:
@@ -144,7 +154,7 @@ def main(
         say("interrupted before publishing: published 0 messages")
         return
     skipped: list[replay.MalformedLine] = []
-    payloads = choose_payloads(from_file, count, seed, ips, skipped)
+    payloads = choose_payloads(from_file, count, seed, ips, skipped, ports)
     stop = threading.Event()
     started = time.monotonic()
     on_progress = None if quiet else report_progress
@@ -169,11 +179,12 @@ def choose_payloads(
     seed: int | None,
     ips: generate.IPNetwork,
     skipped: list[replay.MalformedLine],
+    ports: str = "service",
 ) -> Iterable[bytes]:
     """Generated scans, or the file's well-formed lines (each bad one reported, then kept
     in `skipped`); at most `count` of them unless count is 0."""
     if from_file is None:
-        return generate.scan_payloads(seed, count, ips)
+        return generate.scan_payloads(seed, count, ips, ports=ports)
 
     def report_malformed(line: replay.MalformedLine) -> None:
         skipped.append(line)

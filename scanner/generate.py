@@ -7,9 +7,10 @@ choices behind a stream of scans. Every random choice comes from one `random.Ran
 seed fixes the stream.
 
 Choices the original tool left open, made here:
-- Ports are realistic per service (HTTP 80/443/8080, SSH 22/2222, DNS 53), not random
-  1..65535, so that the `(ip, port, service)` keys repeat the way real scans do and
-  "newest scan wins" gets exercised.
+- Ports are realistic per service (HTTP 80/443/8080, SSH 22/2222, DNS 53) by default, so that
+  the `(ip, port, service)` keys repeat the way real scans do and "newest scan wins" gets
+  exercised; `ports="any"` draws a uniformly random port 1..65535 as the original scanner
+  does (keys then almost never repeat).
 - Addresses are drawn from a CIDR's usable hosts (`1.1.1.0/24` gives 1.1.1.1..1.1.1.254).
 - `--seed` makes the whole payload stream byte-identical: a seeded stream takes its
   timestamps from a fixed start (`SEEDED_START_TIME`, then one second per scan, as if the
@@ -39,6 +40,8 @@ SERVICE_PORTS: dict[str, tuple[int, ...]] = {
 }
 SERVICES = tuple(SERVICE_PORTS)
 DATA_VERSIONS = (1, 2)
+PORT_MODES = ("service", "any")  # realistic per service (default), or the original's uniform
+ANY_PORT = (1, 65535)
 # 2023-11-14T22:13:20Z: fixed and recognisable, so seeded fixtures never depend on today.
 SEEDED_START_TIME = 1_700_000_000
 RESPONSE_NUMBERS = 1000
@@ -83,11 +86,19 @@ def encode_response(text: str, data_version: int) -> dict[str, str]:
     raise ValueError(f"unknown data_version {data_version!r}; known: {DATA_VERSIONS}")
 
 
-def random_scan(rng: random.Random, network: IPNetwork, timestamp: int) -> dict[str, Any]:
-    """One scan: random host, service, a port that service runs on, version and response."""
+def random_scan(
+    rng: random.Random, network: IPNetwork, timestamp: int, ports: str = "service"
+) -> dict[str, Any]:
+    """One scan: random host, service, a port (one that service runs on, or with
+    `ports="any"` any port), version and response."""
     ip = pick_ip(rng, network)
     service = rng.choice(SERVICES)
-    port = rng.choice(SERVICE_PORTS[service])
+    if ports == "service":
+        port = rng.choice(SERVICE_PORTS[service])
+    elif ports == "any":
+        port = rng.randint(*ANY_PORT)
+    else:
+        raise ValueError(f"ports must be one of {PORT_MODES}, not {ports!r}")
     data_version = rng.choice(DATA_VERSIONS)
     text = response_text(rng.randrange(RESPONSE_NUMBERS))
     return {
@@ -111,6 +122,7 @@ def scan_dicts(
     ips: str | IPNetwork = DEFAULT_CIDR,
     start_time: int | None = None,
     clock: Callable[[], float] = time.time,
+    ports: str = "service",
 ) -> Iterator[dict[str, Any]]:
     """`count` scans (0 = forever), lazily, so unseeded timestamps are the time of use.
 
@@ -126,7 +138,7 @@ def scan_dicts(
     indices = count_up() if count == 0 else range(count)
     for index in indices:
         timestamp = int(clock()) if start_time is None else start_time + index
-        yield random_scan(rng, network, timestamp)
+        yield random_scan(rng, network, timestamp, ports)
 
 
 def scan_payloads(
@@ -135,7 +147,8 @@ def scan_payloads(
     ips: str | IPNetwork = DEFAULT_CIDR,
     start_time: int | None = None,
     clock: Callable[[], float] = time.time,
+    ports: str = "service",
 ) -> Iterator[bytes]:
     """The message bytes of `scan_dicts(...)`: what the scanner publishes."""
-    for scan in scan_dicts(seed, count, ips, start_time=start_time, clock=clock):
+    for scan in scan_dicts(seed, count, ips, start_time=start_time, clock=clock, ports=ports):
         yield encode_scan(scan)

@@ -32,6 +32,8 @@ def error_lines(output: str) -> list[str]:
         (["--from-file", "/no/such/scans.jsonl"], "'/no/such/scans.jsonl' does not exist"),
         (["--from-file", "-", "--seed", "3"], "--seed cannot be used with --from-file"),
         (["--from-file", "-", "--ips", "10.0.0.0/8"], "--ips cannot be used with --from-file"),
+        (["--from-file", "-", "--ports", "any"], "--ports cannot be used with --from-file"),
+        (["--ports", "random"], "Invalid value for '--ports'"),
         (["--connect-timeout", "0"], "Invalid value for '--connect-timeout'"),
     ],
 )

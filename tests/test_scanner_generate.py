@@ -52,6 +52,25 @@ def test_versions_services_and_ports_are_all_used_about_evenly():
     assert len({scan["ip"] for scan in scans}) == 254
 
 
+def test_ports_any_draws_uniformly_from_the_whole_range_as_the_original_scanner():
+    scans = list(generate.scan_dicts(seed=5, count=20_000, ports="any"))
+    ports = [scan["port"] for scan in scans]
+    assert min(ports) >= 1 and max(ports) <= 65535
+    # Uniform over 1..65535: each sixteenth of the range holds about 1/16 of the draws
+    # (1,250 expected; 5 sigma is about 170), and far more distinct ports than the 6 per-service.
+    sixteenths = Counter((port - 1) * 16 // 65535 for port in ports)
+    assert set(sixteenths) == set(range(16))
+    assert all(1050 < n < 1450 for n in sixteenths.values()), sixteenths
+    assert len(set(ports)) > 10_000
+    assert {scan["service"] for scan in scans} == set(generate.SERVICES)
+    # The default stays the realistic one, and the seeded default stream is unchanged by it.
+    assert list(generate.scan_payloads(seed=5, count=50)) == list(
+        generate.scan_payloads(seed=5, count=50, ports="service")
+    )
+    with pytest.raises(ValueError, match="ports must be one of"):
+        next(generate.scan_dicts(seed=5, count=1, ports="some"))
+
+
 def test_version_1_is_base64_of_the_utf8_bytes_and_version_2_the_text():
     text = "service response: 7 \N{SNOWMAN}"
     assert generate.encode_response(text, 1) == {
