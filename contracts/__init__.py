@@ -2,6 +2,7 @@
 
 What the processes agree on, and nothing else: the records (`records`), the messages on the
 pipes (`messages`), the metric definitions (`metrics`), the reasons a message is dead-lettered
-(`reasons`), canonical forms (`canonical`) and every default (`defaults`). Imports nothing of
+(`reasons`), canonical forms (`canonical`), every default (`defaults`) and the lifecycle
+every process role follows (`lifecycle`). Imports nothing of
 miniscan; everything else may import it.
 """

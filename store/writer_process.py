@@ -8,6 +8,11 @@ record becomes a dead letter and the rest is committed (issue 5). A commit that 
 of the disk or a lock is retried with backoff, then the process exits and is restarted: its
 uncommitted messages are never acked, so they come back.
 
+Lifecycle (`contracts.lifecycle`): `open` opens the database; `run_once` waits for one message
+or the flush deadline, whichever comes first; `shutdown` closes the database and commits
+nothing: only a `Stop` message flushes, because SIGTERM or a lost supervisor means "exit now",
+and what was not committed is simply never acked, so it is redelivered.
+
 Never: talk to Pub/Sub (decoders own the leases and the acks), decode, or send an ack id
 before the commit that covers it returned.
 """
@@ -16,15 +21,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
 from contracts import metrics
+from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.reasons import STORE_REJECTED
 from contracts.records import DeadLetter, ScanRecord
-from store.db import BatchDataError, ScanStore, StoreUnavailable
+from store.db import BatchDataError, ScanStore, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +87,8 @@ def rejected_record_letter(record: ScanRecord, error: str) -> DeadLetter:
 
 
 class WriterRole:
-    """The writer process's state and loop. Tests drive `handle`/`flush` in-process."""
+    """The writer process's state and loop. Tests drive `run_once`, `handle` and `flush`
+    in-process."""
 
     def __init__(
         self,
@@ -97,33 +105,61 @@ class WriterRole:
         self.pending: list[DecodedBatch] = []
         self.pending_count = 0
         self.flush_due: float | None = None  # monotonic deadline of the pending batch
-        self.stopping = False
+        self.finished = False
+        self.crash_reason: str | None = None  # the writer's failures raise instead
         self._next_heartbeat = 0.0
         metrics.SCANS_ROWS.set(store.row_count())
 
-    def run(self, stop_requested: Callable[[], bool] = lambda: False) -> None:
+    @classmethod
+    def open(
+        cls,
+        link: Connection,
+        db_path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        batch_size: int = 1000,
+        batch_timeout_s: float = 0.1,
+    ) -> WriterRole:
+        """Open (create, migrate) the database. NotAvailableYet if it cannot be written right
+        now; CannotStart if it was refused (not a miniscan database, a bad setting)."""
         try:
-            while not self.stopping:
-                if stop_requested():
-                    # SIGTERM: exit now, uncommitted work is simply not acked (redelivered).
-                    log.info("stop requested by signal: exiting without committing")
-                    return
-                now = time.monotonic()
-                timeout = HEARTBEAT_INTERVAL_S / 2
-                if self.flush_due is not None:
-                    timeout = max(0.0, min(timeout, self.flush_due - now))
-                if wait([self.link], timeout=timeout):
-                    try:
-                        message = self.link.recv()
-                    except (EOFError, OSError):
-                        log.warning("supervisor link closed: exiting without committing")
-                        return
-                    self.handle(message)
-                if self.flush_due is not None and time.monotonic() >= self.flush_due:
-                    self.flush()
-                self.heartbeat_if_due()
-        finally:
-            self.store.close()
+            store = ScanStore.open(
+                db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+            )
+        except StoreUnavailable as exc:
+            raise NotAvailableYet(str(exc)) from exc
+        except StoreError as exc:
+            raise CannotStart(str(exc)) from exc
+        return cls(store, link, batch_size=batch_size, batch_timeout_s=batch_timeout_s)
+
+    def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
+        """One turn of the loop: act on at most one supervisor message, waiting up to
+        `timeout` or until the pending batch is due, then flush if due and heartbeat. Returns
+        False once the writer is finished (Stop handled, or the link closed)."""
+        if self.flush_due is not None:
+            timeout = max(0.0, min(timeout, self.flush_due - time.monotonic()))
+        if wait([self.link], timeout=timeout):
+            try:
+                message = self.link.recv()
+            except (EOFError, OSError):
+                log.warning("supervisor link closed: exiting without committing")
+                self.finished = True
+                return False
+            self.handle(message)
+        if self.flush_due is not None and time.monotonic() >= self.flush_due:
+            self.flush()
+        self.heartbeat_if_due()
+        return not self.finished
+
+    def handle_stop_signal(self) -> None:
+        # SIGTERM: exit now, uncommitted work is simply not acked (redelivered).
+        log.info("stop requested by signal: exiting without committing")
+        self.finished = True
+
+    def shutdown(self) -> None:
+        """Close the database. Commits nothing: a graceful stop flushed on `Stop` already."""
+        self.store.close()
 
     def handle(self, message: object) -> None:
         if isinstance(message, DecodedBatch):
@@ -137,7 +173,7 @@ class WriterRole:
         elif isinstance(message, Stop):
             self.flush()
             self._send(Stopped(role="writer"))
-            self.stopping = True
+            self.finished = True
         else:
             log.warning("ignoring unexpected message %r", type(message).__name__)
 
@@ -203,7 +239,7 @@ class WriterRole:
         try:
             self.link.send(message)
         except (BrokenPipeError, OSError):
-            self.stopping = True
+            self.finished = True
 
 
 def _ack_ids_by_slot(batches: list[DecodedBatch]) -> dict[int, list[str]]:

@@ -1,12 +1,15 @@
-"""Entry points of the child processes: set up, run the role's loop, report how it ended.
+"""Entry points of the child processes: one driver runs every role's lifecycle.
 
-Owns: what every child does before and after its role's loop: ignore SIGINT (a terminal's
-Ctrl-C reaches the whole process group, and only the supervisor decides how to stop), turn
-SIGTERM into a flag, tag the logs, open its resources, and tell the supervisor `Ready`,
-`StartupFailed` (a restart would not help: the tree halts) or `Crashed` (restart me).
+Owns: what every child does around its role: ignore SIGINT (a terminal's Ctrl-C reaches the
+whole process group, and only the supervisor decides how to stop), turn SIGTERM into a flag,
+tag the logs, then `drive_role`: open the role, tell the supervisor `Ready`, run `run_once`
+until the role is finished or SIGTERM arrived, always `shutdown`, and exit telling the
+supervisor how it ended: `StartupFailed` and EXIT_STARTUP (a restart would not help: the tree
+halts), `Crashed` and EXIT_ERROR (restart me), or nothing and EXIT_OK (stopped as asked).
 
-Never: hold pipeline logic (that is `workers.decoder_process` and `store.writer_process`).
-These functions are module-level so that they work under the `spawn` start method.
+Never: hold pipeline logic (that is `workers.decoder_process` and `store.writer_process`), or
+know one role from the other beyond building it. These functions are module-level so that
+they work under the `spawn` start method.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
+from contracts.lifecycle import CannotStart, NotAvailableYet, ProcessRole
 from contracts.messages import Crashed, Ready, StartupFailed
 from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
@@ -30,7 +34,8 @@ STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class _StopFlag:
-    """Set by SIGTERM; the role's loop polls it at least twice a second."""
+    """Set by SIGTERM; `drive_role` checks it before every `run_once` (at least twice a
+    second, since no `run_once` waits longer than half a second by default)."""
 
     def __init__(self) -> None:
         self.raised = False
@@ -65,72 +70,85 @@ def _exit_reporting(link: Connection, message: object, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _run_and_exit(
-    kind: str, role: str, link: Connection, run: Callable[[], str | None]
+def drive_role(
+    name: str,
+    link: Connection,
+    stop_requested: Callable[[], bool],
+    open_role: Callable[[], ProcessRole],
 ) -> NoReturn:
-    """Run the role's loop, then exit: EXIT_OK when it stopped as asked; `Crashed` and
-    EXIT_ERROR when it raised or returned a crash reason (restart me)."""
+    """The lifecycle of every child (issue 11); exits the process with the right code."""
     try:
-        crash_reason = run()
+        role = open_role()
+    except CannotStart as exc:
+        _exit_reporting(link, StartupFailed(role=name, reason=str(exc)), EXIT_STARTUP)
+    except NotAvailableYet as exc:
+        _exit_reporting(link, Crashed(role=name, reason=str(exc)), EXIT_ERROR)
     except Exception as exc:
-        log.exception("%s crashed", kind)
-        crash_reason = f"{type(exc).__name__}: {exc}"
+        _exit_reporting(link, Crashed(role=name, reason=_log_crash(name, exc)), EXIT_ERROR)
+    _report(link, Ready(role=name))
+    try:
+        try:
+            while not role.finished:
+                if stop_requested():
+                    role.handle_stop_signal()
+                    break
+                role.run_once()
+        finally:
+            role.shutdown()
+        crash_reason = role.crash_reason  # a hung or failing pull ends the loop without raising
+    except Exception as exc:
+        crash_reason = _log_crash(name, exc)
     if crash_reason:
-        _exit_reporting(link, Crashed(role=role, reason=crash_reason), EXIT_ERROR)
+        _exit_reporting(link, Crashed(role=name, reason=crash_reason), EXIT_ERROR)
     sys.exit(EXIT_OK)
 
 
+def _log_crash(name: str, exc: Exception) -> str:
+    """Log the traceback (we are inside its except block); return the reason for `Crashed`."""
+    log.exception("%s crashed", name)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# The role modules are imported inside each entry point so that a child loads only its own
+# role's libraries: a writer never imports gRPC, a decoder never imports apsw.
+
+
 def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
-    role = f"decoder-{slot}"
-    stop = _start_child(role, config)
-    from broker.client import PubSubUnavailable
-    from broker.subscription import Subscription, SubscriptionMissing
+    name = f"decoder-{slot}"
+    stop = _start_child(name, config)
     from workers.decoder_process import DecoderRole
 
-    try:
-        subscription = Subscription(config.project, config.subscription)
-        subscription.check()
-    except SubscriptionMissing as exc:
-        _exit_reporting(link, StartupFailed(role=role, reason=str(exc)), EXIT_STARTUP)
-    except PubSubUnavailable as exc:
-        _exit_reporting(link, Crashed(role=role, reason=str(exc)), EXIT_ERROR)
-    _report(link, Ready(role=role))
-    decoder = DecoderRole(
-        slot,
-        subscription,
+    drive_role(
+        name,
         link,
-        max_in_flight=config.max_in_flight,
-        pull_batch=config.pull_batch,
-        lease_s=config.lease_s,
+        stop,
+        lambda: DecoderRole.open(
+            slot,
+            link,
+            config.project,
+            config.subscription,
+            max_in_flight=config.max_in_flight,
+            pull_batch=config.pull_batch,
+            lease_s=config.lease_s,
+        ),
     )
-
-    def run_decoder() -> str | None:
-        decoder.run(stop_requested=stop)
-        return decoder.crash_reason  # a hung or failing pull ends the loop without raising
-
-    _run_and_exit("decoder", role, link, run_decoder)
 
 
 def writer_main(link: Connection, config: PipelineConfig) -> None:
-    role = "writer"
-    stop = _start_child(role, config)
-    from store.db import ScanStore, StoreError, StoreUnavailable
+    name = "writer"
+    stop = _start_child(name, config)
     from store.writer_process import WriterRole
 
-    try:
-        store = ScanStore.open(
-            config.db_path, synchronous=config.synchronous, busy_timeout_ms=config.busy_timeout_ms
-        )
-    except StoreUnavailable as exc:
-        _exit_reporting(link, Crashed(role=role, reason=str(exc)), EXIT_ERROR)
-    except StoreError as exc:
-        _exit_reporting(link, StartupFailed(role=role, reason=str(exc)), EXIT_STARTUP)
-    _report(link, Ready(role=role))
-    writer = WriterRole(
-        store, link, batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s
+    drive_role(
+        name,
+        link,
+        stop,
+        lambda: WriterRole.open(
+            link,
+            config.db_path,
+            synchronous=config.synchronous,
+            busy_timeout_ms=config.busy_timeout_ms,
+            batch_size=config.batch_size,
+            batch_timeout_s=config.batch_timeout_s,
+        ),
     )
-
-    def run_writer() -> None:
-        writer.run(stop_requested=stop)
-
-    _run_and_exit("writer", role, link, run_writer)

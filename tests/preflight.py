@@ -34,7 +34,7 @@ def pubsub_server() -> tuple[str | None, str]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    launcher, said = pubsub_server()
+    _, said = pubsub_server()
     tools = ", ".join(f"{name} {'found' if shutil.which(name) else 'MISSING'}" for name in TOOLS)
     required = os.environ.get(REQUIRE_ENV) == "1"
     return [

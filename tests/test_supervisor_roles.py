@@ -1,13 +1,18 @@
 """One-iteration tests of the process roles, run in-process without spawning anything.
 
-The writer runs against a real SQLite file; the decoder against a recording stand-in for its
-subscription (the real one is covered end to end in test_pipeline_e2e.py and in the lease
-test below, against the emulator).
+Each role has the lifecycle of `contracts.lifecycle` (open, run_once, shutdown), driven in a
+child by `supervisor.children.drive_role`; here a test calls each step itself, and calls the
+driver too (it exits with SystemExit, which a test catches). The writer runs against a real
+SQLite file; the decoder against a recording stand-in for its subscription (the real one is
+covered end to end in test_pipeline_e2e.py, in the lease test of test_supervisor_cli.py and
+in `DecoderRole.open` below, against the emulator).
 """
 
 from __future__ import annotations
 
 import pickle
+import threading
+import time
 from multiprocessing import Pipe
 
 import apsw
@@ -15,12 +20,17 @@ import pytest
 
 from broker.subscription import PulledMessage
 from contracts import messages
+from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import split_batch_frame
 from contracts.records import DeadLetter, ScanRecord
-from store.db import ScanStore
+from store import writer_process
+from store.db import StoreError
 from store.writer_process import WriterRole, isolate_bad_records
+from supervisor.children import drive_role
+from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from supervisor.restarts import RestartPolicy
-from workers.decoder_process import DecoderRole, decode_pulled
+from workers import decoder_process
+from workers.decoder_process import PULL_HUNG_AFTER_S, DecoderRole, decode_pulled
 
 V2 = b'{"ip":"1.1.1.%d","port":80,"service":"http","timestamp":%d,"data_version":2,"data":{"response_str":"r%d"}}'  # noqa: E501
 
@@ -35,6 +45,21 @@ def pulled(n: int, start: int = 0) -> list[PulledMessage]:
 
 def record(ip: str = "1.1.1.1", port: int = 80, ts: int = 1, response: str = "r") -> ScanRecord:
     return ScanRecord(ip, port, "HTTP", ts, response, 2)
+
+
+def read_sent(supervisor_end, wait_s: float = 0.0) -> list[object]:
+    """Everything a role has sent so far, batch frames unframed; waits up to `wait_s` for the
+    first message."""
+    sent: list[object] = []
+    while supervisor_end.poll(0 if sent else wait_s):
+        frame = supervisor_end.recv_bytes()
+        batch = split_batch_frame(frame)
+        sent.append(pickle.loads(batch[1] if batch else frame))
+    return sent
+
+
+def without_heartbeats(sent: list[object]) -> list[object]:
+    return [m for m in sent if not isinstance(m, messages.Heartbeat)]
 
 
 # --- restart policy -------------------------------------------------------------------------
@@ -101,11 +126,10 @@ def test_a_decoder_bug_dead_letters_the_message_instead_of_crashing():
 
 @pytest.fixture
 def writer(tmp_path):
-    store = ScanStore.open(tmp_path / "w.db")
     ours, theirs = Pipe()
-    role = WriterRole(store, theirs, batch_size=5, batch_timeout_s=60)
+    role = WriterRole.open(theirs, tmp_path / "w.db", batch_size=5, batch_timeout_s=60)
     yield role, ours, tmp_path / "w.db"
-    store.close()
+    role.store.close()  # closing twice is harmless; most tests never shut down
 
 
 def rows(path) -> list[tuple]:
@@ -136,7 +160,7 @@ def test_writer_flushes_on_stop_and_says_stopped(writer):
     role.handle(messages.Stop())
     assert isinstance(supervisor_end.recv(), messages.AckBatch)
     assert isinstance(supervisor_end.recv(), messages.Stopped)
-    assert role.stopping and len(rows(path)) == 1
+    assert role.finished and len(rows(path)) == 1
 
 
 def test_one_bad_record_is_isolated_and_the_rest_committed(writer):
@@ -175,6 +199,90 @@ def test_isolation_costs_few_writes():
     assert len(writes) <= 2 * 10 + 1
 
 
+# --- the writer's lifecycle: open, run_once, shutdown ---------------------------------------
+
+
+def test_writer_open_refuses_a_foreign_file_and_waits_out_an_unusable_folder(tmp_path):
+    foreign = tmp_path / "notes.db"
+    foreign.write_bytes(b"these are my notes, not a database" * 10)
+    _, theirs = Pipe()
+    with pytest.raises(CannotStart):  # a restart would not help: the tree halts
+        WriterRole.open(theirs, foreign)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(NotAvailableYet, match="cannot create the folder"):
+        WriterRole.open(theirs, tmp_path / "a-file" / "w.db")
+
+
+def test_writer_run_once_takes_one_message_and_flushes_only_when_the_batch_is_due(writer):
+    role, supervisor_end, path = writer
+    supervisor_end.send(decode_pulled(0, pulled(2), 0.0))
+    assert role.run_once(timeout=0) is True
+    assert role.pending_count == 2
+    assert without_heartbeats(read_sent(supervisor_end)) == [], "acked before the commit"
+    assert rows(path) == []
+    role.flush_due -= 60  # as if the 60 s batch timeout had passed
+    assert role.run_once(timeout=0) is True
+    assert without_heartbeats(read_sent(supervisor_end)) == [
+        messages.AckBatch(slot=0, ack_ids=["ack-0", "ack-1"])
+    ]
+    assert len(rows(path)) == 2 and role.flush_due is None
+
+
+def test_writer_run_once_waits_no_longer_than_the_pending_batch(tmp_path):
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, tmp_path / "w.db", batch_size=100, batch_timeout_s=0.05)
+    try:
+        supervisor_end.send(decode_pulled(3, pulled(1), 0.0))
+        role.run_once(timeout=0)
+        started = time.monotonic()
+        role.run_once(timeout=30)  # nothing arrives: the flush deadline ends the wait
+        assert time.monotonic() - started < 10
+        assert isinstance(without_heartbeats(read_sent(supervisor_end))[0], messages.AckBatch)
+    finally:
+        role.shutdown()
+
+
+def test_writer_heartbeats_once_per_interval(writer, monkeypatch):
+    role, supervisor_end, _ = writer
+    monkeypatch.setattr(writer_process, "HEARTBEAT_INTERVAL_S", 3600.0)
+    role.run_once(timeout=0)
+    role.run_once(timeout=0)
+    assert read_sent(supervisor_end) == [messages.Heartbeat(role="writer")]
+
+
+def test_writer_run_once_on_stop_flushes_then_says_stopped_and_finishes(writer):
+    role, supervisor_end, path = writer
+    supervisor_end.send(decode_pulled(0, pulled(1), 0.0))
+    supervisor_end.send(messages.Stop())
+    assert role.run_once(timeout=0) is True
+    assert role.run_once(timeout=0) is False
+    sent = without_heartbeats(read_sent(supervisor_end))
+    assert [type(m) for m in sent] == [messages.AckBatch, messages.Stopped]
+    assert role.finished and len(rows(path)) == 1
+    role.shutdown()
+    with pytest.raises(StoreError, match="closed"):
+        role.store.write_batch([record()])
+
+
+@pytest.mark.parametrize("how", ["signal", "closed link"])
+def test_writer_stopped_by_a_signal_or_a_lost_link_exits_without_committing(writer, how):
+    role, supervisor_end, path = writer
+    supervisor_end.send(decode_pulled(0, pulled(2), 0.0))
+    role.run_once(timeout=0)
+    if how == "signal":
+        role.handle_stop_signal()
+    else:
+        supervisor_end.close()
+        assert role.run_once(timeout=0) is False
+    assert role.finished
+    role.shutdown()
+    assert rows(path) == [], "committed on the way out"
+    if how == "signal":
+        assert without_heartbeats(read_sent(supervisor_end)) == [], "acked without a commit"
+    with pytest.raises(StoreError, match="closed"):
+        role.store.write_batch([record()])
+
+
 # --- the decoder ------------------------------------------------------------------------------
 
 
@@ -188,9 +296,14 @@ class RecordingSubscription:
         self.nacked: list[str] = []
         self.extended: list[str] = []
 
+        self.closed = threading.Event()
+
     def pull(self, max_messages: int, timeout: float = 0) -> list[PulledMessage]:
         self.pull_calls += 1
-        return self.pulls.pop(0)[:max_messages] if self.pulls else []
+        if self.pulls:
+            return self.pulls.pop(0)[:max_messages]
+        self.closed.wait(0.02)  # an idle long poll, shortened (a real one lasts up to 10 s)
+        return []
 
     def acknowledge(self, ack_ids):
         self.acked += ack_ids
@@ -202,7 +315,21 @@ class RecordingSubscription:
         self.extended += ack_ids
 
     def close(self):
-        pass
+        self.closed.set()
+
+
+class HangingSubscription(RecordingSubscription):
+    """A subscription whose pull does not return until the test releases it."""
+
+    def __init__(self):
+        super().__init__([])
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def pull(self, max_messages: int, timeout: float = 0) -> list[PulledMessage]:
+        self.entered.set()
+        self.released.wait(30)
+        return []
 
 
 def received_batch(supervisor_end) -> messages.DecodedBatch:
@@ -282,3 +409,194 @@ def test_a_pull_that_never_returns_is_reported_as_a_crash():
     assert not role.pull_is_hung(now=110.0)
     assert role.pull_is_hung(now=100.0 + 31)
     assert "pull hung" in role.crash_reason
+
+
+# --- the decoder's lifecycle: open, run_once, shutdown --------------------------------------
+
+
+@pytest.mark.emulator
+def test_decoder_open_refuses_a_missing_subscription_and_finds_an_existing_one(pubsub_target):
+    supervisor_end, theirs = Pipe()
+    with pytest.raises(CannotStart, match="no-such-sub does not exist"):
+        DecoderRole.open(0, theirs, pubsub_target.project, "no-such-sub")
+    role = DecoderRole.open(2, theirs, pubsub_target.project, pubsub_target.subscription)
+    assert role.slot == 2 and not role.finished
+    role.shutdown()
+    assert read_sent(supervisor_end) == [messages.Stopped(role="decoder-2")]
+
+
+def test_decoder_run_once_extends_the_leases_that_are_due_and_heartbeats(monkeypatch):
+    monkeypatch.setattr(decoder_process, "HEARTBEAT_INTERVAL_S", 3600.0)
+    role, subscription, supervisor_end = decoder([])
+    far = time.monotonic() + 60
+    role.in_flight.update({"due": 0.0, "fresh": far})  # "due" is about to run out
+    assert role.run_once(timeout=0) is True
+    assert subscription.extended == ["due"]
+    assert role.in_flight["due"] > time.monotonic() + role.lease_s - 5
+    assert role.in_flight["fresh"] == far
+    assert role.run_once(timeout=0) is True
+    assert subscription.extended == ["due"], "extended a lease that was not due"
+    assert read_sent(supervisor_end) == [messages.Heartbeat(role="decoder-0")]
+    role.shutdown()
+
+
+def test_decoder_run_once_acts_on_one_supervisor_message_per_turn():
+    role, subscription, supervisor_end = decoder([])
+    supervisor_end.send(messages.AckBatch(slot=0, ack_ids=["a"]))
+    supervisor_end.send(messages.AckBatch(slot=0, ack_ids=["b"]))
+    role.run_once(timeout=0)
+    assert subscription.acked == ["a"]
+    role.run_once(timeout=0)
+    assert subscription.acked == ["a", "b"]
+    supervisor_end.send(messages.Stop())
+    assert role.run_once(timeout=0) is False and role.finished
+    role.shutdown()
+
+
+def test_decoder_run_once_reports_a_hung_pull_instead_of_heartbeating(monkeypatch):
+    monkeypatch.setattr(decoder_process, "HEARTBEAT_INTERVAL_S", 0.0)  # every turn, if alive
+    subscription = HangingSubscription()
+    supervisor_end, theirs = Pipe()
+    role = DecoderRole(0, subscription, theirs)
+    assert role.run_once(timeout=0) is True  # starts the puller, which enters the pull
+    assert subscription.entered.wait(10), "the first run_once did not start pulling"
+    assert role.run_once(timeout=0) is True, "a pull that just began is not hung"
+    assert read_sent(supervisor_end) == [messages.Heartbeat(role="decoder-0")] * 2
+    role.pull_started_at -= PULL_HUNG_AFTER_S + 1  # as if the pull had been open that long
+    assert role.run_once(timeout=0) is False
+    assert role.finished and "pull hung" in role.crash_reason
+    assert read_sent(supervisor_end) == [], "heartbeat sent by a decoder whose pull hung"
+    subscription.released.set()
+    role.shutdown()
+    assert read_sent(supervisor_end) == [messages.Stopped(role="decoder-0")]
+
+
+def test_decoder_first_run_once_starts_pulling_and_shutdown_hands_back_what_it_held():
+    role, subscription, supervisor_end = decoder([pulled(3)])
+    assert role.run_once(timeout=0) is True
+    sent = read_sent(supervisor_end, wait_s=10)
+    deadline = time.monotonic() + 10
+    while not any(isinstance(m, messages.DecodedBatch) for m in sent):
+        assert time.monotonic() < deadline, "the puller sent no batch"
+        sent += read_sent(supervisor_end, wait_s=0.5)
+    assert set(role.in_flight) == {"ack-0", "ack-1", "ack-2"}
+    role.shutdown()
+    assert not role.puller.is_alive(), "the puller outlived shutdown"
+    assert sorted(subscription.nacked) == ["ack-0", "ack-1", "ack-2"]
+    assert role.in_flight == {} and subscription.closed.is_set()
+    assert without_heartbeats(read_sent(supervisor_end)) == [messages.Stopped(role="decoder-0")]
+
+
+def test_decoder_finishes_on_a_closed_link_and_on_a_stop_signal():
+    role, _, supervisor_end = decoder([])
+    supervisor_end.close()
+    assert role.run_once(timeout=0) is False
+    assert role.finished and role.crash_reason is None
+    role.shutdown()
+    role, _, _ = decoder([])
+    role.handle_stop_signal()
+    assert role.finished and role.crash_reason is None
+
+
+# --- the one driver of every child ---------------------------------------------------------
+
+
+class ScriptedRole:
+    """A role whose run_once does what the test says, recording the lifecycle calls."""
+
+    def __init__(self, turn):
+        self.turn = turn
+        self.finished = False
+        self.crash_reason = None
+        self.calls: list[str] = []
+
+    def run_once(self, timeout: float = 0.5) -> bool:
+        self.calls.append("run_once")
+        self.turn(self)
+        return not self.finished
+
+    def handle_stop_signal(self) -> None:
+        self.calls.append("signal")
+        self.finished = True
+
+    def shutdown(self) -> None:
+        self.calls.append("shutdown")
+
+
+def drive(theirs, open_role, stop_requested=lambda: False) -> int:
+    """Run the driver in-process; return the exit code it chose."""
+    with pytest.raises(SystemExit) as exited:
+        drive_role("writer", theirs, stop_requested, open_role)
+    return exited.value.code
+
+
+def test_driver_runs_the_writer_from_open_to_a_graceful_stop(tmp_path):
+    supervisor_end, theirs = Pipe()
+    supervisor_end.send(decode_pulled(0, pulled(2), 0.0))
+    supervisor_end.send(messages.Stop())
+    code = drive(theirs, lambda: WriterRole.open(theirs, tmp_path / "w.db"))
+    assert code == EXIT_OK
+    sent = without_heartbeats(read_sent(supervisor_end))
+    assert [type(m) for m in sent] == [messages.Ready, messages.AckBatch, messages.Stopped]
+    assert len(rows(tmp_path / "w.db")) == 2
+
+
+def test_driver_on_sigterm_shuts_the_writer_down_without_committing(tmp_path):
+    supervisor_end, theirs = Pipe()
+    supervisor_end.send(decode_pulled(0, pulled(2), 0.0))
+    opened = []
+
+    def open_writer():
+        opened.append(WriterRole.open(theirs, tmp_path / "w.db"))
+        return opened[0]
+
+    code = drive(theirs, open_writer, stop_requested=lambda: True)
+    assert code == EXIT_OK
+    assert read_sent(supervisor_end) == [messages.Ready(role="writer")]
+    assert rows(tmp_path / "w.db") == []
+    with pytest.raises(StoreError, match="closed"):
+        opened[0].store.write_batch([record()])
+
+
+def test_driver_turns_a_refused_start_into_startup_failed_and_exit_3(tmp_path):
+    foreign = tmp_path / "notes.db"
+    foreign.write_bytes(b"not a database" * 10)
+    supervisor_end, theirs = Pipe()
+    code = drive(theirs, lambda: WriterRole.open(theirs, foreign))
+    assert code == EXIT_STARTUP
+    (failed,) = read_sent(supervisor_end)
+    assert isinstance(failed, messages.StartupFailed) and failed.role == "writer"
+
+
+def test_driver_reports_a_crash_after_shutting_the_role_down():
+    def boom(role):
+        raise RuntimeError("boom")
+
+    role = ScriptedRole(boom)
+    supervisor_end, theirs = Pipe()
+    assert drive(theirs, lambda: role) == EXIT_ERROR
+    assert role.calls == ["run_once", "shutdown"]
+    assert read_sent(supervisor_end) == [
+        messages.Ready(role="writer"),
+        messages.Crashed(role="writer", reason="RuntimeError: boom"),
+    ]
+
+
+def test_driver_reports_a_role_that_ended_itself_on_an_error():
+    def hang(role):
+        role.crash_reason, role.finished = "pull hung for 31s", True
+
+    role = ScriptedRole(hang)
+    supervisor_end, theirs = Pipe()
+    assert drive(theirs, lambda: role) == EXIT_ERROR
+    assert role.calls == ["run_once", "shutdown"]
+    assert read_sent(supervisor_end)[-1] == messages.Crashed("writer", "pull hung for 31s")
+
+
+def test_driver_reports_an_unavailable_resource_as_a_crash_to_restart():
+    def unavailable():
+        raise NotAvailableYet("Pub/Sub did not answer")
+
+    supervisor_end, theirs = Pipe()
+    assert drive(theirs, unavailable) == EXIT_ERROR
+    assert read_sent(supervisor_end) == [messages.Crashed("writer", "Pub/Sub did not answer")]

@@ -9,7 +9,9 @@ when it stops, so that Pub/Sub redelivers at once instead of after the ack deadl
 
 Two threads: the puller (long-poll pull, decode, send) and the main loop (acks, nacks, lease
 extension, heartbeats, control). The pull blocks for seconds when the subscription is empty;
-acks must not wait for it.
+acks must not wait for it. The main loop is the lifecycle of `contracts.lifecycle`: `open`
+finds the subscription, the first `run_once` starts the puller (after the driver has sent
+`Ready`, so that nothing else writes the link meanwhile), `shutdown` stops it.
 
 Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
 message whose batch has not been committed.
@@ -23,8 +25,10 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from broker.subscription import PulledMessage, Subscription
+from broker.client import PubSubUnavailable
+from broker.subscription import PulledMessage, Subscription, SubscriptionMissing
 from contracts import metrics
+from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import (
     AckBatch,
     DecodedBatch,
@@ -93,7 +97,8 @@ def decode_pulled(
 
 
 class DecoderRole:
-    """One decoder process's state and loop. Tests drive `pull_once`/`handle` in-process."""
+    """One decoder process's state and loop. Tests drive `run_once`, `pull_once` and
+    `handle` in-process."""
 
     def __init__(
         self,
@@ -117,48 +122,79 @@ class DecoderRole:
         self._room = threading.Condition()
         self._send_lock = threading.Lock()
         self.pulling = True
-        self.stopping = False
-        self._puller: threading.Thread | None = None
+        self.finished = False
+        self.puller: threading.Thread | None = None  # started by the first run_once
         self._next_heartbeat = 0.0
         self.crash_reason: str | None = None
         self.pull_started_at: float | None = None  # monotonic; None while not in a pull
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def run(self, stop_requested: Callable[[], bool] = lambda: False) -> None:
-        """Main loop until told to stop (by the supervisor, SIGTERM or the link closing)."""
-        self._puller = threading.Thread(target=self._pull_loop, name="puller", daemon=True)
-        self._puller.start()
+    @classmethod
+    def open(
+        cls,
+        slot: int,
+        link: Connection,
+        project: str,
+        subscription: str,
+        *,
+        max_in_flight: int = 2000,
+        pull_batch: int = 1000,
+        lease_s: int = 10,
+    ) -> DecoderRole:
+        """Find the subscription. CannotStart if it does not exist; NotAvailableYet if
+        Pub/Sub does not answer (or there are no credentials)."""
         try:
-            while not self.stopping:
-                if stop_requested():
-                    log.info("stop requested by signal: settling and exiting")
-                    break
-                if wait([self.link], timeout=HEARTBEAT_INTERVAL_S / 2):
-                    try:
-                        message = self.link.recv()
-                    except (EOFError, OSError):
-                        log.warning("supervisor link closed: exiting")
-                        break
-                    self.handle(message)
-                self.extend_leases_if_due()
-                if self.pull_is_hung():
-                    break
-                self.heartbeat_if_due()
-        finally:
-            self.shutdown()
+            found = Subscription(project, subscription)
+        except PubSubUnavailable as exc:
+            raise NotAvailableYet(str(exc)) from exc
+        try:
+            found.check()
+        except PubSubUnavailable as exc:
+            found.close()
+            failure = CannotStart if isinstance(exc, SubscriptionMissing) else NotAvailableYet
+            raise failure(str(exc)) from exc
+        return cls(
+            slot, found, link, max_in_flight=max_in_flight, pull_batch=pull_batch, lease_s=lease_s
+        )
+
+    def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
+        """One turn of the main loop: act on at most one supervisor message (waiting up to
+        `timeout` for it), extend leases that are due, check the pull, heartbeat. Returns
+        False once the decoder is finished (Stop, link closed, hung or failed pull)."""
+        if self.puller is None:
+            self.puller = threading.Thread(target=self._pull_loop, name="puller", daemon=True)
+            self.puller.start()
+        if wait([self.link], timeout=timeout):
+            try:
+                message = self.link.recv()
+            except (EOFError, OSError):
+                log.warning("supervisor link closed: exiting")
+                self.finished = True
+                return False
+            self.handle(message)
+        self.extend_leases_if_due()
+        if self.pull_is_hung():
+            self.finished = True
+            return False
+        self.heartbeat_if_due()
+        return not self.finished
+
+    def handle_stop_signal(self) -> None:
+        log.info("stop requested by signal: settling and exiting")
+        self.finished = True
 
     def shutdown(self) -> None:
         """Stop pulling, hand back every unsettled message for redelivery, say goodbye."""
         with self._send_lock:
             self.pulling = False
         with self._room:
-            self.stopping = True
+            self.finished = True
             self._room.notify_all()
-        if self._puller is not None:
+        if self.puller is not None:
             # A long-poll pull may still be open: what it returns is nacked by the puller, and
             # if we exit first, those messages come back when their short lease runs out.
-            self._puller.join(timeout=0.5)
+            self.puller.join(timeout=0.5)
         self.nack_all("stopping")
         self._send(Stopped(role=self.role))
         self.subscription.close()
@@ -211,7 +247,7 @@ class DecoderRole:
             with self._room:
                 self._room.notify_all()
         elif isinstance(message, Stop):
-            self.stopping = True
+            self.finished = True
         else:
             log.warning("ignoring unexpected message %r", type(message).__name__)
 
@@ -276,7 +312,7 @@ class DecoderRole:
         except Exception as exc:  # reported, then the main loop exits
             log.error("pulling failed: %s", exc)
             self.crash_reason = f"pulling failed: {exc}"
-            self.stopping = True
+            self.finished = True
 
     def _nack(self, ack_ids: list[str], why: str) -> None:
         try:
@@ -298,4 +334,4 @@ class DecoderRole:
             else:
                 self.link.send(message)
         except (BrokenPipeError, OSError):
-            self.stopping = True
+            self.finished = True
