@@ -14,12 +14,17 @@ Never: install handlers, or leave the mask changed after it returns (even when s
 from __future__ import annotations
 
 import signal
+from multiprocessing import resource_tracker
 from multiprocessing.process import BaseProcess
 
 from supervisor.children import STOP_SIGNALS
 
 
 def start_with_stop_signals_blocked(process: BaseProcess) -> None:
+    # Start the resource tracker first, with our mask as it is: when `Process.start()`
+    # launches it, CPython unblocks SIGINT and SIGTERM afterwards, and the child we start
+    # would boot unprotected.
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         process.start()

@@ -1,0 +1,130 @@
+"""One incarnation of a child process, as the supervisor holds it while it runs.
+
+Owns: `RunningChild`, what the supervisor knows of one incarnation (its process, its end of
+the pipe with the Inbox and Outbox threads on it, heartbeat, readiness, whether it was asked
+to stop), `start_child`, which wires a fresh duplex pipe and starts the process with the stop
+signals blocked, `release`, which collects the exit code and what is left of it (its pipe,
+its live gauges), and
+`ChildTable`, the children alive now by name, which performs the relay's deliveries and keeps
+the children-alive gauge.
+
+Never: decide about a child (route, restart, kill, stop: `supervisor.tree` does), or reuse a
+pipe for a second incarnation: a fresh pipe cannot be corrupted by an earlier one's death.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from contracts import metrics
+from supervisor.config import PipelineConfig
+from supervisor.inbox import Inbox
+from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
+from supervisor.outbox import Outbox
+from supervisor.relay import WRITER, Delivery
+from supervisor.spawning import start_with_stop_signals_blocked
+
+
+@dataclass
+class RunningChild:
+    name: str  # "writer" or "decoder-<slot>"
+    slot: int  # decoder slot; -1 for the writer
+    key: int  # unique per incarnation: a restarted child reuses the name, never the key
+    process: BaseProcess
+    link: Connection
+    outbox: Outbox
+    inbox: Inbox
+    started_at: float
+    last_heartbeat: float
+    ready: bool = False
+    end_of_stream: bool = False
+    stopping: bool = False
+    killed: bool = False
+    last_error: str = ""
+
+    @property
+    def role(self) -> str:
+        return WRITER if self.slot < 0 else "decoder"
+
+    def release(self) -> int | None:
+        """Once its pipe was read to the end: collect the exit code, close our end of the
+        pipe, and drop the dead process's live gauges."""
+        self.process.join(timeout=1.0)
+        self.outbox.close()
+        self.link.close()
+        if self.process.pid is not None and os.environ.get(ENV_METRICS_DIR):
+            from prometheus_client import multiprocess
+
+            # Drops the dead child's live gauges; its counters stay, so totals stay monotonic.
+            multiprocess.mark_process_dead(self.process.pid)
+        return self.process.exitcode
+
+
+def start_child(
+    context: multiprocessing.context.BaseContext,
+    name: str,
+    slot: int,
+    key: int,
+    target: Callable[..., None],
+    args: tuple,
+    config: PipelineConfig,
+    deliveries: queue.SimpleQueue[tuple[int, bytes | None]],
+    wake: socket.socket,
+) -> RunningChild:
+    """Start `target(*args, link, config)` as child `name`; its messages go to `deliveries`."""
+    ours, theirs = context.Pipe(duplex=True)
+    process = context.Process(target=target, args=(*args, theirs, config), name=name, daemon=False)
+    start_with_stop_signals_blocked(process)
+    theirs.close()  # only the child holds its end: its death closes the pipe
+    now = time.monotonic()
+    return RunningChild(
+        name=name, slot=slot, key=key, process=process, link=ours,
+        outbox=Outbox(ours, name), inbox=Inbox(ours, key, deliveries, wake),
+        started_at=now, last_heartbeat=now,
+    )  # fmt: skip
+
+
+class ChildTable(dict[str, RunningChild]):
+    """The children alive now, by name: at most one incarnation per name."""
+
+    def add(self, child: RunningChild) -> None:
+        self[child.name] = child
+        self._count_alive()
+
+    def remove(self, child: RunningChild) -> None:
+        del self[child.name]
+        self._count_alive()
+
+    def decoders(self) -> list[RunningChild]:
+        return [child for child in self.values() if child.slot >= 0]
+
+    def for_sentinel(self, sentinel: object) -> RunningChild | None:
+        return next((c for c in self.values() if c.process.sentinel == sentinel), None)
+
+    def terminate_all(self) -> None:
+        """SIGTERM to everyone: each nacks what it holds and exits."""
+        for child in self.values():
+            child.stopping = True
+            child.process.terminate()
+
+    def kill_alive(self) -> None:
+        for child in self.values():
+            if child.process.is_alive():
+                child.process.kill()
+
+    def send(self, deliveries: list[Delivery]) -> None:
+        # The relay only names children it was told are up, and so are in this table.
+        for name, message in deliveries:
+            self[name].outbox.put(message)
+
+    def _count_alive(self) -> None:
+        metrics.CHILDREN_ALIVE.labels("decoder").set(len(self.decoders()))
+        metrics.CHILDREN_ALIVE.labels("writer").set(1 if WRITER in self else 0)
