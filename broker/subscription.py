@@ -162,8 +162,9 @@ class Subscription:
             count_error(call, exc)
             raise
 
-    def nack(self, ack_ids: Iterable[str]) -> None:
-        self.modify_deadline(ack_ids, 0)
+    def nack(self, ack_ids: Iterable[str], deadline: float = RPC_TIMEOUT_S) -> None:
+        """Hand the messages back for redelivery now (a lease of 0 s)."""
+        self.modify_deadline(ack_ids, 0, deadline=deadline)
 
     def close(self) -> None:
         self._client.close()

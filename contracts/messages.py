@@ -29,6 +29,7 @@ class DecodedBatch:
     record_publish_times: list[float] = field(default_factory=list)  # unix s, for latency
     dead_letters: list[DeadLetter] = field(default_factory=list)
     dead_letter_ack_ids: list[str] = field(default_factory=list)
+    nbytes: int = 0  # payload bytes received for it: what the writer's byte bound counts
 
     def __len__(self) -> int:
         return len(self.records) + len(self.dead_letters)
@@ -66,10 +67,15 @@ class EndOfStream:
 
 @dataclass(frozen=True, slots=True)
 class AckBatch:
-    """These messages are durably committed: the decoder in `slot` may acknowledge them."""
+    """These messages are durably committed: the decoder in `slot` may acknowledge them.
+
+    `rejected` names records the database refused, as (ack id, why): they are not committed
+    and not acked; the decoder, which holds the bytes received, sends each back as a
+    `store_rejected` dead letter, acked once that letter is committed."""
 
     slot: int
     ack_ids: list[str]
+    rejected: tuple[tuple[str, str], ...] = ()
 
 
 # --- supervisor -> child ----------------------------------------------------------------
@@ -96,9 +102,12 @@ class WriterLost:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Sent by a child's main loop about once a second: proof that the loop is not stuck."""
+    """Sent by a child's main loop about once a second: proof that the loop is not stuck.
+    `pubsub_ok` is False while a decoder cannot reach Pub/Sub (it waits it out: /readyz says
+    not ready meanwhile, and the supervisor does not restart it)."""
 
     role: str
+    pubsub_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)

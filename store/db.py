@@ -159,7 +159,11 @@ class ScanStore:
             scan_rows = reduce_rows(records)
             letter_rows = [
                 (
-                    d.payload, d.reason, d.detail, d.message_id, d.received_at,
+                    d.payload,
+                    d.reason,
+                    d.detail,
+                    d.message_id,
+                    d.received_at,
                     schema.payload_digest(d.payload),
                 )
                 for d in dead_letters

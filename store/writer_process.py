@@ -1,17 +1,23 @@
 """The writer role: the one process that writes the database.
 
-Owns: collecting decoded batches into a commit batch (up to `batch_size` messages or
-`batch_timeout_s` after the first one), committing it through `store.db.ScanStore`, and only
-then sending each decoder slot the ack ids of its committed messages. A batch whose commit
-fails because of its data is split in halves until the offending record is isolated; that
-record becomes a dead letter and the rest is committed (issue 5). A commit that fails because
-of the disk or a lock is retried with backoff, then the process exits and is restarted: its
-uncommitted messages are never acked, so they come back.
+Owns: group commit (issue 13) and the order "commit, then ack". The writer commits as soon as
+it holds records and nothing more is waiting on its pipe: what arrives during a commit waits
+in the pipe and forms the next batch, so under light load batches are small and fast and under
+heavy load they grow by themselves, up to `batch_size` messages or `batch_bytes` payload
+bytes. `batch_timeout_s` (0 by default) is the longest a pending message may linger for more
+to join it when the pipe is idle. Only after the commit returned does it send each decoder
+slot the ack ids of its committed messages. A batch whose commit fails because of its data is
+split in halves until the offending records are isolated (issue 5); the rest is committed and
+each refused one is named back to its decoder, which holds its bytes and returns it as a
+`store_rejected` dead letter. A commit that fails because of the disk or a lock is retried
+with backoff, then the process exits and is restarted: its uncommitted messages are never
+acked, so they come back.
 
-Lifecycle (`contracts.lifecycle`): `open` opens the database; `run_once` waits for one message
-or the flush deadline, whichever comes first; `shutdown` closes the database and commits
-nothing: only a `Stop` message flushes, because SIGTERM or a lost supervisor means "exit now",
-and what was not committed is simply never acked, so it is redelivered.
+Lifecycle (`contracts.lifecycle`): `open` opens the database; `run_once` takes what the pipe
+holds (waiting up to its timeout for the first message) and commits when the batch is full,
+the pipe idle, or the linger over; `shutdown` closes the database and commits nothing: only
+a `Stop` message flushes, because SIGTERM or a lost supervisor means "exit now", and what was
+not committed is simply never acked, so it is redelivered.
 
 Never: talk to Pub/Sub (decoders own the leases and the acks), decode, or send an ack id
 before the commit that covers it returned.
@@ -19,17 +25,15 @@ before the commit that covers it returned.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from contracts import metrics
+from contracts import defaults, metrics
 from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
-from contracts.reasons import STORE_REJECTED
 from contracts.records import DeadLetter, ScanRecord
 from store.db import BatchDataError, ScanStore, StoreError, StoreUnavailable
 
@@ -40,11 +44,14 @@ HEARTBEAT_INTERVAL_S = 1.0
 # busy timeout; the writer heartbeats between attempts, so retrying is not mistaken for a stall.
 UNAVAILABLE_RETRIES = 5
 
+Tagged = tuple[ScanRecord, tuple[int, str]]  # a record and (decoder slot, ack id)
+
 
 def isolate_bad_records(
-    write: Callable[[list[ScanRecord]], object], records: list[ScanRecord]
-) -> list[tuple[ScanRecord, str]]:
-    """Write `records`, halving on data errors; return the records no write would take.
+    write: Callable[[list[ScanRecord]], object], records: list[Tagged]
+) -> list[tuple[tuple[int, str], str]]:
+    """Write the records, halving on data errors; return (tag, error) for each record no
+    write would take.
 
     Every write that succeeds is committed (upserts are idempotent, so a crash between halves
     only causes redelivery). At most ~2·log2(n) extra commits per bad record.
@@ -52,37 +59,14 @@ def isolate_bad_records(
     if not records:
         return []
     try:
-        write(records)
+        write([record for record, _ in records])
         return []
     except BatchDataError as exc:
         if len(records) == 1:
-            return [(records[0], str(exc))]
+            return [(records[0][1], str(exc))]
     middle = len(records) // 2
     return isolate_bad_records(write, records[:middle]) + isolate_bad_records(
         write, records[middle:]
-    )
-
-
-def rejected_record_letter(record: ScanRecord, error: str) -> DeadLetter:
-    """A dead letter for a record the database refused. The raw bytes are gone by now (the
-    decoder does not ship them), so the payload is the record re-encoded as JSON; `detail`
-    says so."""
-    payload = json.dumps(
-        {
-            "ip": record.ip,
-            "port": record.port,
-            "service": record.service,
-            "timestamp": record.timestamp,
-            "data_version": 2,
-            "data": {"response_str": record.response},
-        }
-    ).encode()
-    return DeadLetter(
-        payload=payload,
-        reason=STORE_REJECTED,
-        message_id="",
-        received_at=time.time(),
-        detail=f"re-encoded from the decoded record; database said: {error}"[:500],
     )
 
 
@@ -96,15 +80,18 @@ class WriterRole:
         link: Connection,
         *,
         batch_size: int = 1000,
-        batch_timeout_s: float = 0.1,
+        batch_bytes: int = defaults.DEFAULT_BATCH_BYTES,
+        batch_timeout_s: float = 0.0,
     ) -> None:
         self.store = store
         self.link = link
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.batch_timeout_s = batch_timeout_s
         self.pending: list[DecodedBatch] = []
         self.pending_count = 0
-        self.flush_due: float | None = None  # monotonic deadline of the pending batch
+        self.pending_bytes = 0
+        self.flush_due: float | None = None  # monotonic: the linger of the oldest pending ends
         self.finished = False
         self.crash_reason: str | None = None  # the writer's failures raise instead
         self._next_heartbeat = 0.0
@@ -118,11 +105,11 @@ class WriterRole:
         *,
         synchronous: str = "FULL",
         busy_timeout_ms: int = 5000,
-        batch_size: int = 1000,
-        batch_timeout_s: float = 0.1,
+        **settings,
     ) -> WriterRole:
         """Open (create, migrate) the database. NotAvailableYet if it cannot be written right
-        now; CannotStart if it was refused (not a miniscan database, a bad setting)."""
+        now; CannotStart if it was refused (not a miniscan database, a bad setting).
+        `settings` are the batch keyword arguments of the constructor."""
         try:
             store = ScanStore.open(
                 db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
@@ -131,15 +118,17 @@ class WriterRole:
             raise NotAvailableYet(str(exc)) from exc
         except StoreError as exc:
             raise CannotStart(str(exc)) from exc
-        return cls(store, link, batch_size=batch_size, batch_timeout_s=batch_timeout_s)
+        return cls(store, link, **settings)
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
-        """One turn of the loop: act on at most one supervisor message, waiting up to
-        `timeout` or until the pending batch is due, then flush if due and heartbeat. Returns
+        """One turn of the loop: wait up to `timeout` (less while a batch lingers) for a
+        message, take every message already waiting until the batch is full, then commit if
+        the batch is full, the pipe is idle and the linger is over, and heartbeat. Returns
         False once the writer is finished (Stop handled, or the link closed)."""
         if self.flush_due is not None:
             timeout = max(0.0, min(timeout, self.flush_due - time.monotonic()))
-        if wait([self.link], timeout=timeout):
+        waiting = wait([self.link], timeout=timeout)
+        while waiting and not self.finished:
             try:
                 message = self.link.recv()
             except (EOFError, OSError):
@@ -147,7 +136,10 @@ class WriterRole:
                 self.finished = True
                 return False
             self.handle(message)
-        if self.flush_due is not None and time.monotonic() >= self.flush_due:
+            waiting = not self._batch_full() and self.link.poll(0)
+        if self.pending and (
+            self._batch_full() or (not waiting and time.monotonic() >= self.flush_due)
+        ):
             self.flush()
         self.heartbeat_if_due()
         return not self.finished
@@ -165,11 +157,10 @@ class WriterRole:
         if isinstance(message, DecodedBatch):
             self.pending.append(message)
             self.pending_count += len(message)
+            self.pending_bytes += message.nbytes
             metrics.QUEUE_DEPTH.labels("pending_commit").set(self.pending_count)
             if self.flush_due is None:
                 self.flush_due = time.monotonic() + self.batch_timeout_s
-            if self.pending_count >= self.batch_size:
-                self.flush()
         elif isinstance(message, Stop):
             self.flush()
             self._send(Stopped(role="writer"))
@@ -178,19 +169,21 @@ class WriterRole:
             log.warning("ignoring unexpected message %r", type(message).__name__)
 
     def flush(self) -> None:
-        """Commit everything pending, then send each slot its acks."""
-        batches, self.pending, self.pending_count, self.flush_due = self.pending, [], 0, None
+        """Commit everything pending, then send each slot its acks (and the records the
+        database refused, for their decoder to dead-letter)."""
+        batches = self.pending
+        self.pending, self.pending_count, self.pending_bytes, self.flush_due = [], 0, 0, None
         if not batches:
             return
         records = [r for b in batches for r in b.records]
         dead_letters = [d for b in batches for d in b.dead_letters]
         started = time.monotonic()
-        rejected = self._commit(records, dead_letters)
+        refused = self._commit(batches, records, dead_letters)
         committed_at = time.time()
         metrics.COMMIT_DURATION.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(records) + len(dead_letters))
-        metrics.MESSAGES_STORED.inc(len(records) - len(rejected))
-        for letter in [*dead_letters, *rejected]:
+        metrics.MESSAGES_STORED.inc(len(records) - len(refused))
+        for letter in dead_letters:
             metrics.MESSAGES_DEAD_LETTERED.labels(letter.reason).inc()
         for batch in batches:
             for published in batch.record_publish_times:
@@ -198,8 +191,8 @@ class WriterRole:
         metrics.LAST_COMMIT.set(committed_at)
         metrics.SCANS_ROWS.set(self.store.row_count())
         metrics.QUEUE_DEPTH.labels("pending_commit").set(0)
-        for slot, ack_ids in _ack_ids_by_slot(batches).items():
-            self._send(AckBatch(slot=slot, ack_ids=ack_ids))
+        for slot, (ack_ids, rejected) in _settlements_by_slot(batches, refused).items():
+            self._send(AckBatch(slot=slot, ack_ids=ack_ids, rejected=tuple(rejected)))
 
     def heartbeat_if_due(self) -> None:
         now = time.monotonic()
@@ -207,24 +200,30 @@ class WriterRole:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
             self._send(Heartbeat(role="writer"))
 
+    def _batch_full(self) -> bool:
+        return self.pending_count >= self.batch_size or self.pending_bytes >= self.batch_bytes
+
     def _commit(
-        self, records: list[ScanRecord], dead_letters: list[DeadLetter]
-    ) -> list[DeadLetter]:
-        """Durably commit; return the dead letters made for records the database refused."""
+        self, batches: list[DecodedBatch], records: list[ScanRecord], letters: list[DeadLetter]
+    ) -> dict[tuple[int, str], str]:
+        """Durably commit; return {(slot, ack id): why} for records the database refused."""
         delay = 0.2
         for attempt in range(UNAVAILABLE_RETRIES + 1):
             try:
                 try:
-                    self.store.write_batch(records, dead_letters)
-                    return []
+                    self.store.write_batch(records, letters)
+                    return {}
                 except BatchDataError as exc:
                     log.warning("batch of %d refused (%s): isolating the bad records",
-                                len(records) + len(dead_letters), exc)  # fmt: skip
-                self.store.write_batch([], dead_letters)
-                refused = isolate_bad_records(lambda part: self.store.write_batch(part), records)
-                letters = [rejected_record_letter(record, error) for record, error in refused]
+                                len(records) + len(letters), exc)  # fmt: skip
                 self.store.write_batch([], letters)
-                return letters
+                tagged = [
+                    (record, (batch.slot, ack_id))
+                    for batch in batches
+                    for record, ack_id in zip(batch.records, batch.record_ack_ids, strict=True)
+                ]
+                refused = isolate_bad_records(lambda part: self.store.write_batch(part), tagged)
+                return dict(refused)
             except StoreUnavailable as exc:
                 if attempt == UNAVAILABLE_RETRIES:
                     raise
@@ -242,10 +241,18 @@ class WriterRole:
             self.finished = True
 
 
-def _ack_ids_by_slot(batches: list[DecodedBatch]) -> dict[int, list[str]]:
-    by_slot: dict[int, list[str]] = {}
+def _settlements_by_slot(
+    batches: list[DecodedBatch], refused: dict[tuple[int, str], str]
+) -> dict[int, tuple[list[str], list[tuple[str, str]]]]:
+    """{slot: (ack ids committed, [(ack id, why) refused])}, in the order they came."""
+    by_slot: dict[int, tuple[list[str], list[tuple[str, str]]]] = {}
     for batch in batches:
-        ids = by_slot.setdefault(batch.slot, [])
-        ids.extend(batch.record_ack_ids)
-        ids.extend(batch.dead_letter_ack_ids)
+        ack_ids, rejected = by_slot.setdefault(batch.slot, ([], []))
+        for ack_id in batch.record_ack_ids:
+            why = refused.get((batch.slot, ack_id)) if refused else None
+            if why is None:
+                ack_ids.append(ack_id)
+            else:
+                rejected.append((ack_id, why))
+        ack_ids.extend(batch.dead_letter_ack_ids)
     return by_slot

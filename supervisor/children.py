@@ -128,6 +128,7 @@ def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
             config.project,
             config.subscription,
             max_in_flight=config.max_in_flight,
+            max_in_flight_bytes=config.max_in_flight_bytes,
             pull_batch=config.pull_batch,
             lease_s=config.lease_s,
         ),
@@ -149,6 +150,7 @@ def writer_main(link: Connection, config: PipelineConfig) -> None:
             synchronous=config.synchronous,
             busy_timeout_ms=config.busy_timeout_ms,
             batch_size=config.batch_size,
+            batch_bytes=config.batch_bytes,
             batch_timeout_s=config.batch_timeout_s,
         ),
     )

@@ -18,6 +18,8 @@ from contracts import defaults
 from supervisor.config import PipelineConfig
 from supervisor.logs import FORMATS, LEVELS
 
+DEFAULTS = PipelineConfig()  # the one place the defaults live; --help shows them
+
 CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help"]}
 
 
@@ -48,23 +50,40 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=1000,
+    default=DEFAULTS.batch_size,
     show_default=True,
     help="Messages per commit at most.",
 )
 @click.option(
-    "--batch-timeout",
-    type=click.IntRange(1, 60_000),
-    default=100,
+    "--batch-bytes",
+    type=click.IntRange(64 * 1024, 2**31),
+    default=DEFAULTS.batch_bytes,
     show_default=True,
-    help="Milliseconds a message may wait for its batch to fill before committing.",
+    help="Payload bytes per commit at most.",
+)
+@click.option(
+    "--batch-timeout",
+    type=click.IntRange(0, 60_000),
+    default=int(DEFAULTS.batch_timeout_s * 1000),
+    show_default=True,
+    help="Milliseconds a message may linger for more to join its batch while the writer is "
+    "idle. 0: group commit, the writer commits as soon as nothing more is waiting, and what "
+    "arrives during a commit forms the next batch.",
 )
 @click.option(
     "--max-in-flight",
     type=click.IntRange(1, 1_000_000),
-    default=2000,
+    default=DEFAULTS.max_in_flight,
     show_default=True,
     help="Pulled but unacked messages per decoder (backpressure).",
+)
+@click.option(
+    "--max-in-flight-bytes",
+    type=click.IntRange(64 * 1024, 2**31),
+    default=DEFAULTS.max_in_flight_bytes,
+    show_default=True,
+    help="Payload bytes pulled but unacked per decoder (backpressure; a larger message is "
+    "pulled alone).",
 )
 @click.option("--metrics-host", default="0.0.0.0", show_default=True)
 @click.option(
@@ -129,8 +148,10 @@ def main(**options: object) -> None:  # fmt: skip
         db_path=options["db_path"],
         workers=options["workers"],
         batch_size=options["batch_size"],
+        batch_bytes=options["batch_bytes"],
         batch_timeout_s=options["batch_timeout"] / 1000,
         max_in_flight=options["max_in_flight"],
+        max_in_flight_bytes=options["max_in_flight_bytes"],
         pull_batch=min(1000, options["max_in_flight"]),
         synchronous=options["synchronous"].upper(),
         metrics_host=options["metrics_host"],

@@ -19,8 +19,10 @@ class PipelineConfig:
     db_path: str = defaults.DEFAULT_DB_PATH
     workers: int = 2
     batch_size: int = 1000
-    batch_timeout_s: float = 0.1
+    batch_bytes: int = defaults.DEFAULT_BATCH_BYTES  # payload bytes per commit at most
+    batch_timeout_s: float = 0.0  # linger for a fuller batch; 0 = group commit only
     max_in_flight: int = 2000  # per decoder: pulled but not yet acked
+    max_in_flight_bytes: int = defaults.DEFAULT_MAX_IN_FLIGHT_BYTES  # per decoder
     pull_batch: int = 1000
     lease_s: int = 10
     synchronous: str = "FULL"

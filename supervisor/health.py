@@ -43,14 +43,19 @@ def stall_reason(child: RunningChild, now: float, config: PipelineConfig) -> str
 
 
 def readiness(phase: str, children: list[RunningChild]) -> tuple[bool, str]:
-    """/readyz: running, the writer has the database open, and a decoder is pulling."""
+    """/readyz: running, the writer has the database open, and a decoder is pulling: ready
+    and, by its last heartbeat, able to reach Pub/Sub (issue 12: during an outage the
+    decoders wait it out, and /readyz says so instead of claiming all is well)."""
     writer = next((c for c in children if c.slot < 0), None)
     if phase != RUNNING:
         return False, f"stopping ({phase})"
     if writer is None or not writer.ready:
         return False, "writer not ready"
-    if not any(c.ready for c in children if c.slot >= 0):
+    decoders = [c for c in children if c.slot >= 0 and c.ready]
+    if not decoders:
         return False, "no decoder ready"
+    if not any(c.pubsub_ok for c in decoders):
+        return False, "Pub/Sub unreachable: the decoders are retrying"
     return True, "ok"
 
 

@@ -45,6 +45,7 @@ class RunningChild:
     started_at: float
     last_heartbeat: float
     ready: bool = False
+    pubsub_ok: bool = True  # a decoder's last heartbeat said it reaches Pub/Sub
     end_of_stream: bool = False
     stopping: bool = False
     killed: bool = False

@@ -228,6 +228,7 @@ class Supervisor:
         """Act on one message from a child; acks are passed to the relay."""
         if isinstance(message, Heartbeat):
             child.last_heartbeat = time.monotonic()
+            child.pubsub_ok = message.pubsub_ok
         elif isinstance(message, AckBatch):
             child.last_heartbeat = time.monotonic()
             self.children.send(self.relay.acks(message))

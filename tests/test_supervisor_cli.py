@@ -48,7 +48,8 @@ def test_help_documents_every_flag_and_the_exit_codes():
     result = run_cli("--help")
     assert result.returncode == 0
     for flag in ("--workers", "--project", "--subscription", "--db", "--batch-size",
-                 "--batch-timeout", "--metrics-host", "--metrics-port", "--shutdown-timeout",
+                 "--batch-timeout", "--batch-bytes", "--max-in-flight-bytes", "--metrics-host",
+                 "--metrics-port", "--shutdown-timeout",
                  "--log-level", "--log-format"):  # fmt: skip
         assert flag in result.stdout
     assert "Exit codes" in result.stdout
@@ -99,9 +100,9 @@ def test_leases_of_held_messages_are_extended_past_the_ack_deadline(pubsub_targe
     role = DecoderRole(0, holder, theirs, lease_s=10)
     try:
         deadline = time.monotonic() + 20
-        while not role.in_flight and time.monotonic() < deadline:
+        while not role.held and time.monotonic() < deadline:
             role.pull_once(timeout=5)
-        assert len(role.in_flight) == 1
+        assert len(role.held) == 1
         assert supervisor_end.poll(5), "the decoder sent nothing on"
         held_until = time.monotonic() + 14  # past the 10 s ack deadline
         while time.monotonic() < held_until:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from contracts import messages
 from contracts.messages import (
     AckBatch,
     DecodedBatch,
@@ -89,6 +90,12 @@ def test_readiness_needs_the_writer_and_a_decoder_and_liveness_needs_the_loop():
         supervisor.children["writer"].ready = True
         assert supervisor.is_ready() == (False, "no decoder ready")
         supervisor.children["decoder-0"].ready = True
+        assert supervisor.is_ready() == (True, "ok")
+        supervisor.handle_message(
+            supervisor.children["decoder-0"], messages.Heartbeat("decoder-0", pubsub_ok=False)
+        )
+        assert supervisor.is_ready() == (False, "Pub/Sub unreachable: the decoders are retrying")
+        supervisor.handle_message(supervisor.children["decoder-0"], messages.Heartbeat("decoder-0"))
         assert supervisor.is_ready() == (True, "ok")
         supervisor.begin_stop()
         assert supervisor.is_ready()[0] is False

@@ -145,10 +145,10 @@ def test_writer_commits_a_full_batch_then_acks_each_slot(writer):
     role.handle(decode_pulled(0, pulled(2), 0.0))
     assert not supervisor_end.poll(0), "acked before the commit"
     assert rows(path) == []
-    role.handle(decode_pulled(1, pulled(3, start=2), 0.0))  # 5 messages: batch full
+    supervisor_end.send(decode_pulled(1, pulled(3, start=2), 0.0))  # 5 messages: batch full
+    role.run_once(timeout=0)  # full: committed although the 60 s linger has not passed
     acks = {}
-    while supervisor_end.poll(0):
-        ack = supervisor_end.recv()
+    for ack in without_heartbeats(read_sent(supervisor_end)):
         acks[ack.slot] = ack.ack_ids
     assert acks == {0: ["ack-0", "ack-1"], 1: ["ack-2", "ack-3", "ack-4"]}
     assert len(rows(path)) == 5
@@ -178,8 +178,11 @@ def test_one_bad_record_is_isolated_and_the_rest_committed(writer):
     conn = apsw.Connection(str(path))
     reasons = sorted(r for (r,) in conn.execute("SELECT reason FROM dead_letters"))
     conn.close()
-    assert reasons == ["invalid_json", "store_rejected"]
-    assert sorted(supervisor_end.recv().ack_ids) == sorted([f"a{i}" for i in range(8)] + ["d1"])
+    assert reasons == ["invalid_json"]  # the refused record goes back to its decoder ...
+    ack = supervisor_end.recv()
+    assert sorted(ack.ack_ids) == sorted([f"a{i}" for i in range(8) if i != 3] + ["d1"])
+    ((ack_id, why),) = ack.rejected  # ... which holds its bytes and dead-letters them
+    assert ack_id == "a3" and "CHECK constraint failed" in why
 
 
 def test_isolation_costs_few_writes():
@@ -192,10 +195,10 @@ def test_isolation_costs_few_writes():
 
             raise BatchDataError("CHECK constraint failed")
 
-    records = [record(ip=f"1.1.{i // 250}.{i % 250}") for i in range(1024)]
-    records[700] = record(port=70000)
+    records = [(record(ip=f"1.1.{i // 250}.{i % 250}"), (0, f"a{i}")) for i in range(1024)]
+    records[700] = (record(port=70000), (1, "bad"))
     refused = isolate_bad_records(write, records)
-    assert [r.port for r, _ in refused] == [70000]
+    assert [tag for tag, _ in refused] == [(1, "bad")]
     assert len(writes) <= 2 * 10 + 1
 
 
@@ -228,6 +231,40 @@ def test_writer_run_once_takes_one_message_and_flushes_only_when_the_batch_is_du
     assert len(rows(path)) == 2 and role.flush_due is None
 
 
+def test_group_commit_takes_what_waits_in_the_pipe_and_commits_once_it_is_idle(tmp_path):
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, tmp_path / "w.db", batch_size=100)  # no linger: group commit
+    try:
+        for slot in range(3):  # arrived while the previous commit ran
+            supervisor_end.send(decode_pulled(slot, pulled(2, start=2 * slot), 0.0))
+        assert role.run_once(timeout=0) is True
+        acks = without_heartbeats(read_sent(supervisor_end))
+        assert [(a.slot, a.ack_ids) for a in acks] == [
+            (0, ["ack-0", "ack-1"]), (1, ["ack-2", "ack-3"]), (2, ["ack-4", "ack-5"])
+        ]  # fmt: skip
+        assert len(rows(tmp_path / "w.db")) == 6 and role.pending == []
+        supervisor_end.send(decode_pulled(0, pulled(1, start=9), 0.0))
+        role.run_once(timeout=0)  # one message, pipe idle: committed at once, no timer
+        assert [a.ack_ids for a in without_heartbeats(read_sent(supervisor_end))] == [["ack-9"]]
+    finally:
+        role.shutdown()
+
+
+def test_a_batch_is_bounded_in_bytes_and_the_rest_waits_for_the_next_commit(tmp_path):
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, tmp_path / "w.db", batch_size=1000, batch_bytes=250)
+    try:
+        for slot in range(3):  # each about 100 bytes of payload per message, 2 messages
+            supervisor_end.send(decode_pulled(slot, pulled(2, start=2 * slot), 0.0))
+        role.run_once(timeout=0)
+        first = without_heartbeats(read_sent(supervisor_end))
+        assert [a.slot for a in first] == [0, 1], "the batch went past its byte bound"
+        role.run_once(timeout=0)
+        assert [a.slot for a in without_heartbeats(read_sent(supervisor_end))] == [2]
+    finally:
+        role.shutdown()
+
+
 def test_writer_run_once_waits_no_longer_than_the_pending_batch(tmp_path):
     supervisor_end, theirs = Pipe()
     role = WriterRole.open(theirs, tmp_path / "w.db", batch_size=100, batch_timeout_s=0.05)
@@ -254,8 +291,7 @@ def test_writer_run_once_on_stop_flushes_then_says_stopped_and_finishes(writer):
     role, supervisor_end, path = writer
     supervisor_end.send(decode_pulled(0, pulled(1), 0.0))
     supervisor_end.send(messages.Stop())
-    assert role.run_once(timeout=0) is True
-    assert role.run_once(timeout=0) is False
+    assert role.run_once(timeout=0) is False  # both were waiting: taken in one turn
     sent = without_heartbeats(read_sent(supervisor_end))
     assert [type(m) for m in sent] == [messages.AckBatch, messages.Stopped]
     assert role.finished and len(rows(path)) == 1
@@ -305,13 +341,13 @@ class RecordingSubscription:
         self.closed.wait(0.02)  # an idle long poll, shortened (a real one lasts up to 10 s)
         return []
 
-    def acknowledge(self, ack_ids):
+    def acknowledge(self, ack_ids, deadline=None):
         self.acked += ack_ids
 
-    def nack(self, ack_ids):
+    def nack(self, ack_ids, deadline=None):
         self.nacked += ack_ids
 
-    def modify_deadline(self, ack_ids, seconds):
+    def modify_deadline(self, ack_ids, seconds, deadline=None):
         self.extended += ack_ids
 
     def close(self):
@@ -340,11 +376,22 @@ def received_batch(supervisor_end) -> messages.DecodedBatch:
     return batch
 
 
-def decoder(pulls, max_in_flight=10):
+def decoder(pulls, max_in_flight=10, **settings):
     subscription = RecordingSubscription(pulls)
     ours, theirs = Pipe()
-    role = DecoderRole(0, subscription, theirs, max_in_flight=max_in_flight, pull_batch=10)
+    role = DecoderRole(
+        0, subscription, theirs, max_in_flight=max_in_flight, pull_batch=10, **settings
+    )
     return role, subscription, ours
+
+
+def settled(role: DecoderRole) -> None:
+    """Wait until the settler performed every ack, nack and extension asked for so far."""
+    assert role.settler.wait_idle(10), "settle calls did not finish"
+
+
+def held(role: DecoderRole) -> set[str]:
+    return set(role.held.messages)
 
 
 def test_decoder_holds_what_it_sent_until_the_writer_acks_it():
@@ -352,11 +399,12 @@ def test_decoder_holds_what_it_sent_until_the_writer_acks_it():
     assert role.pull_once() == 4
     batch = received_batch(supervisor_end)
     assert isinstance(batch, messages.DecodedBatch) and len(batch) == 4
-    assert set(role.in_flight) == {"ack-0", "ack-1", "ack-2", "ack-3"}
+    assert held(role) == {"ack-0", "ack-1", "ack-2", "ack-3"}
     assert subscription.acked == []
     role.handle(messages.AckBatch(slot=0, ack_ids=["ack-0", "ack-1"]))
+    settled(role)
     assert subscription.acked == ["ack-0", "ack-1"]
-    assert set(role.in_flight) == {"ack-2", "ack-3"}
+    assert held(role) == {"ack-2", "ack-3"}
 
 
 def test_decoder_stops_pulling_when_its_in_flight_budget_is_spent():
@@ -371,8 +419,9 @@ def test_writer_lost_hands_everything_back_for_redelivery():
     role, subscription, _ = decoder([pulled(3)])
     role.pull_once()
     role.handle(messages.WriterLost())
+    settled(role)
     assert sorted(subscription.nacked) == ["ack-0", "ack-1", "ack-2"]
-    assert role.in_flight == {}
+    assert held(role) == set()
 
 
 def test_stop_pulling_sends_end_of_stream_and_nacks_a_late_pull():
@@ -389,6 +438,7 @@ def test_stop_pulling_sends_end_of_stream_and_nacks_a_late_pull():
 
     subscription.pull = pull_then_stop
     assert role.pull_once() == 0
+    settled(role)
     assert sorted(subscription.nacked) == ["ack-0", "ack-1"]
     assert not supervisor_end.poll(0), "a batch was sent after EndOfStream"
 
@@ -396,10 +446,13 @@ def test_stop_pulling_sends_end_of_stream_and_nacks_a_late_pull():
 def test_leases_about_to_run_out_are_extended():
     role, subscription, _ = decoder([pulled(2)])
     role.pull_once()
-    for ack_id in role.in_flight:
-        role.in_flight[ack_id] = 0.0  # as if the lease were about to expire
+    soon = time.monotonic() + 1.0  # as if the leases were about to run out
+    for message in role.held.messages.values():
+        message.lease_end = soon
     role.extend_leases_if_due()
+    settled(role)
     assert sorted(subscription.extended) == ["ack-0", "ack-1"]
+    assert all(m.lease_end > soon + 5 for m in role.held.messages.values())
 
 
 def test_a_pull_that_never_returns_is_reported_as_a_crash():
@@ -428,13 +481,17 @@ def test_decoder_open_refuses_a_missing_subscription_and_finds_an_existing_one(p
 def test_decoder_run_once_extends_the_leases_that_are_due_and_heartbeats(monkeypatch):
     monkeypatch.setattr(decoder_process, "HEARTBEAT_INTERVAL_S", 3600.0)
     role, subscription, supervisor_end = decoder([])
-    far = time.monotonic() + 60
-    role.in_flight.update({"due": 0.0, "fresh": far})  # "due" is about to run out
+    now = time.monotonic()
+    far = now + 60
+    role.held.add("due", b"x", "1", now, now + 1.0)  # "due" is about to run out
+    role.held.add("fresh", b"y", "2", now, far)
     assert role.run_once(timeout=0) is True
+    settled(role)
     assert subscription.extended == ["due"]
-    assert role.in_flight["due"] > time.monotonic() + role.lease_s - 5
-    assert role.in_flight["fresh"] == far
+    assert role.held.get("due").lease_end > time.monotonic() + role.lease_s - 5
+    assert role.held.get("fresh").lease_end == far
     assert role.run_once(timeout=0) is True
+    settled(role)
     assert subscription.extended == ["due"], "extended a lease that was not due"
     assert read_sent(supervisor_end) == [messages.Heartbeat(role="decoder-0")]
     role.shutdown()
@@ -445,8 +502,10 @@ def test_decoder_run_once_acts_on_one_supervisor_message_per_turn():
     supervisor_end.send(messages.AckBatch(slot=0, ack_ids=["a"]))
     supervisor_end.send(messages.AckBatch(slot=0, ack_ids=["b"]))
     role.run_once(timeout=0)
+    settled(role)
     assert subscription.acked == ["a"]
     role.run_once(timeout=0)
+    settled(role)
     assert subscription.acked == ["a", "b"]
     supervisor_end.send(messages.Stop())
     assert role.run_once(timeout=0) is False and role.finished
@@ -479,11 +538,11 @@ def test_decoder_first_run_once_starts_pulling_and_shutdown_hands_back_what_it_h
     while not any(isinstance(m, messages.DecodedBatch) for m in sent):
         assert time.monotonic() < deadline, "the puller sent no batch"
         sent += read_sent(supervisor_end, wait_s=0.5)
-    assert set(role.in_flight) == {"ack-0", "ack-1", "ack-2"}
+    assert held(role) == {"ack-0", "ack-1", "ack-2"}
     role.shutdown()
     assert not role.puller.is_alive(), "the puller outlived shutdown"
     assert sorted(subscription.nacked) == ["ack-0", "ack-1", "ack-2"]
-    assert role.in_flight == {} and subscription.closed.is_set()
+    assert held(role) == set() and subscription.closed.is_set()
     assert without_heartbeats(read_sent(supervisor_end)) == [messages.Stopped(role="decoder-0")]
 
 

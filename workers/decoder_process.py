@@ -1,17 +1,21 @@
 """The decoder role: pull from Pub/Sub, decode, hand batches to the writer, ack after commit.
 
 Owns: everything a decoder process does with the messages it pulled, i.e. their leases. It
-pulls only while it holds fewer than `max_in_flight` unsettled messages (backpressure: a slow
-writer stops the pulling instead of filling memory), registers each pulled ack id before the
-batch leaves, acknowledges ack ids only when the writer says their batch is committed, extends
-the leases of whatever it still holds, and nacks what it holds when the writer is lost or
-when it stops, so that Pub/Sub redelivers at once instead of after the ack deadline.
+pulls only while what it holds stays under `max_in_flight` messages and `max_in_flight_bytes`
+bytes (backpressure; pulls are sized from the average message, and a message larger than the
+whole budget is pulled alone), registers each ack id before its batch leaves, acknowledges
+only what the writer says is committed, extends the leases of what it holds, and nacks what
+it holds when the writer is lost or when it stops. A record the database refused comes back
+named in an AckBatch and leaves again as a `store_rejected` dead letter with its bytes.
 
-Two threads: the puller (long-poll pull, decode, send) and the main loop (acks, nacks, lease
-extension, heartbeats, control). The pull blocks for seconds when the subscription is empty;
-acks must not wait for it. The main loop is the lifecycle of `contracts.lifecycle`: `open`
-finds the subscription, the first `run_once` starts the puller (after the driver has sent
-`Ready`, so that nothing else writes the link meanwhile), `shutdown` stops it.
+Pub/Sub errors are weather (issue 12): a failed pull is waited out (`workers.pull_backoff`)
+while the main loop keeps heartbeating with `pubsub_ok=False`; a settle call that fails only
+causes a redelivery. Only a pull hung past its own deadline ends the process.
+
+Three threads: the puller (pull, decode, send), the settler (`workers.settler`: ack, nack and
+lease calls, which may retry for seconds) and the main loop (supervisor messages, leases,
+heartbeats), which is the lifecycle of `contracts.lifecycle`: the first `run_once` starts
+the puller (after the driver sent `Ready`), `shutdown` stops it.
 
 Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
 message whose batch has not been committed.
@@ -22,16 +26,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
 from broker.client import PubSubUnavailable
-from broker.subscription import PulledMessage, Subscription, SubscriptionMissing
-from contracts import metrics
+from broker.subscription import PubSubOutage, PulledMessage, Subscription, SubscriptionMissing
+from contracts import defaults, metrics
 from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import (
     AckBatch,
-    DecodedBatch,
     EndOfStream,
     Heartbeat,
     Stop,
@@ -40,9 +42,10 @@ from contracts.messages import (
     WriterLost,
     encode_batch,
 )
-from contracts.reasons import DECODER_ERROR
-from contracts.records import DeadLetter, ScanRecord
-from workers.decode import Rejection, decode_scan
+from workers.held import HeldMessages
+from workers.pull_backoff import PullBackoff
+from workers.pulled import decode_pulled, rejected_batch
+from workers.settler import Settler, SettleRequest
 
 log = logging.getLogger(__name__)
 
@@ -56,44 +59,11 @@ PULL_TIMEOUT_S = 10.0
 # A pull that has not returned long after its own deadline is a hung gRPC call: the main loop
 # would keep heartbeating while nothing is pulled, so the decoder reports it and exits.
 PULL_HUNG_AFTER_S = 3 * PULL_TIMEOUT_S
-
-
-def decode_pulled(
-    slot: int,
-    messages: list[PulledMessage],
-    received_at: float,
-    decode: Callable[[bytes], ScanRecord] = decode_scan,
-) -> DecodedBatch:
-    """Turn pulled messages into one batch: a record or a dead letter for every message.
-
-    Anything the decoder raises besides its own Rejection is a decoder bug; the message is
-    still dead-lettered (as `decoder_error`) rather than crashing the process, because a crash
-    would only bring the same message back and crash again.
-    """
-    batch = DecodedBatch(slot=slot)
-    for message in messages:
-        try:
-            record = decode(message.data)
-        except Rejection as rejection:
-            reason, detail = rejection.reason, rejection.detail
-        except Exception as exc:  # see docstring
-            reason, detail = DECODER_ERROR, f"{type(exc).__name__}: {exc}"[:500]
-        else:
-            batch.records.append(record)
-            batch.record_ack_ids.append(message.ack_id)
-            batch.record_publish_times.append(message.publish_time)
-            continue
-        batch.dead_letters.append(
-            DeadLetter(
-                payload=message.data,
-                reason=reason,
-                message_id=message.message_id,
-                received_at=received_at,
-                detail=detail,
-            )
-        )
-        batch.dead_letter_ack_ids.append(message.ack_id)
-    return batch
+# Leases are not extended past this (the client library's max_lease_duration default): a
+# message held an hour is stuck somewhere, and a redelivery is the way out.
+MAX_LEASE_S = 3600.0
+# How long shutdown waits for queued acks and the final nack before exiting anyway.
+SETTLE_ON_EXIT_S = 5.0
 
 
 class DecoderRole:
@@ -107,6 +77,7 @@ class DecoderRole:
         link: Connection,
         *,
         max_in_flight: int = 2000,
+        max_in_flight_bytes: int = defaults.DEFAULT_MAX_IN_FLIGHT_BYTES,
         pull_batch: int = 1000,
         lease_s: int = 10,
     ) -> None:
@@ -115,35 +86,31 @@ class DecoderRole:
         self.subscription = subscription
         self.link = link
         self.max_in_flight = max_in_flight
+        self.max_in_flight_bytes = max_in_flight_bytes
         self.pull_batch = pull_batch
         self.lease_s = lease_s
-        # ack id -> monotonic time its lease runs out. Guarded by _room.
-        self.in_flight: dict[str, float] = {}
+        self.held = HeldMessages(lease_s=lease_s, max_lease_s=MAX_LEASE_S)  # guarded by _room
         self._room = threading.Condition()
         self._send_lock = threading.Lock()
+        self.settler = Settler(subscription, self._settled)
+        self.backoff = PullBackoff()
         self.pulling = True
         self.finished = False
         self.puller: threading.Thread | None = None  # started by the first run_once
         self._next_heartbeat = 0.0
         self.crash_reason: str | None = None
         self.pull_started_at: float | None = None  # monotonic; None while not in a pull
+        self.average_message_bytes = 1024.0  # sizes the next pull to the byte budget
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
     def open(
-        cls,
-        slot: int,
-        link: Connection,
-        project: str,
-        subscription: str,
-        *,
-        max_in_flight: int = 2000,
-        pull_batch: int = 1000,
-        lease_s: int = 10,
+        cls, slot: int, link: Connection, project: str, subscription: str, **settings
     ) -> DecoderRole:
         """Find the subscription. CannotStart if it does not exist; NotAvailableYet if
-        Pub/Sub does not answer (or there are no credentials)."""
+        Pub/Sub does not answer (or there are no credentials). `settings` are the keyword
+        arguments of the constructor."""
         try:
             found = Subscription(project, subscription)
         except PubSubUnavailable as exc:
@@ -154,9 +121,7 @@ class DecoderRole:
             found.close()
             failure = CannotStart if isinstance(exc, SubscriptionMissing) else NotAvailableYet
             raise failure(str(exc)) from exc
-        return cls(
-            slot, found, link, max_in_flight=max_in_flight, pull_batch=pull_batch, lease_s=lease_s
-        )
+        return cls(slot, found, link, **settings)
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
         """One turn of the main loop: act on at most one supervisor message (waiting up to
@@ -191,52 +156,46 @@ class DecoderRole:
         with self._room:
             self.finished = True
             self._room.notify_all()
+        self.backoff.interrupt()
         if self.puller is not None:
             # A long-poll pull may still be open: what it returns is nacked by the puller, and
             # if we exit first, those messages come back when their short lease runs out.
             self.puller.join(timeout=0.5)
         self.nack_all("stopping")
+        if not self.settler.close(timeout=SETTLE_ON_EXIT_S):
+            log.warning("exiting with settle calls unfinished: those messages are redelivered")
         self._send(Stopped(role=self.role))
         self.subscription.close()
 
     # --- one step each ----------------------------------------------------------------------
 
     def pull_once(self, timeout: float = PULL_TIMEOUT_S) -> int:
-        """Pull and decode at most what fits in the in-flight budget; return messages sent."""
+        """Pull and decode at most what fits in the in-flight budgets; return messages sent."""
         with self._room:
-            room = self.max_in_flight - len(self.in_flight)
-            if room <= 0:
+            size = self._pull_size()
+            if size <= 0:
                 self._room.wait(timeout=1.0)
                 return 0
         self.pull_started_at = time.monotonic()
         try:
-            messages = self.subscription.pull(min(self.pull_batch, room), timeout=timeout)
+            messages = self.subscription.pull(size, timeout=timeout)
         finally:
             self.pull_started_at = None
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))
         batch = decode_pulled(self.slot, messages, received_at=time.time())
-        frame = encode_batch(batch)
-        lease_end = time.monotonic() + MIN_ACK_DEADLINE_S
-        with self._send_lock:
-            # Checked and sent under the lock that StopPulling takes to send EndOfStream, so
-            # a batch is either ahead of EndOfStream or never sent at all.
-            if self.pulling:
-                # Registered before sending, so an ack can never arrive for an unknown id.
-                with self._room:
-                    for message in messages:
-                        self.in_flight[message.ack_id] = lease_end
-                    metrics.QUEUE_DEPTH.labels("in_flight").set(len(self.in_flight))
-                self._send_locked(frame)
-                return len(messages)
-        self._nack([m.ack_id for m in messages], "pulled while stopping")
-        return 0
+        self.average_message_bytes = 0.8 * self.average_message_bytes + 0.2 * (
+            batch.nbytes / len(messages)
+        )
+        return self._send_pulled(messages, encode_batch(batch))
 
     def handle(self, message: object) -> None:
         """Act on one message from the supervisor."""
         if isinstance(message, AckBatch):
             self.acknowledge(message.ack_ids)
+            if message.rejected:
+                self.dead_letter_rejected(message.rejected)
         elif isinstance(message, WriterLost):
             self.nack_all("writer lost")
         elif isinstance(message, StopPulling):
@@ -246,6 +205,7 @@ class DecoderRole:
                     self._send_locked(EndOfStream(slot=self.slot))
             with self._room:
                 self._room.notify_all()
+            self.backoff.interrupt()
         elif isinstance(message, Stop):
             self.finished = True
         else:
@@ -253,40 +213,43 @@ class DecoderRole:
 
     def acknowledge(self, ack_ids: list[str]) -> None:
         """Ack what the writer committed. Ack ids we no longer hold (nacked when the writer was
-        lost, or pulled by our predecessor in this slot) are acked too: they are committed."""
-        try:
-            self.subscription.acknowledge(ack_ids)
-        except Exception as exc:  # an ack that fails only causes redelivery
-            log.warning("acknowledge of %d messages failed (%s): they will be redelivered",
-                        len(ack_ids), exc)  # fmt: skip
-        else:
-            metrics.MESSAGES_ACKED.inc(len(ack_ids))
+        lost, expired, or pulled by our predecessor in this slot) are acked too: they are
+        committed. The room is freed now; the call itself runs on the settler."""
         with self._room:
-            for ack_id in ack_ids:
-                self.in_flight.pop(ack_id, None)
-            metrics.QUEUE_DEPTH.labels("in_flight").set(len(self.in_flight))
-            self._room.notify_all()
+            self.held.release(ack_ids)
+            self._room_changed()
+        self.settler.submit("ack", ack_ids)
+
+    def dead_letter_rejected(self, rejected: tuple[tuple[str, str], ...]) -> None:
+        """Send records the database refused back as dead letters with the bytes received.
+        One we no longer hold (this decoder restarted) is nacked: its redelivery is refused
+        again and then reaches a decoder that holds its bytes."""
+        with self._room:
+            batch, lost = rejected_batch(self.slot, rejected, self.held.get, time.time())
+        if batch.dead_letters:
+            self._send(encode_batch(batch))
+        self.settler.submit("nack", lost, why="refused by the database, bytes not held")
 
     def nack_all(self, why: str) -> None:
         with self._room:
-            ack_ids = list(self.in_flight)
-            self.in_flight.clear()
-            metrics.QUEUE_DEPTH.labels("in_flight").set(0)
-            self._room.notify_all()
-        if ack_ids:
-            self._nack(ack_ids, why)
+            ack_ids = self.held.take_all()
+            self._room_changed()
+        self.settler.submit("nack", ack_ids, why=why)
 
-    def extend_leases_if_due(self) -> None:
-        now = time.monotonic()
+    def extend_leases_if_due(self, now: float | None = None) -> None:
+        """Queue an extension for leases about to run out, and forget messages whose lease
+        ran out anyway (Pub/Sub redelivers them; holding them only blocks the budget)."""
+        now = time.monotonic() if now is None else now
         with self._room:
-            due = [ack for ack, end in self.in_flight.items() if end - now < LEASE_MARGIN_S]
-            for ack_id in due:
-                self.in_flight[ack_id] = now + self.lease_s
-        if due:
-            try:
-                self.subscription.modify_deadline(due, self.lease_s)
-            except Exception as exc:  # a lost lease only causes redelivery
-                log.warning("lease extension of %d messages failed: %s", len(due), exc)
+            expired = self.held.expired(now)
+            if expired:
+                self.held.release(expired)
+                self._room_changed()
+            due = self.held.due_for_extension(now, LEASE_MARGIN_S)
+        if expired:
+            log.warning("%d leases ran out (held too long or not extended): they are "
+                        "redelivered", len(expired))  # fmt: skip
+        self.settler.submit("extend", due, seconds=self.lease_s)
 
     def pull_is_hung(self, now: float | None = None) -> bool:
         started = self.pull_started_at
@@ -301,27 +264,73 @@ class DecoderRole:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
-            self._send(Heartbeat(role=self.role))
+            self._send(Heartbeat(role=self.role, pubsub_ok=not self.backoff.failing))
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _pull_size(self) -> int:
+        """How many messages the next pull may ask for (under `_room`): what the count budget
+        leaves, and what the byte budget leaves at the average message size so far. With
+        nothing held, at least one, so that a message larger than the budget still gets in
+        (alone)."""
+        messages, room_bytes = self.held.room(self.max_in_flight, self.max_in_flight_bytes)
+        by_bytes = int(room_bytes // max(1.0, self.average_message_bytes))
+        size = min(self.pull_batch, messages, by_bytes)
+        return max(size, 1) if not self.held else size
+
+    def _send_pulled(self, messages: list[PulledMessage], frame: bytes) -> int:
+        now = time.monotonic()
+        lease_end = now + MIN_ACK_DEADLINE_S
+        with self._send_lock:
+            # Checked and sent under the lock that StopPulling takes to send EndOfStream, so
+            # a batch is either ahead of EndOfStream or never sent at all.
+            if self.pulling:
+                # Registered before sending, so an ack can never arrive for an unknown id.
+                with self._room:
+                    for m in messages:
+                        self.held.add(m.ack_id, m.data, m.message_id, now, lease_end)
+                    self._room_changed()
+                self._send_locked(frame)
+                return len(messages)
+        self.settler.submit("nack", [m.ack_id for m in messages], why="pulled while stopping")
+        return 0
+
+    def _room_changed(self) -> None:
+        """Under `_room`: publish the depth and wake a puller waiting for room."""
+        metrics.QUEUE_DEPTH.labels("in_flight").set(len(self.held))
+        self._room.notify_all()
+
+    def _settled(self, request: SettleRequest, error: Exception | None) -> None:
+        """The settler's report (on its thread)."""
+        count = len(request.ack_ids)
+        if request.kind == "extend":
+            with self._room:
+                if error is None:
+                    self.held.extended(request.ack_ids, request.queued_at)
+                else:
+                    self.held.extension_failed(request.ack_ids)
+        if error is not None:
+            log.warning("%s of %d messages failed (%s): they will be redelivered",
+                        request.kind, count, error)  # fmt: skip
+        elif request.kind == "ack":
+            metrics.MESSAGES_ACKED.inc(count)
+        elif request.kind == "nack":
+            metrics.MESSAGES_NACKED.inc(count)
+            log.info("handed %d messages back for redelivery (%s)", count, request.why)
 
     def _pull_loop(self) -> None:
         try:
             while self.pulling:
-                self.pull_once()
+                try:
+                    self.pull_once()
+                except PubSubOutage as exc:
+                    self.backoff.wait_after_failure(exc)
+                else:
+                    self.backoff.succeeded()
         except Exception as exc:  # reported, then the main loop exits
             log.error("pulling failed: %s", exc)
             self.crash_reason = f"pulling failed: {exc}"
             self.finished = True
-
-    def _nack(self, ack_ids: list[str], why: str) -> None:
-        try:
-            self.subscription.nack(ack_ids)
-        except Exception as exc:  # they come back after the ack deadline
-            log.warning("nack of %d messages (%s) failed: %s", len(ack_ids), why, exc)
-        else:
-            metrics.MESSAGES_NACKED.inc(len(ack_ids))
-            log.info("handed %d messages back for redelivery (%s)", len(ack_ids), why)
 
     def _send(self, message: object) -> None:
         with self._send_lock:
