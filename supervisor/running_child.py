@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -121,6 +122,19 @@ class ChildTable(dict[str, RunningChild]):
             if child.process.is_alive():
                 child.process.kill()
 
+    def end_all(self, grace_s: float) -> None:
+        """Last resort when the supervisor itself failed: SIGTERM everyone, SIGKILL whoever
+        is still there after `grace_s`, and reap them all, so that no child outlives us
+        (multiprocessing would otherwise join them forever at exit) and no decoder keeps
+        extending leases for a tree that is gone."""
+        self.terminate_all()
+        deadline = time.monotonic() + grace_s
+        for child in self.values():
+            child.process.join(max(0.0, deadline - time.monotonic()))
+        self.kill_alive()
+        for child in self.values():
+            child.process.join(5.0)
+
     def send(self, deliveries: list[Delivery]) -> None:
         # The relay only names children it was told are up, and so are in this table.
         for name, message in deliveries:
@@ -129,3 +143,16 @@ class ChildTable(dict[str, RunningChild]):
     def _count_alive(self) -> None:
         metrics.CHILDREN_ALIVE.labels("decoder").set(len(self.decoders()))
         metrics.CHILDREN_ALIVE.labels("writer").set(1 if WRITER in self else 0)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            # Not every signal has a name (real-time ones like SIGRTMIN+1 do not); the reap
+            # must describe it, not raise in the middle of restarting the child.
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

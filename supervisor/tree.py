@@ -64,9 +64,9 @@ from supervisor.health import forgive_suspension, liveness, readiness, stall_rea
 from supervisor.relay import WRITER, Relay, decoder_name
 from supervisor.respawns import RespawnSchedule
 from supervisor.restarts import RestartPolicy
-from supervisor.running_child import ChildTable, RunningChild, start_child
+from supervisor.running_child import ChildTable, RunningChild, describe_exit, start_child
 from supervisor.signal_queue import SignalQueue
-from supervisor.stopping import DONE, GracefulStop
+from supervisor.stopping import DONE, KILL_GRACE_S, GracefulStop
 from supervisor.throughput import SUMMARY_INTERVAL_S, ThroughputSummary
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,6 @@ class Supervisor:
     def start(self) -> None:
         self.signals.install(self._wake_w.fileno())
         for role in ("writer", "decoder"):
-            metrics.CHILD_RESTARTS.labels(role).inc(0)
             metrics.CHILDREN_ALIVE.labels(role).set(0)
         self.spawn_writer()
         for slot in range(self.config.workers):
@@ -108,12 +107,19 @@ class Supervisor:
                  self.config.workers, self.config.db_path, self.config.subscription)  # fmt: skip
 
     def run(self) -> int:
-        self.start()
         try:
+            self.start()
             while self.children or self.respawns:
                 self.run_once()
                 if self.shutdown.phase == DONE and not self.children:
                     break
+        except Exception:
+            # A bug or a resource error (EMFILE, ENOMEM on a respawn) escaped the loop: hanging
+            # with live children would hide it from `restart: on-failure` (issue 12). What the
+            # children hold is not acked, so it is redelivered.
+            log.exception("the supervisor loop failed: stopping every child")
+            self.children.end_all(grace_s=min(KILL_GRACE_S, self.config.shutdown_timeout_s))
+            self.exit_code = EXIT_ERROR
         finally:
             self.signals.restore()
         log.info("stopped (exit code %d)", self.exit_code)
@@ -175,7 +181,7 @@ class Supervisor:
         if clean:
             log.info("%s exited", child.name)
         else:
-            child.last_error = child.last_error or _describe_exit(code)
+            child.last_error = child.last_error or describe_exit(code)
             log.warning("%s died (%s)", child.name, child.last_error)
             if self.shutdown.in_order and self.exit_code == EXIT_OK:
                 self.exit_code = EXIT_ERROR  # what it held was handed back, not committed
@@ -334,15 +340,3 @@ class Supervisor:
         if rates is not None:
             log.info("throughput: %.0f msg/s decoded, %.0f msg/s committed+acked", *rates)
 
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            # Not every signal has a name (real-time ones like SIGRTMIN+1 do not); the reap
-            # must describe it, not raise in the middle of restarting the child.
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
