@@ -50,11 +50,11 @@ from e2e_candidates import (
 from e2e_latency import measure_latency
 from e2e_pubsub import Target, count_deliverable, create_target, delete_target, publish_backlog
 from e2e_verdicts import verdicts
-from e2e_workload import Backlog, build_backlog
 
 from broker.client import PubSubUnavailable
 from contracts.defaults import DEFAULT_ACK_DEADLINE_S
 from demo.emulator import EmulatorError, start_emulator
+from scanner.workload import Workload, build_workload
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("throughput", "latency", "memory", "all")
@@ -112,10 +112,10 @@ class Bench:
         whoever runs last; the naive flavors once, after the first round (they are slow,
         and their long drains are steady)."""
         options, testbed = self.options, self.testbed
-        backlog = build_backlog(options.n, options.keys, options.seed)
+        backlog = build_workload(options.n, options.keys, options.seed)
         naive_backlog = backlog
         if options.naive_n != options.n:
-            naive_backlog = build_backlog(options.naive_n, options.naive_keys, options.seed)
+            naive_backlog = build_workload(options.naive_n, options.naive_keys, options.seed)
         contenders: dict[str, Run] = {"raw": lambda t, db: run_raw(testbed, t, options.n)}
         for workers in options.workers:
             contenders[f"miniscan w{workers}"] = self.miniscan_run(backlog, workers)
@@ -135,7 +135,7 @@ class Bench:
 
     def warm_up(self) -> None:
         messages = min(WARM_UP_MESSAGES, 10 * self.options.n)
-        backlog = build_backlog(messages, self.options.keys, 0)
+        backlog = build_workload(messages, self.options.keys, 0)
         say(f"warming the emulator up with {messages:,} messages (not timed)")
         target = create_target("warmup")
         try:
@@ -144,7 +144,7 @@ class Bench:
         finally:
             delete_target(target)
 
-    def miniscan_run(self, backlog: Backlog, workers: int, name: str | None = None) -> Run:
+    def miniscan_run(self, backlog: Workload, workers: int, name: str | None = None) -> Run:
         name = name or f"miniscan w{workers}"
 
         def run(target: Target, db_path: str) -> RunFigures:
@@ -155,12 +155,12 @@ class Bench:
 
         return run
 
-    def naive_run(self, backlog: Backlog, flavor: str, target: Target, db_path: str):
+    def naive_run(self, backlog: Workload, flavor: str, target: Target, db_path: str):
         return run_naive(
             self.testbed, target, len(backlog.payloads), db_path, backlog.expected, flavor
         )
 
-    def run_once(self, name: str, backlog: Backlog, run: Run, attempt: int) -> Finished:
+    def run_once(self, name: str, backlog: Workload, run: Run, attempt: int) -> Finished:
         """Publish the backlog to a fresh subscription and run the candidate on it."""
         target = create_target(name)
         db_path = str(self.options.workdir / f"{target.subscription}.db")
@@ -219,7 +219,7 @@ class Bench:
     def run_memory(self) -> None:
         workers = self.options.memory_workers or self.best_workers()
         for messages in self.options.memory_n:
-            backlog = build_backlog(messages, self.options.keys, self.options.seed)
+            backlog = build_workload(messages, self.options.keys, self.options.seed)
             name = f"miniscan w{workers} {messages:,}"
             run = self.miniscan_run(backlog, workers, name)
             self.results.memory.append(self.summarize([self.run_once(name, backlog, run, 0)]))

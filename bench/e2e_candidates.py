@@ -1,9 +1,10 @@
 """Run one candidate against a subscription that holds a backlog, and time it.
 
 Owns: starting each candidate as its own process tree (`raw` and `naive` are the scripts
-next to this file, `miniscan` is the real `miniscan-supervisor` command), knowing when it
-is ready and when it is done, sampling its memory and CPU (and the emulator's CPU) meanwhile,
-stopping it, and reading the table it wrote back to count wrong rows.
+next to this file, `miniscan` is the real `miniscan-supervisor` command, started and stopped
+by `demo.launch` as the demo and the tests start it), knowing when it is ready and when it
+is done, sampling its memory and CPU (and the emulator's CPU) meanwhile, stopping it, and
+reading the table it wrote back to count wrong rows.
 
 When the clock runs, for every candidate: from *ready* (the candidate's Pub/Sub channel is
 connected and its subscription answered; for miniscan, /readyz says the writer has the
@@ -22,26 +23,24 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import apsw
-from e2e_procs import ProcessFigures, TreeSampler, cpu_between, read_cpu_s, tree_pids, wait_for
+from e2e_procs import ProcessFigures, TreeSampler, cpu_between, read_cpu_s, tree_pids
 from e2e_pubsub import Target
-from e2e_workload import Key, Row, rows_wrong
 
-from demo.emulator import free_port
+from demo.launch import SupervisorProcess, SupervisorSettings, child_env, launch_supervisor
+from scanner.workload import Key, Row, rows_wrong
 
 BENCH_DIR = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
+ACKED = "miniscan_messages_acked_total"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
 # candidate name -> e2e_naive.py --store; `naive` (miniscan's own store) is the reference
@@ -58,9 +57,7 @@ class Testbed:
     workdir: Path
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "PUBSUB_EMULATOR_HOST": self.emulator_host}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        return env
+        return child_env(self.emulator_host)
 
     def emulator_cpu_s(self) -> float:
         if self.emulator_pid is None:
@@ -223,36 +220,7 @@ def run_naive(
 # --- miniscan: the real command, watched through its HTTP endpoints ---------------------------
 
 
-class MetricsEndpoint:
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/readyz", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def samples(self) -> dict[str, float]:
-        """Every sample on /metrics as {name with labels: value}; {} when unreachable."""
-        try:
-            with urllib.request.urlopen(f"{self.base}/metrics", timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
-            return {}
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
-
-    def acked(self) -> float:
-        return self.samples().get("miniscan_messages_acked_total", 0.0)
-
-
-def wait_acked(metrics: MetricsEndpoint, messages: int, timeout: float) -> float | None:
+def wait_acked(miniscan: SupervisorProcess, messages: int, timeout: float) -> float | None:
     """Poll the acked counter until it reaches `messages`; the time it was first seen there.
 
     Polls every 200 ms while far from the end, then faster (down to 20 ms) as the remaining
@@ -261,7 +229,7 @@ def wait_acked(metrics: MetricsEndpoint, messages: int, timeout: float) -> float
     deadline = time.monotonic() + timeout
     last_count, last_at = 0.0, time.monotonic()
     while time.monotonic() < deadline:
-        count = metrics.acked()
+        count = miniscan.metrics(only=(ACKED,)).get(ACKED, 0.0)
         now = time.monotonic()
         if count >= messages:
             return time.time()
@@ -272,53 +240,43 @@ def wait_acked(metrics: MetricsEndpoint, messages: int, timeout: float) -> float
     return None
 
 
-@dataclass
-class RunningMiniscan:
-    process: subprocess.Popen
-    metrics: MetricsEndpoint
-    log_path: Path
-
-    def wait_ready(self, name: str) -> float:
-        """Poll /readyz every 20 ms; the time it first said yes."""
-        ready = wait_for(
-            lambda: self.process.poll() is not None or self.metrics.ready(),
-            READY_TIMEOUT_S,
-            every=0.02,
-        )
-        if not ready or self.process.poll() is not None:
-            raise CandidateFailed(f"{name} did not get ready: see {self.log_path}")
-        return time.time()
-
-    def child_names(self) -> dict[int, str]:
-        """pid -> name, from the supervisor's `spawned <name> (pid <n>)` log lines."""
-        text = self.log_path.read_text(errors="replace")
-        names = {int(pid): name for name, pid in re.findall(r"spawned (\S+) \(pid (\d+)\)", text)}
-        return {**names, self.process.pid: "supervisor"}
-
-    def stop(self, name: str) -> int:
-        """Graceful stop (SIGTERM); its exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        return wait_exit(self.process, f"{name} (log: {self.log_path})")
-
-
 def start_miniscan(
     testbed: Testbed, target: Target, db_path: str, workers: int | None, *extra: str
-) -> RunningMiniscan:
+) -> SupervisorProcess:
     """`miniscan-supervisor` on `target`: `workers` None means its default (CPU count)."""
-    port = free_port()
-    log_path = testbed.workdir / f"supervisor-{target.subscription}.log"
-    env = testbed.env()
-    # Ours, so that each run starts from an empty one and nothing is left behind in /tmp.
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(testbed.workdir / f"metrics-{target.subscription}")
-    args = [
-        str(BIN / "miniscan-supervisor"),
-        *(("--workers", str(workers)) if workers is not None else ()),
-        "--project", target.project, "--subscription", target.subscription, "--db", db_path,
-        "--metrics-host", "127.0.0.1", "--metrics-port", str(port), *extra,
-    ]  # fmt: skip
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return RunningMiniscan(process, MetricsEndpoint(port), log_path)
+    settings = SupervisorSettings(
+        testbed.emulator_host,
+        db_path,
+        project=target.project,
+        subscription=target.subscription,
+        workers=workers,
+        # Ours, so that each run starts from an empty one and nothing is left behind in /tmp.
+        metrics_dir=str(testbed.workdir / f"metrics-{target.subscription}"),
+        extra_args=extra,
+    )
+    return launch_supervisor(settings, testbed.workdir / f"supervisor-{target.subscription}.log")
+
+
+def wait_ready(miniscan: SupervisorProcess, name: str) -> float:
+    """Poll /readyz every 20 ms; the time it first said yes."""
+    if not miniscan.wait_ready(READY_TIMEOUT_S, every=0.02):
+        raise CandidateFailed(f"{name} did not get ready: see {miniscan.log_path}")
+    return time.time()
+
+
+def child_names(miniscan: SupervisorProcess) -> dict[int, str]:
+    """pid -> name of the supervisor and every child it spawned."""
+    return {**{pid: name for name, pid in miniscan.spawned()}, miniscan.process.pid: "supervisor"}
+
+
+def stop_miniscan(miniscan: SupervisorProcess, name: str) -> int:
+    """Graceful stop (SIGTERM); its exit code. CandidateFailed if it had to be killed."""
+    code = miniscan.stop(STOP_TIMEOUT_S)
+    if miniscan.killed:
+        raise CandidateFailed(
+            f"{name} (log: {miniscan.log_path}) did not stop within {STOP_TIMEOUT_S:.0f}s"
+        )
+    return code
 
 
 def run_miniscan(
@@ -329,17 +287,17 @@ def run_miniscan(
     miniscan = start_miniscan(testbed, target, db_path, workers, *extra)
     measurement = Measurement(name, miniscan.process, testbed)
     try:
-        measurement.mark_ready(miniscan.wait_ready(name))
-        done_at = wait_acked(miniscan.metrics, messages, drain_timeout(messages))
+        measurement.mark_ready(wait_ready(miniscan, name))
+        done_at = wait_acked(miniscan, messages, drain_timeout(messages))
         if done_at is None:
             raise CandidateFailed(
                 f"{name} did not ack {messages:,} messages: see {miniscan.log_path}"
             )
         measurement.mark_done(done_at)
-        measurement.sampler.names.update(miniscan.child_names())
-        code = miniscan.stop(name)
+        measurement.sampler.names.update(child_names(miniscan))
+        code = stop_miniscan(miniscan, name)
     finally:
-        kill_tree(miniscan.process)
+        miniscan.kill()
     return measurement.figures(messages, rows_wrong(expected, read_table(db_path)), code)
 
 

@@ -7,7 +7,8 @@ visible, and the percentiles of both measures of latency:
 - `db`: from the publish() call to the first poll that saw the committed row: the latency a
   reader of the database sees, at most one poll (10 ms) pessimistic;
 - `histogram`: miniscan's own `miniscan_end_to_end_latency_seconds` (Pub/Sub's publish time
-  to commit), interpolated within its buckets the way Prometheus' histogram_quantile does.
+  to commit), interpolated within its buckets the way Prometheus' histogram_quantile does
+  (`demo.status.estimate_quantile`, the estimate `miniscan demo`'s status line shows).
 
 Never: judge the figures (`e2e.py` does) or start the emulator.
 """
@@ -21,12 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import apsw
-from e2e_candidates import Testbed, kill_tree, start_miniscan
+from e2e_candidates import Testbed, start_miniscan, stop_miniscan, wait_ready
 from e2e_procs import TreeSampler, wait_for
 from e2e_pubsub import Target
 from e2e_workload import latency_payload, sent_at_of
 
 from broker import client
+from demo.scrape import histogram_buckets
+from demo.status import estimate_quantile
 
 POLL_INTERVAL_S = 0.01
 HISTOGRAM = "miniscan_end_to_end_latency_seconds"
@@ -51,31 +54,11 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def histogram_quantile(fraction: float, buckets: list[tuple[float, float]]) -> float:
-    """Prometheus' histogram_quantile over cumulative (upper bound, count) buckets."""
-    buckets = sorted(buckets)
-    if not buckets or buckets[-1][1] == 0:
-        return math.nan
-    rank = fraction * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for upper_bound, count in buckets:
-        if count >= rank:
-            if math.isinf(upper_bound):
-                return lower_bound  # as Prometheus: the highest finite bound
-            width = count - lower_count
-            share = (rank - lower_count) / width if width else 1.0
-            return lower_bound + (upper_bound - lower_bound) * share
-        lower_bound, lower_count = upper_bound, count
-    return math.nan
-
-
-def histogram_buckets(samples: dict[str, float]) -> list[tuple[float, float]]:
-    buckets = []
-    for name, value in samples.items():
-        if name.startswith(f"{HISTOGRAM}_bucket{{") and 'le="' in name:
-            bound = name.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((math.inf if bound == "+Inf" else float(bound), value))
-    return buckets
+def histogram_quantile(fraction: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus' histogram_quantile over cumulative (upper bound, count) buckets; NaN when
+    the histogram is empty."""
+    quantile = estimate_quantile(fraction, sorted(buckets))
+    return math.nan if quantile is None else quantile
 
 
 class CommitWatcher:
@@ -146,17 +129,17 @@ def measure_latency(
     miniscan = start_miniscan(testbed, target, db_path, None, *extra)
     sampler = TreeSampler(miniscan.process.pid).start()
     try:
-        miniscan.wait_ready("miniscan")
+        wait_ready(miniscan, "miniscan")
         watcher = CommitWatcher(db_path).start()
         try:
             achieved = publish_paced(target, rate, count)
             wait_for(lambda: len(watcher.latencies) >= count, 60, every=0.05)
         finally:
             watcher.stop()
-        buckets = histogram_buckets(miniscan.metrics.samples())
-        miniscan.stop("miniscan")
+        buckets = histogram_buckets(miniscan.samples(only=(HISTOGRAM,)), HISTOGRAM)
+        stop_miniscan(miniscan, "miniscan")
     finally:
-        kill_tree(miniscan.process)
+        miniscan.kill()
         sampler.stop()
     latencies = sorted(watcher.latencies)
     fractions = (0.5, 0.95, 0.99)

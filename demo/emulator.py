@@ -24,6 +24,7 @@ from pathlib import Path
 
 from contracts import defaults
 
+LOOPBACK = "127.0.0.1"  # what the demo, the tests and the benchmarks start listens only here
 READY_MARKER = "Server started, listening on"
 INSTALL_HINT = (
     "the Pub/Sub emulator is not installed: install the Google Cloud SDK and run "
@@ -39,7 +40,7 @@ class EmulatorError(RuntimeError):
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
 
 
@@ -112,7 +113,7 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 
 def start_emulator(
     project: str = defaults.DEFAULT_PROJECT,
-    host: str = "127.0.0.1",
+    host: str = LOOPBACK,
     port: int = 0,
     timeout: float = 90.0,
     log_dir: str | None = None,

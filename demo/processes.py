@@ -3,7 +3,8 @@
 Owns: starting a console script with its output in a log file and its own process group
 (pgid == pid), so that a Ctrl-C in the terminal reaches only the demo; stopping one such
 child (signal the leader, wait, then kill whatever is left in its group); and counting the
-demo's own stop requests (Ctrl-C, SIGTERM), which the waits here look at.
+demo's own stop requests (Ctrl-C, SIGTERM), which the waits here look at. `demo.launch`
+starts the supervisor through here for the demo, the end-to-end tests and the benchmark.
 
 Never: signal a process it did not start, or act inside a signal handler (the handler only
 counts; the waits look at the count).
@@ -60,7 +61,7 @@ def stop_on_signals(stop: StopRequests) -> Iterator[None]:
 
 
 @dataclass
-class Child:
+class DemoChild:
     """A command the demo started, alone in its process group (pgid == pid)."""
 
     name: str
@@ -84,8 +85,8 @@ def command_for(script: str, module: str) -> list[str]:
     return [sys.executable, "-c", f"from {module} import main; main()"]
 
 
-def spawn_child(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
-    log_path = log_dir / f"{name}.log"
+def spawn_child(name: str, args: list[str], env: dict[str, str], log_path: Path) -> DemoChild:
+    """Start `args` alone in a new process group, its output appended to `log_path`."""
     with open(log_path, "ab") as log:
         try:
             process = subprocess.Popen(
@@ -98,7 +99,7 @@ def spawn_child(name: str, args: list[str], env: dict[str, str], log_dir: Path) 
             )
         except OSError as exc:
             raise DemoFailed(f"cannot start {name} ({args[0]}): {exc.strerror}") from None
-    return Child(name, process, log_path)
+    return DemoChild(name, process, log_path)
 
 
 def wait_for_exit(process: subprocess.Popen, timeout: float, stop: StopRequests) -> bool:
@@ -124,13 +125,17 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def stop_child(child: Child, signum: int, timeout: float, stop: StopRequests) -> int:
+def stop_child(
+    child: DemoChild, signum: int, timeout: float, stop: StopRequests | None = None
+) -> int:
     """Ask `child` to stop, wait for it, then make sure its whole group is gone.
 
     Only the leader is signalled: it stops its own children in its own order. Whatever is
     still running after the wait (or that outlived the leader) is killed. Returns the exit
-    code (negative: killed by that signal).
+    code (negative: killed by that signal). Without `stop` (tests, benchmarks) no second
+    Ctrl-C can cut the waits short.
     """
+    stop = stop or StopRequests()
     if child.process.poll() is None:
         child.process.send_signal(signum)
     if not wait_for_exit(child.process, timeout, stop):

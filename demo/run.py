@@ -1,10 +1,11 @@
 """One run of `miniscan demo`: start the tree in order, show the status, stop it in order.
 
 Owns: the demo's settings; starting the emulator, then the topic and subscription plus a
-few poison messages so that dead letters show, then the supervisor and the scanner; the
-live status line (scrape /metrics once a second, print it); and stopping in the reverse
-order: scanner (SIGINT, it flushes), supervisor (SIGTERM, it drains and acks), emulator.
-Children's output goes to log files in a temporary folder, named in the start line.
+few poison messages so that dead letters show, then the supervisor (`demo.launch`) and the
+scanner; the live status line (scrape /metrics once a second through `demo.scrape`, print
+it); and stopping in the reverse order: scanner (SIGINT, it flushes), supervisor (SIGTERM,
+it drains and acks), emulator. Children's output goes to log files in a temporary folder,
+named in the start line.
 
 Never: decode, write the database or pull messages itself (the supervisor does), or turn
 a failure into an exit code (it raises `DemoFailed`; the command in `demo.cli` maps it).
@@ -20,7 +21,6 @@ import socket
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,20 +33,22 @@ from broker import admin, client
 from broker.client import PubSubUnavailable
 from contracts import defaults
 from demo import emulator as emulator_module
-from demo.emulator import Emulator, EmulatorError
+from demo.emulator import LOOPBACK, Emulator, EmulatorError
+from demo.launch import SupervisorSettings, child_env, launch_supervisor
 from demo.processes import (
     TICK_S,
-    Child,
+    DemoChild,
     DemoFailed,
     StopRequests,
     command_for,
     spawn_child,
     stop_child,
 )
+from demo.scrape import fetch_text
 from demo.status import StatusWindow, parse_snapshot
 from scanner.publish import publish_payloads
 
-METRICS_HOST = "127.0.0.1"  # a local demo: nothing outside this machine needs to scrape it
+METRICS_HOST = LOOPBACK  # a local demo: nothing outside this machine needs to scrape it
 # Payloads the decoders must dead-letter, one per kind of mistake, so that the dead-letter
 # count is visibly non-zero: the scanner itself only publishes valid scans.
 POISON_PAYLOADS = (
@@ -117,22 +119,7 @@ class StatusDisplay:
             self._width = 0
 
 
-def scrape(url: str) -> str | None:
-    """The /metrics text, or None while the supervisor is not serving (yet)."""
-    try:
-        with urllib.request.urlopen(url, timeout=SCRAPE_EVERY_S) as response:
-            return response.read().decode()
-    except OSError:
-        return None
-
-
 # --- Starting ----------------------------------------------------------------------------
-
-
-def child_env(emulator_host: str) -> dict[str, str]:
-    env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator_host}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the supervisor makes its own
-    return env
 
 
 @contextmanager
@@ -167,17 +154,17 @@ def prepare_pubsub(settings: DemoSettings, host: str) -> None:
             raise DemoFailed(str(exc)) from None
 
 
-def supervisor_args(settings: DemoSettings) -> list[str]:
-    return [
-        *command_for("miniscan-supervisor", "supervisor.cli"),
-        "--workers", str(settings.workers),
-        "--project", settings.project,
-        "--subscription", settings.subscription,
-        "--db", settings.db_path,
-        "--metrics-host", METRICS_HOST,
-        "--metrics-port", str(settings.metrics_port),
-        "--shutdown-timeout", str(SUPERVISOR_SHUTDOWN_S),
-    ]  # fmt: skip
+def supervisor_settings(settings: DemoSettings, emulator_host: str) -> SupervisorSettings:
+    return SupervisorSettings(
+        emulator_host,
+        settings.db_path,
+        project=settings.project,
+        subscription=settings.subscription,
+        workers=settings.workers,
+        metrics_host=METRICS_HOST,
+        metrics_port=settings.metrics_port,
+        extra_args=("--shutdown-timeout", str(SUPERVISOR_SHUTDOWN_S)),
+    )
 
 
 def scanner_args(settings: DemoSettings) -> list[str]:
@@ -193,7 +180,7 @@ def scanner_args(settings: DemoSettings) -> list[str]:
 
 
 def watch(
-    children: list[Child], metrics_url: str, settings: DemoSettings, stop: StopRequests
+    children: list[DemoChild], metrics_url: str, settings: DemoSettings, stop: StopRequests
 ) -> None:
     """Show the status until a stop is asked for or --duration is over; DemoFailed when a
     child exits on its own."""
@@ -212,7 +199,8 @@ def watch(
             now = time.monotonic()
             if now >= next_scrape:
                 next_scrape = now + SCRAPE_EVERY_S
-                text = scrape(metrics_url)
+                # None while the supervisor is not serving (yet)
+                text = fetch_text(metrics_url, timeout=SCRAPE_EVERY_S)
                 if text is not None:
                     display.show(window.add(parse_snapshot(text, now)), now)
             time.sleep(TICK_S)
@@ -220,7 +208,7 @@ def watch(
         display.end()
 
 
-def stop_all(children: list[Child], emulator: Emulator | None, stop: StopRequests) -> list[str]:
+def stop_all(children: list[DemoChild], emulator: Emulator | None, stop: StopRequests) -> list[str]:
     """Stop in the reverse order of start; one line per child that did not stop cleanly."""
     problems = []
     timeouts = {"scanner": SCANNER_STOP_S, "supervisor": SUPERVISOR_SHUTDOWN_S + 5}
@@ -264,16 +252,20 @@ def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
     except EmulatorError as exc:
         shutil.rmtree(log_dir, ignore_errors=True)
         raise DemoFailed(str(exc)) from None
-    children: list[Child] = []
+    children: list[DemoChild] = []
     ran_s = 0.0
     try:
         prepare_pubsub(settings, emulator.host)
-        env = child_env(emulator.host)
         if not stop.requested:
-            children.append(spawn_child("supervisor", supervisor_args(settings), env, log_dir))
-            children.append(spawn_child("scanner", scanner_args(settings), env, log_dir))
+            supervisor = launch_supervisor(
+                supervisor_settings(settings, emulator.host), log_dir / "supervisor.log"
+            )
+            children.append(supervisor.child)
+            scanner_log = log_dir / "scanner.log"
+            env = child_env(emulator.host)
+            children.append(spawn_child("scanner", scanner_args(settings), env, scanner_log))
             started = time.monotonic()
-            metrics_url = f"http://{METRICS_HOST}:{settings.metrics_port}/metrics"
+            metrics_url = supervisor.url("/metrics")
             if not settings.quiet:
                 click.echo(
                     f"miniscan demo: emulator {emulator.host}, scanner at {settings.rate:g} msg/s,"

@@ -1,8 +1,9 @@
 """The figures of `miniscan demo`'s status line, from scraped /metrics text.
 
-Owns: reading a Prometheus text exposition into a `Snapshot`, estimating a quantile from
-cumulative histogram buckets, and formatting one status line over the last few seconds of
-snapshots. Every function here is pure: the caller scrapes and prints.
+Owns: turning a /metrics exposition (parsed by `demo.scrape`) into a `Snapshot`,
+estimating a quantile from cumulative histogram buckets (the benchmark's latency mode uses
+the same estimate), and formatting one status line over the last few seconds of snapshots.
+Every function here is pure: the caller scrapes and prints.
 
 Never: open a socket, read the clock or write to the terminal.
 """
@@ -13,6 +14,8 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from demo.scrape import histogram_buckets, parse_samples, totals_by_name
 
 LATENCY_METRIC = "miniscan_end_to_end_latency_seconds"
 RATE_WINDOW_S = 5.0  # msgs/s and latency quantiles cover about the last few seconds
@@ -31,23 +34,14 @@ class Snapshot:
 
 def parse_snapshot(text: str, at: float) -> Snapshot:
     """Read a Prometheus text exposition; samples of one name are summed over their labels."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    totals: dict[str, float] = {}
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == LATENCY_METRIC + "_bucket":
-                bound = float(sample.labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-            else:
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    samples = parse_samples(text)
+    totals = totals_by_name(samples)
     return Snapshot(
         at=at,
         stored=totals.get("miniscan_messages_stored_total", 0.0),
         rows=totals.get("miniscan_scans_rows", 0.0),
         dead_letters=totals.get("miniscan_messages_dead_lettered_total", 0.0),
-        latency_buckets=tuple(sorted(buckets.items())),
+        latency_buckets=histogram_buckets(samples, LATENCY_METRIC),
     )
 
 

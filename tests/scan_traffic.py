@@ -1,62 +1,35 @@
 """Test traffic for pipeline tests: payloads with a known final table, published for real.
 
-Owns: building a workload (valid v1/v2 scans over a small key space, out of order and
-duplicated, plus some poison messages), the table the store's rules say must result, and
-publishing it to the emulator; and reading the table back from a real SQLite file.
+Owns: the tests' choice of workload (`scanner.workload`, the builder the benchmark uses,
+with the options that make the tests harder than the benchmark: scans tied in the same
+second so that the tie rules decide, services spelled in lower case, and on request poison
+messages), publishing it to the emulator, and reading the table back from a real SQLite
+file in the workload's row shape.
 
-Never: decide anything about decoding; the expected table follows the documented rules
-(newest timestamp wins, then the greater response).
+Never: decide anything about decoding or precedence; the expected table is the builder's.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import apsw
 
 from broker import client
+from scanner.workload import Key, Row, Workload
+from scanner.workload import build_workload as build_scanner_workload
 
-SERVICES = ("HTTP", "SSH", "DNS")
+__all__ = ["Workload", "build_workload", "count_dead_letters", "publish_all", "read_table"]
 
-
-@dataclass
-class Workload:
-    payloads: list[bytes] = field(default_factory=list)
-    expected: dict[tuple[str, int, str], tuple[int, str]] = field(default_factory=dict)
-    poison: int = 0
+TIES = 0.05  # a share of scans in the same second as their key's previous one
+LOWER_CASE = 0.2  # a share of scans whose service the decoders must upper-case
 
 
 def build_workload(messages: int, keys: int, seed: int = 7, poison: int = 0) -> Workload:
-    """`messages` valid scans over `keys` keys (shuffled, some duplicated) plus `poison` bad."""
-    rng = random.Random(seed)
-    workload = Workload(poison=poison)
-    key_space = [(f"10.0.{k // 250}.{k % 250}", 1000 + k % 7, SERVICES[k % 3]) for k in range(keys)]
-    for index in range(messages):
-        ip, port, service = key_space[index % keys] if index < keys else rng.choice(key_space)
-        timestamp = 1_700_000_000 + rng.randrange(0, 10_000)
-        response = f"service response: {rng.randrange(1000)}"
-        version = rng.choice((1, 2))
-        data = (
-            {"response_bytes_utf8": base64.b64encode(response.encode()).decode()}
-            if version == 1
-            else {"response_str": response}
-        )
-        scan = {"ip": ip, "port": port, "service": service.lower() if index % 5 == 0 else service,
-                "timestamp": timestamp, "data_version": version, "data": data}  # fmt: skip
-        workload.payloads.append(json.dumps(scan).encode())
-        key = (ip, port, service)
-        best = workload.expected.get(key)
-        if best is None or (timestamp, response) > best:
-            workload.expected[key] = (timestamp, response)
-    duplicates = rng.sample(workload.payloads, k=max(0, messages // 50))
-    workload.payloads.extend(duplicates)
-    workload.payloads.extend(b"not json %d" % i for i in range(poison))
-    rng.shuffle(workload.payloads)
-    return workload
+    """`messages` scans over `keys` keys (out of order, 2% duplicated), plus `poison` bad."""
+    return build_scanner_workload(
+        messages, keys, seed, ties=TIES, lower_case=LOWER_CASE, poison=poison
+    )
 
 
 def publish_all(project: str, topic: str, payloads: Iterable[bytes]) -> int:
@@ -68,11 +41,14 @@ def publish_all(project: str, topic: str, payloads: Iterable[bytes]) -> int:
     return len(futures)
 
 
-def read_table(db_path: str) -> dict[tuple[str, int, str], tuple[int, str]]:
+def read_table(db_path: str) -> dict[Key, Row]:
+    """{(ip, port, service): (last_scanned, response, data_version)} of every row."""
     conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
     try:
-        rows = conn.execute("SELECT ip, port, service, last_scanned, response FROM scans")
-        return {(ip, port, service): (ts, response) for ip, port, service, ts, response in rows}
+        rows = conn.execute(
+            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
+        )
+        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
     finally:
         conn.close()
 

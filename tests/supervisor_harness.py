@@ -1,7 +1,9 @@
 """Runs the real `miniscan-supervisor` command for end-to-end tests, and watches it.
 
-Owns: starting the command as a subprocess against the session's emulator, reading child
-pids and events from its log, scraping its /metrics, and bounded polling for a condition.
+Owns: starting the command against the session's emulator through `demo.launch` (the
+launcher `miniscan demo` and the benchmark use too), what only tests ask of it (the pid of a
+child's nth spawn, every child pid, an endpoint's HTTP status), and bounded polling for a
+condition.
 
 Never: sleep for a fixed time to "let things settle"; every wait polls a condition with a
 deadline.
@@ -9,21 +11,16 @@ deadline.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from demo.emulator import free_port
+from demo.launch import SupervisorProcess, SupervisorSettings, launch_supervisor
+from demo.processes import BIN
+from demo.scrape import fetch
 
-BIN = Path(sys.executable).parent
+__all__ = ["BIN", "RunningSupervisor", "pid_alive", "wait_until"]
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, every: float = 0.2):
@@ -38,82 +35,36 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, every
         time.sleep(every)
 
 
-class RunningSupervisor:
-    def __init__(self, target, db_path: Path, log_path: Path, *extra: str, workers: int = 2):
-        self.metrics_port = free_port()
-        self.log_path = log_path
-        self.args = [
-            str(BIN / "miniscan-supervisor"),
-            "--workers", str(workers),
-            "--project", target.project,
-            "--subscription", target.subscription,
-            "--db", str(db_path),
-            "--metrics-host", "127.0.0.1",
-            "--metrics-port", str(self.metrics_port),
-            *extra,
-        ]  # fmt: skip
-        env = {**os.environ, "PUBSUB_EMULATOR_HOST": target.host}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
-        self.process = subprocess.Popen(
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
+class RunningSupervisor(SupervisorProcess):
+    """`miniscan-supervisor` on a test's Pub/Sub target, alone in its process group."""
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def __init__(self, target, db_path: Path, log_path: Path, *extra: str, workers: int = 2):
+        settings = SupervisorSettings(
+            target.host,
+            str(db_path),
+            project=target.project,
+            subscription=target.subscription,
+            workers=workers,
+            extra_args=extra,
+        )
+        launched = launch_supervisor(settings, log_path)
+        super().__init__(launched.child, launched.settings)
 
     def child_pid(self, name: str, nth: int = 1) -> int | None:
         """The pid of the nth spawn of child `name` (1 = the first), from the log."""
-        pids = re.findall(rf"spawned {re.escape(name)} \(pid (\d+)\)", self.log())
-        return int(pids[nth - 1]) if len(pids) >= nth else None
+        pids = [pid for spawned, pid in self.spawned() if spawned == name]
+        return pids[nth - 1] if len(pids) >= nth else None
 
     def all_child_pids(self) -> list[int]:
-        return [int(p) for p in re.findall(r"spawned \S+ \(pid (\d+)\)", self.log())]
-
-    def metrics(self) -> dict[str, float]:
-        """Scrape /metrics into {sample name with labels: value}; {} when not up yet."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
-        except OSError:
-            return {}
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
+        return [pid for _, pid in self.spawned()]
 
     def http_status(self, path: str) -> int:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5):
-                return 200
-        except urllib.error.HTTPError as error:
-            return error.code
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float = 60) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._log.close()
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.signal(signal.SIGTERM)
-        return self.wait(timeout)
+        """The status `path` answers with; 0 when nothing answers."""
+        return fetch(self.url(path), timeout=5)[0]
 
     def kill_tree(self) -> None:
         """Last-resort clean-up so that a failing test leaves nothing running."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        for pid in self.all_child_pids():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        self._log.close()
+        self.kill()
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,8 +2,9 @@
 
 The run reuses the session's emulator (`--emulator-host`) and skips the wait for the ack
 deadline; the leftover count it would then take is tested on its own, directly. A few pure
-checks pin the parts whose mistakes would silently skew the figures: the workload's
-expected table, the percentile arithmetic, and where a run lands in RESULTS.md.
+checks pin the parts whose mistakes would silently skew the figures: the percentile
+arithmetic and where a run lands in RESULTS.md. The backlog and its expected table are
+`scanner.workload`'s, tested in tests/test_scanner_workload.py.
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ sys.path.insert(0, str(BENCH_DIR))
 from e2e_latency import histogram_quantile, percentile  # noqa: E402
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
 from e2e_report import SECTION, record_run  # noqa: E402
-from e2e_workload import build_backlog, rows_wrong  # noqa: E402
-
-from store.merge import reduce_newest  # noqa: E402
-from workers.decode import decode_scan  # noqa: E402
 
 
 def table_rows(text: str, first_header: str) -> list[list[str]]:
@@ -92,23 +89,6 @@ def test_bad_options_are_refused_in_one_line() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "--workers" in result.stderr
-
-
-def test_backlog_matches_its_description_and_its_expected_table() -> None:
-    backlog = build_backlog(4000, 1000, seed=3)
-    assert len(backlog.payloads) == 4000
-    assert backlog.duplicates == 80  # 2%
-    assert 0.08 * 4000 <= backlog.out_of_order <= 0.12 * 4000
-    records = [decode_scan(payload) for payload in backlog.payloads]
-    assert 0.45 < sum(r.data_version == 1 for r in records) / len(records) < 0.55
-    table = {r.key: (r.timestamp, r.response, r.data_version) for r in reduce_newest(records)}
-    assert len(table) == 1000
-    assert rows_wrong(backlog.expected, table) == 0
-    # and the comparison is not blind: one stale row and one stray row are two wrong rows
-    stale_key = next(iter(table))
-    table[stale_key] = (0, "stale", 1)
-    table[("192.0.2.1", 1, "X")] = (1, "stray", 2)
-    assert rows_wrong(backlog.expected, table) == 2
 
 
 def test_percentiles_follow_nearest_rank_and_prometheus_interpolation() -> None:

@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from supervisor_harness import pid_alive
 
+from contracts import defaults
 from demo import emulator as emulator_module
 from demo import processes as demo_processes
 from demo import run as demo_run
@@ -205,7 +206,8 @@ def test_a_child_that_ignores_its_stop_signal_is_killed_after_the_timeout(tmp_pa
         "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
         " print('ready', flush=True); time.sleep(60)"
     )
-    child = spawn_child("scanner", [sys.executable, "-c", stubborn], dict(os.environ), tmp_path)
+    args = [sys.executable, "-c", stubborn]
+    child = spawn_child("scanner", args, dict(os.environ), tmp_path / "scanner.log")
     try:
         wait_for_line(child.log_path, "ready")
         started = time.monotonic()
@@ -221,7 +223,8 @@ def test_a_child_that_ignores_its_stop_signal_is_killed_after_the_timeout(tmp_pa
 def test_what_outlives_a_child_in_its_group_is_killed_after_a_grace(tmp_path, monkeypatch):
     monkeypatch.setattr(demo_processes, "GROUP_GRACE_S", 0.5)
     leaves_orphan = f"sleep 60 & echo $! > {tmp_path}/orphan.pid; echo ready; wait"
-    child = spawn_child("supervisor", ["sh", "-c", leaves_orphan], dict(os.environ), tmp_path)
+    args = ["sh", "-c", leaves_orphan]
+    child = spawn_child("supervisor", args, dict(os.environ), tmp_path / "supervisor.log")
     try:
         wait_for_line(child.log_path, "ready")
         orphan = int((tmp_path / "orphan.pid").read_text())
@@ -249,7 +252,7 @@ def test_a_missing_console_script_falls_back_to_the_interpreter():
 
 def emulator_installed() -> bool:
     try:
-        emulator_module.find_emulator_command("127.0.0.1", 1, "test-project")
+        emulator_module.find_emulator_command("127.0.0.1", 1, defaults.DEFAULT_PROJECT)
     except EmulatorError:
         return False
     return True

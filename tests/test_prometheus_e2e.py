@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import threading
 import urllib.error
@@ -40,6 +39,7 @@ from supervisor_harness import RunningSupervisor, wait_until
 
 from broker import client
 from demo.emulator import free_port
+from demo.scrape import fetch
 from scanner.generate import scan_payloads
 
 pytestmark = pytest.mark.emulator
@@ -50,17 +50,6 @@ TRICKLE_PER_SECOND = 100  # then a steady stream, so rates are non-zero while we
 # Each has its own dead-letter reason: invalid_json, not_an_object, missing_field:port.
 INVALID_PAYLOADS = (b"not json", b"[1, 2]", b'{"ip": "1.1.1.1"}')
 INVALID_EVERY = 25  # one invalid message per this many valid ones
-
-
-def http_get(url: str) -> tuple[int, bytes]:
-    """Status and body of a GET; (0, b"") when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
 
 
 class PrometheusQueryError(AssertionError):
@@ -110,19 +99,6 @@ def start_prometheus(tmp_path: Path, metrics_target: str) -> tuple[subprocess.Po
     )
     log.close()
     return process, f"http://127.0.0.1:{port}"
-
-
-def stop_process(process: subprocess.Popen, sig: int, timeout: float) -> int:
-    """Send `sig`, wait up to `timeout` s, then kill; the exit code of the first stop."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            return process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            return -signal.SIGKILL
-    return process.returncode
 
 
 class Traffic:
@@ -179,13 +155,13 @@ def test_every_dashboard_query_and_alert_expression_works_against_live_metrics(
     pubsub_target, tmp_path, prometheus_binary
 ):
     supervisor = RunningSupervisor(pubsub_target, tmp_path / "x.db", tmp_path / "supervisor.log")
-    metrics_target = f"127.0.0.1:{supervisor.metrics_port}"
+    metrics_target = f"{supervisor.settings.metrics_host}:{supervisor.metrics_port}"
     prometheus, prometheus_url = None, ""
     supervisor_exit = None
     try:
         with Traffic(pubsub_target.project, pubsub_target.topic) as traffic:
-            readyz = f"http://{metrics_target}/readyz"
-            wait_for_http_ok(supervisor.process, supervisor.log_path, readyz, 60)
+            ready = supervisor.wait_ready(60)
+            assert ready, "the supervisor never got ready:\n" + supervisor.log()[-3000:]
             prometheus, prometheus_url = start_prometheus(tmp_path, metrics_target)
             prometheus_log = tmp_path / "prometheus.log"
             wait_for_http_ok(prometheus, prometheus_log, f"{prometheus_url}/-/ready", 30)
@@ -196,9 +172,9 @@ def test_every_dashboard_query_and_alert_expression_works_against_live_metrics(
             check_every_alert_expression_evaluates(prometheus_url)
     finally:
         if prometheus is not None:
-            stop_process(prometheus, signal.SIGKILL, 10)
-        supervisor_exit = stop_process(supervisor.process, signal.SIGTERM, 60)
-        supervisor.kill_tree()  # its children, should the stop have failed; closes the log
+            prometheus.kill()
+            prometheus.wait()
+        supervisor_exit = supervisor.stop(timeout=60)  # and kills its group, should it hang
     assert supervisor_exit == 0, supervisor.log()[-3000:]
 
 
@@ -211,7 +187,7 @@ def wait_for_http_ok(process: subprocess.Popen, log_path: Path, url: str, timeou
                 f"{Path(process.args[0]).name} exited with {process.returncode}:\n"
                 + log_path.read_text(errors="replace")[-3000:]
             )
-        return http_get(url)[0] == 200
+        return fetch(url, timeout=5)[0] == 200
 
     wait_until(answers_ok, timeout, f"{url} to answer 200")
 
