@@ -73,3 +73,36 @@ def pubsub_target(pubsub_emulator: str) -> PubSubTarget:
     finally:
         subscriber.close()
     return target
+
+
+# PostgreSQL (issue 14): one throw-away cluster per session (tests/postgres_server.py), a
+# fresh database per test. Appended below the Pub/Sub fixtures, hence the late import.
+from postgres_server import Cluster, PostgresMissing, start_cluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of its own for the session; stopped and deleted at the end.
+
+    Missing PostgreSQL (or psycopg) skips, unless MINISCAN_REQUIRE_EMULATOR=1 (CI): then
+    it fails, so that CI never passes without the real server.
+    """
+    try:
+        import psycopg  # noqa: F401  (the dev extra installs it; `postgres` for users)
+
+        cluster = start_cluster()
+    except (PostgresMissing, ImportError) as exc:
+        reason = str(exc) if isinstance(exc, PostgresMissing) else "pip install 'psycopg[binary]'"
+        if os.environ.get("MINISCAN_REQUIRE_EMULATOR") == "1":
+            pytest.fail(f"PostgreSQL required but unavailable: {reason}")
+        pytest.skip(reason)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Cluster) -> str:
+    """The URL of a new, empty database on the session's cluster, for this test alone."""
+    return postgres_cluster.create_database()

@@ -1,0 +1,82 @@
+"""The one store interface the writer sees, and `open_store`, which picks the backend.
+
+Owns: `ScanStoreBackend` (what a store must offer: open, write_batch, row_count, close, a
+context manager, migrated_from) and the rule that a `postgresql://` or `postgres://` URL
+means PostgreSQL (store.postgres) while anything else is a SQLite file path (store.db).
+
+Never: hold SQL, connections or policy of its own. SQL differences live in each backend's
+module; both are held to the same tests (tests/test_store_conformance.py), so that callers
+never branch on the backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from types import ModuleType, TracebackType
+from typing import Protocol
+
+from contracts.records import DeadLetter, ScanRecord
+from store.db import ScanStore, WriteResult
+from store.errors import StoreError
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+INSTALL_POSTGRES = "pip install 'miniscan[postgres]'"
+
+
+class ScanStoreBackend(Protocol):
+    """What the writer needs of a store; `store.db.ScanStore` and
+    `store.postgres.PostgresStore` both provide it."""
+
+    path: str  # where the data lives, for messages (a PostgreSQL URL has no password here)
+    migrated_from: int | None  # None: created or already current at open
+
+    def write_batch(
+        self, records: Sequence[ScanRecord], dead_letters: Sequence[DeadLetter] = ()
+    ) -> WriteResult: ...
+
+    def row_count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ScanStoreBackend: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def is_postgres_url(target: str | os.PathLike[str]) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+
+
+def open_store(
+    target: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
+) -> ScanStoreBackend:
+    """Open the store `target` names: a PostgreSQL URL or a SQLite file path.
+
+    Both backends take the same options (see `ScanStore.open`, `PostgresStore.open`) and
+    raise the same store.errors classes.
+    """
+    if is_postgres_url(target):
+        return _postgres_backend().PostgresStore.open(
+            target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+        )
+    return ScanStore.open(target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+
+
+def _postgres_backend() -> ModuleType:
+    """store.postgres, imported on first use: psycopg is an optional extra, and a SQLite-only
+    install must not need it. (store.postgres imports nothing from here: this is no loop.)"""
+    try:
+        from store import postgres
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == "psycopg":
+            raise StoreError(
+                f"a PostgreSQL store needs psycopg, which is not installed: {INSTALL_POSTGRES}"
+            ) from None
+        raise
+    return postgres
