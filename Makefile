@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit lint clean
+.PHONY: install run test test-unit test-faults lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 # .ci/run spells these same steps out: keep the two in step.
 test: $(STAMP) lint
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest
+
+# The minute-long fault scenarios against the real emulator (about 4 minutes); .ci/run runs
+# them as a step of their own.
+test-faults: $(STAMP)
+	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest -m long_fault
 
 # Only the tests that need nothing but Python (no emulator, no external tools).
 test-unit: $(STAMP)

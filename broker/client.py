@@ -73,14 +73,18 @@ def subscriber_client() -> pubsub_v1.SubscriberClient:
         raise PubSubUnavailable(NO_CREDENTIALS_HINT) from None
 
 
-UNLIMITED_MESSAGE_SIZE = (
+EMULATOR_CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
+    # gRPC waits up to 120 s between reconnect attempts after a long outage; a decoder
+    # should be back within seconds of its broker (issue 12).
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5000),
 )
 
 
 def _emulator_transport(host: str) -> SubscriberGrpcTransport:
-    channel = grpc.insecure_channel(host, options=UNLIMITED_MESSAGE_SIZE)
+    channel = grpc.insecure_channel(host, options=EMULATOR_CHANNEL_OPTIONS)
     return SubscriberGrpcTransport(channel=channel, host=host)
 
 
