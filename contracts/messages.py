@@ -47,12 +47,13 @@ def encode_batch(batch: DecodedBatch) -> bytes:
     return BATCH_TAG + _COUNT.pack(len(batch)) + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
 
 
-def split_batch_frame(frame: bytes) -> tuple[int, bytes] | None:
-    """(message count, the batch's pickle) for a batch frame; None for any other message."""
+def split_batch_frame(frame: bytes) -> tuple[int, memoryview] | None:
+    """(message count, the batch's pickle) for a batch frame; None for any other message.
+    The pickle is a view into `frame`, not a copy: batches can weigh many MiB."""
     if not frame.startswith(BATCH_TAG):
         return None
     (count,) = _COUNT.unpack_from(frame, len(BATCH_TAG))
-    return count, frame[len(BATCH_TAG) + _COUNT.size :]
+    return count, memoryview(frame)[len(BATCH_TAG) + _COUNT.size :]
 
 
 @dataclass(frozen=True, slots=True)

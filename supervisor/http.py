@@ -15,16 +15,51 @@ Never: touch the tree itself; it only calls the two probe functions it was given
 
 from __future__ import annotations
 
+import os
+import struct
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from supervisor.metrics_dir import SAMPLE_FILE
+
 Probe = Callable[[], tuple[bool, str]]
 
 MAX_CONNECTIONS = 16
+# prometheus_client's sample files start with a 4-byte length; a child that is creating its
+# file right now has one of 0 bytes, which the stock collector fails to read (struct.error:
+# the scrape got no answer at all). Seen during restarts under load.
+MIN_SAMPLE_FILE_BYTES = 8
+SCRAPE_ATTEMPTS = 3
+
+
+class TolerantCollector(MultiProcessCollector):
+    """The multiprocess collector, skipping sample files that are still being created."""
+
+    def collect(self):
+        entries = os.scandir(self._path)
+        files = [
+            entry.path
+            for entry in entries
+            if SAMPLE_FILE.fullmatch(entry.name) and entry.stat().st_size >= MIN_SAMPLE_FILE_BYTES
+        ]
+        return self.merge(files, accumulate=True)
+
+
+def render_metrics(registry: CollectorRegistry) -> bytes:
+    """The exposition text; a file caught mid-creation only costs a retry."""
+    for attempt in range(SCRAPE_ATTEMPTS):
+        try:
+            return generate_latest(registry)
+        except (struct.error, ValueError):
+            if attempt == SCRAPE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01)
+    raise AssertionError("unreachable")
 REQUEST_TIMEOUT_S = 5.0
 
 
@@ -57,7 +92,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
 def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> ThreadingHTTPServer:
     """Serve in a daemon thread; raises OSError when the port is taken."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    TolerantCollector(registry)
 
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT_S  # a socket timeout for reading the request
@@ -65,7 +100,7 @@ def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> Th
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                self._reply(200, render_metrics(registry), CONTENT_TYPE_LATEST)
             elif path in ("/healthz", "/readyz"):
                 ok, reason = (healthz if path == "/healthz" else readyz)()
                 self._reply(200 if ok else 503, (reason + "\n").encode(), "text/plain")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import PubSubTarget
 from scan_traffic import publish_all
 from supervisor_harness import RunningSupervisor, wait_until
 
 from broker import admin, client
-from conftest import PubSubTarget
 from demo.emulator import start_emulator
 from store.query import open_reader
 

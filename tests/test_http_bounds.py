@@ -42,3 +42,16 @@ def test_connections_beyond_the_limit_are_closed_and_idle_ones_time_out(monkeypa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_sample_file_still_being_created_does_not_break_the_scrape(monkeypatch, tmp_path):
+    """A child that is creating its sample file has one of 0 bytes for a moment; the stock
+    collector raised struct.error on it and the scrape got no answer."""
+    server, port = serve(monkeypatch, tmp_path, max_connections=4, timeout_s=5.0)
+    try:
+        (tmp_path / "counter_424242.db").write_bytes(b"")
+        (tmp_path / "gauge_livesum_424243.db").write_bytes(b"")
+        assert get(port, "/metrics") is not None  # 200, not a dropped connection
+    finally:
+        server.shutdown()
+        server.server_close()

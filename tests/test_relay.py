@@ -68,8 +68,8 @@ def test_a_batch_goes_to_the_writer_as_the_same_bytes_without_unpickling():
     [(destination, sent)] = from_decoder(relay, frame)
     assert destination == WRITER
     assert type(sent) is RawFrame  # the Outbox sends it with send_bytes, not pickle
-    assert sent == frame[5:]  # tag + count stripped, pickle byte for byte
-    assert pickle.loads(sent).record_ack_ids == ["ack-0-0", "ack-0-1", "ack-0-2"]
+    assert sent.data == frame[5:]  # tag + count stripped, pickle byte for byte
+    assert pickle.loads(sent.data).record_ack_ids == ["ack-0-0", "ack-0-1", "ack-0-2"]
 
 
 def test_acks_go_to_the_decoder_in_their_slot():
