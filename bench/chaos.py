@@ -1,0 +1,182 @@
+"""Chaos benchmark: minutes of random faults under load, and a count of what was lost (0).
+
+One `miniscan-supervisor --workers 2` reaches the Pub/Sub emulator through the test suite's
+fault proxy (tests/fault_proxy.py) while a paced publisher feeds it a workload whose final
+table is known, poison messages included. For `--seconds`, at random intervals, one of these
+happens: a decoder is SIGKILLed, the writer is SIGKILLed, the network to Pub/Sub is cut for
+2-10 s (every connection reset, new ones refused), or it becomes a blackhole for 2-10 s.
+Then the faults stop, the tree drains, and the benchmark prints messages published, stored
+rows against the expected table, dead letters against the poison published, redeliveries
+(pulls beyond the messages published), restarts, and lost (expected rows missing or wrong,
+plus poison not dead-lettered): it must be 0, and the exit code is 1 otherwise.
+
+    .venv/bin/python bench/chaos.py [--seconds 180] [--rate 150] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fault_proxy import FaultProxy  # noqa: E402
+
+from broker import admin, client  # noqa: E402
+from demo.emulator import start_emulator  # noqa: E402
+from demo.launch import SupervisorSettings, launch_supervisor  # noqa: E402
+from scanner.workload import build_workload, rows_wrong  # noqa: E402
+from store.query import open_reader  # noqa: E402
+
+PROJECT = "test-project"
+FAULTS = ("kill decoder", "kill writer", "cut network", "blackhole network")
+
+
+def read_table(db_path: str) -> dict:
+    conn = open_reader(db_path)
+    try:
+        rows = conn.execute(
+            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
+        )
+        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
+    finally:
+        conn.close()
+
+
+def count_letters(db_path: str) -> int:
+    conn = open_reader(db_path)
+    try:
+        return conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    finally:
+        conn.close()
+
+
+class Publisher(threading.Thread):
+    def __init__(self, topic_path: str, payloads: list[bytes], rate: float):
+        super().__init__(daemon=True)
+        self.topic_path, self.payloads, self.rate = topic_path, payloads, rate
+        self.published = 0
+
+    def run(self) -> None:
+        publisher = client.publisher_client()
+        started = time.monotonic()
+        futures = []
+        for i, payload in enumerate(self.payloads):
+            futures.append(publisher.publish(self.topic_path, payload))
+            delay = started + i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        for future in futures:
+            future.result(timeout=300)
+            self.published += 1
+
+
+def inject(fault: str, supervisor, proxy: FaultProxy, rng: random.Random) -> str:
+    spawned = supervisor.spawned()
+    latest = {name: pid for name, pid in spawned}  # the last spawn of each name
+    if fault == "kill decoder":
+        name = rng.choice(sorted(n for n in latest if n.startswith("decoder")))
+        _kill(latest[name])
+        return f"SIGKILL {name}"
+    if fault == "kill writer":
+        _kill(latest["writer"])
+        return "SIGKILL writer"
+    seconds = rng.uniform(2, 10)
+    (proxy.cut if fault == "cut network" else proxy.blackhole)()
+    time.sleep(seconds)
+    proxy.restore()
+    return f"{fault} for {seconds:.1f}s"
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it died by itself meanwhile
+        os.kill(pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--rate", type=float, default=150.0, help="messages published a second")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    messages = int(args.rate * (args.seconds + 20))
+    workload = build_workload(messages, keys=max(100, messages // 4), seed=args.seed,
+                              poison=max(10, messages // 200))  # fmt: skip
+    emulator = start_emulator(project=PROJECT)
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+    proxy = FaultProxy(int(emulator.host.rsplit(":", 1)[1]))
+    events: list[str] = []
+    try:
+        publisher_client, subscriber_client = client.publisher_client(), client.subscriber_client()
+        admin.ensure_topic(publisher_client, PROJECT, "chaos-topic")
+        admin.ensure_subscription(subscriber_client, PROJECT, "chaos-topic", "chaos-sub")
+        subscriber_client.close()
+        with tempfile.TemporaryDirectory(prefix="miniscan-chaos-") as workdir:
+            db_path = str(Path(workdir) / "chaos.db")
+            settings = SupervisorSettings(proxy.host, db_path, project=PROJECT,
+                                          subscription="chaos-sub", workers=2,
+                                          extra_args=("--restart-max", "1000"))  # fmt: skip
+            supervisor = launch_supervisor(settings, Path(workdir) / "supervisor.log")
+            try:
+                if not supervisor.wait_ready(120):
+                    raise SystemExit(supervisor.log()[-3000:])
+                publisher = Publisher(publisher_client.topic_path(PROJECT, "chaos-topic"),
+                                      workload.payloads, args.rate)  # fmt: skip
+                publisher.start()
+                chaos_ends = time.monotonic() + args.seconds
+                while time.monotonic() < chaos_ends:
+                    time.sleep(rng.uniform(3, 12))
+                    kind = rng.choice(FAULTS)
+                    event = inject(kind, supervisor, proxy, rng)
+                    events.append(kind)
+                    print(f"{time.monotonic() - chaos_ends + args.seconds:6.1f}s  {event}",
+                          file=sys.stderr)  # fmt: skip
+                publisher.join(600)
+                drained_by = time.monotonic() + 300
+                expected_letters = workload.poison
+                while time.monotonic() < drained_by:
+                    try:
+                        if (rows_wrong(workload.expected, read_table(db_path)) == 0
+                                and count_letters(db_path) >= expected_letters):  # fmt: skip
+                            break
+                    except Exception:
+                        pass
+                    time.sleep(1)
+                metrics = supervisor.metrics()
+                code = supervisor.stop()
+            finally:
+                supervisor.kill()
+            table = read_table(db_path)
+            letters = count_letters(db_path)
+    finally:
+        proxy.close()
+        emulator.stop()
+    wrong_rows = rows_wrong(workload.expected, table)
+    missing_letters = max(0, workload.poison - letters)
+    pulled = metrics.get("miniscan_messages_pulled_total", 0)
+    restarts = sum(v for k, v in metrics.items() if k.startswith("miniscan_child_restarts_total"))
+    lost = wrong_rows + missing_letters
+    print("| seconds of chaos | faults | published | expected rows | rows wrong or missing "
+          "| poison | dead-lettered | pulled | redelivered | restarts | lost | exit |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {args.seconds:.0f} | {len(events)} | {publisher.published} "
+          f"| {len(workload.expected)} | {wrong_rows} | {workload.poison} | {letters} "
+          f"| {pulled:.0f} | {max(0, pulled - publisher.published):.0f} | {restarts:.0f} "
+          f"| {lost} | {code} |")  # fmt: skip
+    print("\nfaults injected: " + ", ".join(f"{events.count(k)} x {k}" for k in FAULTS))
+    return 0 if lost == 0 and code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
