@@ -1,28 +1,36 @@
-"""docker-compose.yml, Dockerfile and .dockerignore: what `docker-compose config` checks, and
-what it cannot.
+"""docker-compose.yml, docker-compose.scale.yml, Dockerfile and .dockerignore: what
+`docker-compose config` checks, and what it cannot.
 
-`docker-compose config -q` validates the file's schema. These tests add: images are
-well-formed and pinned, build contexts and mounted host paths exist, each command line is
-accepted by the real click command it runs, the processor's metrics port and service name
-match what Prometheus scrapes, the processor can be scaled, each replica claims its own
-SQLite file, Grafana loads the provisioned dashboard as its home page, and the image is built
-from a context that holds what `pip install .` needs and nothing else.
+`docker-compose config -q` validates the schema of the plain stack and of the scaled one (the
+override file on top). These tests add: images are well-formed and pinned, build contexts and
+mounted host paths exist, each command line is accepted by the real click command it runs,
+the processor's metrics port and service name match what Prometheus scrapes, `data-init`
+makes ./data writable for the processor's non-root user (its script is run here against a
+temporary folder), the plain stack keeps one processor on SQLite while the scaled one points
+every replica at a healthchecked PostgreSQL, Grafana loads the provisioned dashboard as its
+home page, and the image is built from a context that holds what `pip install` needs and
+nothing else.
 
-Needs docker-compose (Debian package) for the config check; skips it without, unless
-MINISCAN_REQUIRE_EMULATOR=1. No Docker daemon is needed.
+Needs docker-compose (Debian package) for the config checks and for the scaled stack as
+docker-compose merges it; skips them without, unless MINISCAN_REQUIRE_EMULATOR=1. No Docker
+daemon is needed.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
+import os
 import re
 import subprocess
-import time
+import tempfile
 import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+import pytest
 from ops_support import (
     DASHBOARD,
     DASHBOARD_PROVIDERS,
@@ -34,10 +42,16 @@ from ops_support import (
 )
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
+SCALE_FILE = REPO / "docker-compose.scale.yml"
+SCALE_COMMAND = (
+    "docker compose -f docker-compose.yml -f docker-compose.scale.yml up --scale processor=3"
+)
+README = REPO / "README.md"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 PYPROJECT = REPO / "pyproject.toml"
-SERVICES = {"pubsub", "init", "scanner", "processor", "prometheus", "grafana"}
+SERVICES = {"pubsub", "init", "data-init", "scanner", "processor", "prometheus", "grafana"}
+STACKS = {"plain": (COMPOSE_FILE,), "scaled": (COMPOSE_FILE, SCALE_FILE)}
 # name[:tag][@digest], optionally behind a registry host: the grammar of docker/distribution.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REF = re.compile(
@@ -52,6 +66,36 @@ def compose() -> dict[str, Any]:
 
 def service(name: str) -> dict[str, Any]:
     return compose()["services"][name]
+
+
+def compose_files() -> list[dict[str, Any]]:
+    """Each compose file as written (the override holds only what it changes)."""
+    return [load_yaml(path) for path in (COMPOSE_FILE, SCALE_FILE)]
+
+
+def docker_compose(files: tuple[Path, ...], *args: str) -> subprocess.CompletedProcess[str]:
+    # Without the caller's own settings, so that the defaults in the files are what is tested.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISCAN_", "COMPOSE_"))}
+    options = [arg for path in files for arg in ("-f", str(path))]
+    return subprocess.run(
+        [require_tool("docker-compose"), *options, *args],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=60,
+    )  # fmt: skip
+
+
+@functools.cache
+def _resolved_text(stack: str) -> str:
+    result = docker_compose(STACKS[stack], "config")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def resolved(stack: str) -> dict[str, Any]:
+    """The stack as docker-compose merges and interpolates it."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "resolved.yml"
+        path.write_text(_resolved_text(stack))
+        return load_yaml(path)
 
 
 def bind_mounts(spec: dict[str, Any]) -> list[tuple[Path, str, bool]]:
@@ -94,14 +138,29 @@ def environment(spec: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in env.items()}
 
 
+def supervisor_params(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `miniscan-supervisor` makes of a processor's command line and environment."""
+    from supervisor.cli import main
+
+    for key in [key for key in os.environ if key.startswith("MINISCAN_")]:
+        monkeypatch.delenv(key)
+    for key, value in environment(spec).items():
+        monkeypatch.setenv(key, value)
+    args = arguments_after(spec["command"], "miniscan-supervisor")
+    return main.make_context("miniscan-supervisor", args).params
+
+
+def without_db(command: list[str]) -> list[str]:
+    index = command.index("--db")
+    return command[:index] + command[index + 2 :]
+
+
 # --- what docker-compose itself checks ---------------------------------------------------
 
 
-def test_docker_compose_accepts_the_file():
-    result = subprocess.run(
-        [require_tool("docker-compose"), "-f", str(COMPOSE_FILE), "config", "-q"],
-        capture_output=True, text=True, cwd=REPO, timeout=60,
-    )  # fmt: skip
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_docker_compose_accepts_the_stack(stack):
+    result = docker_compose(STACKS[stack], "config", "-q")
     assert result.returncode == 0, result.stderr
 
 
@@ -110,58 +169,63 @@ def test_docker_compose_accepts_the_file():
 
 def test_the_stack_has_every_service():
     assert set(compose()["services"]) == SERVICES
+    assert set(resolved("scaled")["services"]) == SERVICES | {"postgres"}
 
 
 def test_images_are_well_formed_and_pinned_and_build_contexts_exist():
-    for name, spec in compose()["services"].items():
-        image = spec.get("image")
-        assert image and IMAGE_REF.match(image), f"{name}: malformed image {image!r}"
-        tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        assert tag and tag != "latest", f"{name}: pin a tag instead of {image!r}"
-        if "build" in spec:
-            context = REPO / spec["build"]["context"]
-            assert context.is_dir(), f"{name}: no build context {context}"
-            assert (context / spec["build"].get("dockerfile", "Dockerfile")).is_file()
+    for spec_file in compose_files():
+        for name, spec in spec_file["services"].items():
+            if name == "processor" and "image" not in spec:
+                continue  # the override's processor keeps docker-compose.yml's image
+            image = spec.get("image")
+            assert image and IMAGE_REF.match(image), f"{name}: malformed image {image!r}"
+            tag = image.rsplit("/", 1)[-1].partition(":")[2]
+            assert tag and tag != "latest", f"{name}: pin a tag instead of {image!r}"
+            if "build" in spec:
+                context = REPO / spec["build"]["context"]
+                assert context.is_dir(), f"{name}: no build context {context}"
+                assert (context / spec["build"].get("dockerfile", "Dockerfile")).is_file()
 
 
 def test_mounted_host_paths_exist_or_are_ignored_runtime_state():
-    for name, spec in compose()["services"].items():
-        for host, target, read_only in bind_mounts(spec):
-            relative = host.relative_to(REPO)  # raises for a path outside the repo
-            if read_only:
-                assert host.exists(), f"{name}: {relative} (mounted at {target}) is missing"
-            else:
-                # A folder written at run time (the database): must not end up in git.
-                ignored = subprocess.run(
-                    ["git", "check-ignore", "-q", f"{relative}/"], cwd=REPO, timeout=30
-                )
-                assert ignored.returncode == 0, f"{name}: {relative} is writable but not ignored"
+    for spec_file in compose_files():
+        for name, spec in spec_file["services"].items():
+            for host, target, read_only in bind_mounts(spec):
+                relative = host.relative_to(REPO)  # raises for a path outside the repo
+                if read_only:
+                    assert host.exists(), f"{name}: {relative} (mounted at {target}) is missing"
+                else:
+                    # A folder written at run time (the database): must not end up in git.
+                    ignored = subprocess.run(
+                        ["git", "check-ignore", "-q", f"{relative}/"], cwd=REPO, timeout=30
+                    )
+                    assert ignored.returncode == 0, f"{name}: {relative} is writable, not ignored"
 
 
 def test_named_volumes_are_declared():
-    declared = set(compose().get("volumes") or {})
-    for name, spec in compose()["services"].items():
-        for volume in spec.get("volumes", []):
-            source = volume.split(":")[0]
-            if not source.startswith((".", "/")):
-                assert source in declared, f"{name}: volume {source} is not declared"
+    for spec_file in compose_files():
+        declared = set(spec_file.get("volumes") or {})
+        for name, spec in spec_file["services"].items():
+            for volume in spec.get("volumes", []):
+                source = volume.split(":")[0]
+                if not source.startswith((".", "/")):
+                    assert source in declared, f"{name}: volume {source} is not declared"
 
 
 def test_commands_are_console_scripts_of_the_package():
     scripts = set(tomllib.loads(PYPROJECT.read_text())["project"]["scripts"])
     for name in ("init", "scanner"):
         assert service(name)["command"][0] in scripts, name
-    assert "miniscan-supervisor" in scripts
-    assert "miniscan-supervisor" in service("processor")["command"]
+    assert service("processor")["command"][0] == "miniscan-supervisor" in scripts
 
 
-def test_processor_command_line_is_accepted_by_the_supervisor_cli():
-    from supervisor.cli import main
-
-    args = arguments_after(service("processor")["command"], "miniscan-supervisor")
-    # The slot script appends --db (see test_each_processor_replica_claims_its_own_db_file).
-    context = main.make_context("miniscan-supervisor", [*args, "--db", "/app/data/x.db"])
-    assert context.params["workers"] == 8
+def test_processor_command_line_is_accepted_by_the_supervisor_cli(monkeypatch):
+    processor = service("processor")
+    params = supervisor_params(processor, monkeypatch)
+    assert params["workers"] == 8
+    assert params["db_path"] == "/app/data/scan_results.db"
+    # `docker compose exec processor miniscan stats` reads the same store.
+    assert environment(processor)["MINISCAN_DB"] == params["db_path"]
 
 
 def test_scanner_command_line_is_accepted_by_the_scanner_cli():
@@ -212,67 +276,33 @@ def test_prometheus_scrapes_the_processor_service_on_its_metrics_port():
     assert discovery["type"] == "A"  # one record per replica
 
 
-def test_processor_can_be_scaled():
-    processor = service("processor")
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_processor_can_be_scaled(stack):
+    processor = resolved(stack)["services"]["processor"]
     assert "container_name" not in processor
     for port in processor.get("ports", []):
         assert ":" not in str(port), f"host port {port} would collide between replicas"
 
 
-def test_each_processor_replica_claims_its_own_db_file(tmp_path):
-    """Runs the processor's slot-claiming script with a stand-in for the supervisor."""
-    command = service("processor")["command"]
-    assert command[:2] == ["sh", "-c"]
-    script = command[2].replace("$$", "$").replace("/app/data", str(tmp_path))
-    # The stand-in writes the arguments it got to a file, then holds its lock until stdin ends.
-    stand_in = 'printf "%s\\n" "$@" > "$0.args"; read _'
-
-    def start_replica(name: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            ["sh", "-c", script, "claim", "sh", "-c", stand_in, str(tmp_path / name)],
-            stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def claimed_db(name: str) -> str:
-        args_file = tmp_path / f"{name}.args"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if args_file.exists() and args_file.read_text().count("\n") >= 2:
-                return option_value(args_file.read_text().split(), "--db")
-            time.sleep(0.05)
-        raise AssertionError(f"replica {name} did not start its supervisor within 15 s")
-
-    replicas = {}
-    try:
-        for name in ("a", "b", "c"):
-            replicas[name] = start_replica(name)
-            claimed_db(name)  # one at a time, so the slots are claimed in order
-        assert [Path(claimed_db(name)).name for name in "abc"] == [
-            "scan_results.db", "scan_results-2.db", "scan_results-3.db",
-        ]  # fmt: skip
-        replicas["a"].communicate(b"\n", timeout=10)  # replica a stops: its slot is free
-        replicas["d"] = start_replica("d")
-        assert Path(claimed_db("d")).name == "scan_results.db"
-    finally:
-        for process in replicas.values():
-            if process.poll() is None:
-                process.communicate(b"\n", timeout=10)
-
-
 def test_depends_on_conditions_are_satisfiable():
-    services = compose()["services"]
-    conditions = {}
-    for name, spec in services.items():
-        for dependency, rule in (spec.get("depends_on") or {}).items():
-            assert dependency in services, f"{name} depends on unknown {dependency}"
-            conditions[(name, dependency)] = rule["condition"]
-            if rule["condition"] == "service_healthy":
-                assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
-            if rule["condition"] == "service_completed_successfully":
-                assert services[dependency].get("restart", "no") == "no", dependency
+    for stack in sorted(STACKS):
+        services = resolved(stack)["services"]
+        for name, spec in services.items():
+            for dependency, rule in (spec.get("depends_on") or {}).items():
+                assert dependency in services, f"{stack}: {name} depends on unknown {dependency}"
+                if rule["condition"] == "service_healthy":
+                    assert "healthcheck" in services[dependency], f"{dependency}: no healthcheck"
+                if rule["condition"] == "service_completed_successfully":
+                    assert services[dependency].get("restart", "no") == "no", dependency
+    conditions = {
+        (name, dependency): rule["condition"]
+        for name, spec in compose()["services"].items()
+        for dependency, rule in (spec.get("depends_on") or {}).items()
+    }
     assert conditions[("init", "pubsub")] == "service_healthy"
     assert conditions[("scanner", "init")] == "service_completed_successfully"
     assert conditions[("processor", "init")] == "service_completed_successfully"
+    assert conditions[("processor", "data-init")] == "service_completed_successfully"
 
 
 def test_services_reach_the_emulator_by_its_service_name():
@@ -305,6 +335,148 @@ def test_grafana_provisions_the_dashboard_as_an_anonymous_home_page():
     assert "prometheus" in compose()["services"]
 
 
+# --- ./data: ready on a fresh clone, written by a non-root processor (issue 15) ------------
+
+
+def image_uid() -> str:
+    """The uid the Dockerfile gives the image's user (`useradd --uid N`)."""
+    (uid,) = re.findall(r"useradd\b[^\n]*--uid (\d+)", DOCKERFILE.read_text())
+    return uid
+
+
+def run_data_init(data_dir: Path, owner: str) -> subprocess.CompletedProcess[str]:
+    """data-init's command with its two arguments replaced: a temporary folder, an owner."""
+    command = service("data-init")["command"]
+    assert command[:2] == ["sh", "-c"] and len(command) == 6, command
+    script, name = command[2].replace("$$", "$"), command[3]
+    return subprocess.run(
+        ["sh", "-c", script, name, str(data_dir), owner],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def test_data_init_prepares_the_folder_the_processor_writes():
+    init, processor = service("data-init"), service("processor")
+    data_dir, owner = service("data-init")["command"][4:]
+    uid = image_uid()
+    assert owner == f"{uid}:{uid}"  # --user-group: the group has the user's id
+    assert processor["user"] == owner and uid != "0"  # never root
+    assert init["user"] in {"0", "0:0", "root"} and init.get("restart") == "no"
+    # Both see the same host folder at the same place, and the database lives in it.
+    assert host_path(init, data_dir) == host_path(processor, data_dir) == REPO / "data"
+    database = option_value(processor["command"], "--db")
+    assert PurePosixPath(database).is_relative_to(data_dir)
+    assert processor["depends_on"]["data-init"]["condition"] == "service_completed_successfully"
+    root_services = [
+        name for name, spec in compose()["services"].items() if spec.get("user") in {"0", "0:0"}
+    ]
+    assert root_services == ["data-init"]
+
+
+def test_data_init_creates_the_folder_and_hands_it_to_the_processor_user(tmp_path):
+    # As root (CI, containers) the real owner; otherwise our own uid, the only one we may give.
+    uid = int(image_uid()) if os.geteuid() == 0 else os.geteuid()
+    gid = uid if os.geteuid() == 0 else os.getegid()
+    data_dir = tmp_path / "clone" / "data"  # a fresh clone: no ./data yet
+    data_dir.parent.mkdir()
+    result = run_data_init(data_dir, f"{uid}:{gid}")
+    assert result.returncode == 0, result.stderr
+    assert (data_dir.stat().st_uid, data_dir.stat().st_gid) == (uid, gid)
+
+    # Again, with what an earlier run (or `make run` as another user) left behind.
+    left_behind = data_dir / "scan_results.db"
+    left_behind.write_bytes(b"")
+    if os.geteuid() == 0:
+        os.chown(data_dir, 0, 0)
+        os.chown(left_behind, 0, 0)
+    result = run_data_init(data_dir, f"{uid}:{gid}")
+    assert result.returncode == 0, result.stderr
+    for path in (data_dir, left_behind):
+        assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid), path
+
+
+def test_data_init_warns_but_goes_on_where_chown_is_refused(tmp_path):
+    result = run_data_init(tmp_path / "data", "no-such-user-miniscan")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data").is_dir()
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("data-init:")]
+    assert "cannot chown" in line
+
+
+def test_data_init_fails_when_it_cannot_create_the_folder(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the folder should be")
+    result = run_data_init(blocker / "inner", "0:0")
+    assert result.returncode != 0
+
+
+# --- one processor on SQLite, or many on PostgreSQL (issue 14) ----------------------------
+
+
+def test_the_plain_stack_has_one_sqlite_writer_and_no_postgres():
+    from store.backend import is_postgres_url
+
+    assert "postgres" not in compose()["services"]
+    assert not is_postgres_url(option_value(service("processor")["command"], "--db"))
+    assert "deploy" not in service("processor") and "scale" not in service("processor")
+
+
+def test_the_flock_slots_are_gone():
+    for path in (COMPOSE_FILE, SCALE_FILE):
+        text = path.read_text()
+        assert "flock" not in text and "slot" not in text, path.name
+    # No wrapper script around the supervisor any more: compose runs it directly.
+    assert service("processor")["command"][0] == "miniscan-supervisor"
+
+
+def test_the_scale_file_adds_a_healthchecked_postgres_on_a_named_volume():
+    postgres = resolved("scaled")["services"]["postgres"]
+    assert postgres["image"].split(":")[0] == "postgres"  # the official image
+    test = postgres["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1] == "pg_isready", test
+    env = environment(postgres)
+    assert f"--username={env['POSTGRES_USER']}" in test and f"--dbname={env['POSTGRES_DB']}" in test
+    (volume,) = postgres["volumes"]
+    volume_source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+    volume_target = volume["target"] if isinstance(volume, dict) else volume.split(":")[1]
+    assert volume_target == "/var/lib/postgresql/data"
+    assert volume_source in load_yaml(SCALE_FILE)["volumes"]
+    assert "ports" not in postgres  # reached by the processors only, not from the host
+
+
+def test_the_scaled_processors_share_that_postgres(monkeypatch):
+    from store.backend import is_postgres_url
+
+    services = resolved("scaled")["services"]
+    processor, postgres = services["processor"], services["postgres"]
+    database = option_value(processor["command"], "--db")
+    assert is_postgres_url(database) and environment(processor)["MINISCAN_DB"] == database
+    url, env = urlsplit(database), environment(postgres)
+    assert (url.hostname, url.port) == ("postgres", 5432)  # the service name, its port
+    assert (url.username, url.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
+    assert url.path == f"/{env['POSTGRES_DB']}"
+    assert processor["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert supervisor_params(processor, monkeypatch)["db_path"] == database
+    # Everything else is the plain stack's processor: only the store changes.
+    assert without_db(processor["command"]) == without_db(service("processor")["command"])
+    assert processor["user"] == service("processor")["user"]
+
+
+def test_the_image_can_reach_postgres():
+    extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
+    assert any(requirement.startswith("psycopg") for requirement in extras["postgres"])
+    installs = [arg for kind, arg in dockerfile_instructions() if kind == "RUN" and "pip" in arg]
+    assert any(re.search(r"pip install ['\"]?\.\[postgres\]", arg) for arg in installs), installs
+
+
+def test_the_scale_command_is_documented_where_a_user_looks():
+    header = COMPOSE_FILE.read_text().split("\nx-miniscan-image", 1)[0]
+    assert SCALE_COMMAND in header
+    assert "--scale processor=3" in header and "refuses a second writer" in header
+    assert SCALE_COMMAND in SCALE_FILE.read_text()
+    assert SCALE_COMMAND in README.read_text()
+
+
 # --- the image -------------------------------------------------------------------------------
 
 
@@ -320,7 +492,10 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_image_installs_the_project_and_runs_the_supervisor_as_non_root():
     instructions = dockerfile_instructions()
-    assert any(kind == "RUN" and "pip install ." in arg for kind, arg in instructions)
+    assert any(
+        kind == "RUN" and re.search(r"pip install ['\"]?\.(\[|['\"]?$)", arg)
+        for kind, arg in instructions
+    )
     final_stage = instructions[
         max(i for i, (kind, _) in enumerate(instructions) if kind == "FROM") :
     ]

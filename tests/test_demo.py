@@ -8,6 +8,7 @@ tells which processes belong to the run without trusting the demo's own account 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -31,14 +32,16 @@ from demo import run as demo_run
 from demo.cli import demo
 from demo.emulator import INSTALL_HINT, EmulatorError, free_port
 from demo.processes import StopRequests, kill_group, spawn_child, stop_child
-from demo.run import POISON_PAYLOADS
+from demo.run import POISON_PAYLOADS, DemoSettings, StatusDisplay, summary
 from demo.status import (
     Snapshot,
     StatusWindow,
     bucket_increase,
     estimate_quantile,
+    fit_width,
     format_status,
     parse_snapshot,
+    status_figures,
 )
 
 INF = math.inf
@@ -157,6 +160,137 @@ def test_status_window_forgets_scrapes_older_than_its_span():
         line = window.add(Snapshot(float(second), float(stored), 0.0, 0.0, ()))
     # At t=7 the scrapes at 0 and 1 are older than 5 s: the rate is (10600-10300)/(7-4).
     assert line.startswith("stored 100 msg/s")
+
+
+# --- The status line on a terminal, elsewhere, and on a narrow terminal (issue 15) --------
+
+
+class FakeTerminal(io.StringIO):
+    """What the display writes to when stdout is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+EARLIER = Snapshot(0.0, 1000.0, 900.0, 3.0, ((0.1, 0.0), (1.0, 1000.0), (INF, 1000.0)))
+CURRENT = Snapshot(4.0, 1800.0, 1500.0, 3.0, ((0.1, 800.0), (1.0, 1800.0), (INF, 1800.0)))
+
+
+def redraws(out: io.StringIO) -> list[str]:
+    """Each line drawn over the previous one (every draw starts with a carriage return)."""
+    text = out.getvalue()
+    assert text.startswith("\r"), text
+    return text.split("\r")[1:]
+
+
+def test_on_a_terminal_the_line_is_redrawn_in_place(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    out = FakeTerminal()
+    display = StatusDisplay(out, quiet=False)
+    display.show("stored 100 msg/s | rows 12345", now=0.0)
+    display.show("stored 90 msg/s | rows 12", now=0.4)  # no 5 s wait on a terminal
+    display.show("stored 95 msg/s | rows 13", now=0.8)
+    assert "\n" not in out.getvalue()
+    first, second, third = redraws(out)
+    # A shorter line is padded over what is left of the longer one before it.
+    assert second == "stored 90 msg/s | rows 12".ljust(len(first))
+    assert third == "stored 95 msg/s | rows 13"
+    display.end()  # the last figures stay on screen; what follows starts on a new line
+    assert out.getvalue().endswith("stored 95 msg/s | rows 13\n")
+
+
+def test_elsewhere_a_plain_line_is_printed_every_five_seconds():
+    out = io.StringIO()  # a pipe or a log file: isatty() is False
+    display = StatusDisplay(out, quiet=False)
+    assert display.width() is None
+    for second in range(12):
+        display.show(f"line at {second}", now=100.0 + second)
+    display.end()
+    assert out.getvalue().splitlines() == ["line at 0", "line at 5", "line at 10"]
+    assert "\r" not in out.getvalue()
+
+
+def test_quiet_prints_nothing_in_either_mode():
+    for out in (FakeTerminal(), io.StringIO()):
+        display = StatusDisplay(out, quiet=True)
+        display.show("stored 1 msg/s", now=0.0)
+        display.end()
+        assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("columns", [80, 40, 30, 12, 3, 1])
+def test_on_a_narrow_terminal_the_line_never_wraps(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))  # what shutil.get_terminal_size reads first
+    out = FakeTerminal()
+    display = StatusDisplay(out, quiet=False)
+    window = StatusWindow()
+    for snapshot in (EARLIER, CURRENT):
+        display.show(window.add(snapshot, display.width()), snapshot.at)
+    display.show("x" * 200, now=5.0)  # even a line nobody compacted
+    for drawn in redraws(out):
+        # The last column stays free: some terminals wrap as soon as it is written.
+        assert len(drawn) < columns or len(drawn) <= 1, drawn
+
+
+def test_a_40_column_terminal_gets_every_figure_in_the_short_form(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    out = FakeTerminal()
+    display = StatusDisplay(out, quiet=False)
+    display.show(format_status(CURRENT, EARLIER, display.width()), now=0.0)
+    (drawn,) = redraws(out)
+    assert drawn == "200/s rows 1500 dl 3 p50 50ms p99 99ms"
+
+
+def test_fit_width_keeps_the_long_form_when_it_fits_and_never_exceeds_the_width():
+    figures = status_figures(CURRENT, EARLIER)
+    long = "stored 200 msg/s | rows 1500 | dead letters 3 | latency p50 50ms p99 99ms"
+    assert fit_width(figures, None) == fit_width(figures, len(long)) == long
+    assert fit_width(figures, len(long) - 1) == figures.short()
+    assert fit_width(figures, 20) == "200/s rows 1500 d..."
+    for width in range(len(long) + 2):
+        assert len(fit_width(figures, width)) <= width
+
+
+@given(
+    rows=st.floats(0, 1e12),
+    dead=st.floats(0, 1e9),
+    stored=st.floats(0, 1e9),
+    width=st.integers(0, 200),
+)
+def test_the_status_line_fits_any_width_for_any_figures(rows, dead, stored, width):
+    current = Snapshot(2.0, stored, rows, dead, ((1.0, 5.0), (INF, 9.0)))
+    line = format_status(current, Snapshot(1.0, 0.0, 0.0, 0.0, ()), width)
+    assert len(line) <= width
+
+
+def demo_settings(db_path: str) -> DemoSettings:
+    return DemoSettings(
+        rate=100, workers=1, db_path=db_path, metrics_port=9100, duration_s=0, quiet=False
+    )
+
+
+def test_the_stop_summary_names_the_commands_and_where_the_metrics_were(tmp_path):
+    from store.backend import open_store
+
+    db_path = tmp_path / "my scans" / "demo.db"  # a space: the commands must still paste
+    with open_store(db_path):
+        pass  # an empty, current database
+    url = "http://127.0.0.1:9123/metrics"
+    line = summary(demo_settings(str(db_path)), 8.2, url)
+    assert "\n" not in line
+    assert line.startswith(f"stopped after 8s: 0 rows and 0 dead letters in {db_path};")
+    quoted = f"'{db_path}'"
+    for command in ("miniscan stats", "miniscan query", "miniscan dead-letters list"):
+        assert f"`{command} --db {quoted}`" in line
+    assert line.endswith(f"metrics were at {url} while it ran")
+
+
+def test_the_stop_summary_still_says_where_the_metrics_were_without_a_database(tmp_path):
+    db_path = tmp_path / "never-written.db"
+    url = "http://127.0.0.1:9123/metrics"
+    line = summary(demo_settings(str(db_path)), 3.0, url)
+    assert line.startswith(f"stopped after 3s; cannot read {db_path}")
+    assert line.endswith(f"metrics were at {url} while it ran")
 
 
 # --- Refusals, in-process ----------------------------------------------------------------

@@ -50,6 +50,7 @@ CONTRACT_COUNTERS = frozenset(
         "miniscan_messages_acked_total",
         "miniscan_messages_nacked_total",
         "miniscan_child_restarts_total",
+        "miniscan_pubsub_errors_total",
     }
 )
 CONTRACT_HISTOGRAMS = frozenset(
@@ -185,6 +186,7 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 
 P1 = {"job": "miniscan", "instance": "p1:9100"}
+PUBSUB_ERRORS = "miniscan_pubsub_errors_total"
 
 
 def _alert_scenarios() -> list[dict[str, Any]]:
@@ -350,7 +352,75 @@ def _alert_scenarios() -> list[dict[str, Any]]:
                 {"eval_time": "12m", "alertname": "MiniscanEndToEndLatencyHigh", "exp_alerts": []},
             ],
         },
+        {
+            "name": "every pull fails and nothing is pulled",
+            "interval": "15s",
+            "input_series": [
+                _series(PUBSUB_ERRORS, {**P1, "call": "pull", "code": "UNAVAILABLE"}, "0+2x60"),
+                _series(
+                    PUBSUB_ERRORS, {**P1, "call": "acknowledge", "code": "UNAVAILABLE"}, "0x60"
+                ),
+                _series("miniscan_messages_pulled_total", P1, "500x60"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "4m", "alertname": "MiniscanPubSubPullFailing", "exp_alerts": []},
+                {
+                    "eval_time": "6m",
+                    "alertname": "MiniscanPubSubPullFailing",
+                    "exp_alerts": [{"exp_labels": critical_p1}],
+                },
+            ],
+        },
+        {
+            "name": "some pulls fail while messages keep arriving",
+            "interval": "15s",
+            "input_series": [
+                _series(PUBSUB_ERRORS, {**P1, "call": "pull", "code": "UNAVAILABLE"}, "0+1x60"),
+                _series("miniscan_messages_pulled_total", P1, "0+100x60"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "12m", "alertname": "MiniscanPubSubPullFailing", "exp_alerts": []},
+            ],
+        },
+        {
+            "name": "a two-minute outage, then pulls succeed again",
+            "interval": "15s",
+            "input_series": [
+                _series(
+                    PUBSUB_ERRORS, {**P1, "call": "pull", "code": "UNAVAILABLE"}, "0+2x8 16x52"
+                ),
+                _series("miniscan_messages_pulled_total", P1, "0x8 0+100x52"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "6m", "alertname": "MiniscanPubSubPullFailing", "exp_alerts": []},
+                {"eval_time": "12m", "alertname": "MiniscanPubSubPullFailing", "exp_alerts": []},
+            ],
+        },
+        {
+            "name": "acknowledge errors alone are not this alert",
+            "interval": "15s",
+            "input_series": [
+                _series(
+                    PUBSUB_ERRORS, {**P1, "call": "acknowledge", "code": "UNAVAILABLE"}, "0+2x60"
+                ),
+                _series("miniscan_messages_pulled_total", P1, "500x60"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "8m", "alertname": "MiniscanPubSubPullFailing", "exp_alerts": []},
+            ],
+        },
     ]
+
+
+def test_the_pull_alert_says_what_to_check():
+    (rule,) = [rule for rule in alert_rules() if rule["alert"] == "MiniscanPubSubPullFailing"]
+    assert rule["labels"]["severity"] == "critical"
+    assert 'call="pull"' in rule["expr"] and rule["for"] == "4m"  # + the 1m window: 5 minutes
+    runbook = rule["annotations"]["runbook"]
+    for step in ("Pub/Sub errors by call", "UNAVAILABLE", "/readyz"):
+        assert step in runbook, f"the runbook does not mention {step}"
+    panels = {panel["title"] for panel in dashboard_panels(load_dashboard())}
+    assert "Pub/Sub errors by call and code in range" in panels  # the panel it sends you to
 
 
 def test_every_alert_fires_in_its_scenario_and_only_there(tmp_path):
@@ -473,3 +543,45 @@ def test_dashboard_provider_loads_the_dashboard_directory_read_only():
     assert provider["type"] == "file"
     assert provider["allowUiUpdates"] is False
     assert provider["options"]["path"]  # where docker-compose.yml mounts ops/grafana/dashboards
+
+
+def _panel(title: str) -> dict[str, Any]:
+    (panel,) = [p for p in dashboard_panels(load_dashboard()) if p["title"] == title]
+    return panel
+
+
+@pytest.mark.parametrize(
+    ("title", "metric"),
+    [
+        ("Pulled per replica", "miniscan_messages_pulled_total"),
+        ("Stored per replica", "miniscan_messages_stored_total"),
+        ("Commits per replica", "miniscan_commit_duration_seconds_count"),
+    ],
+)
+def test_replica_panels_show_each_replica_and_the_total(title, metric):
+    # docker-compose.scale.yml runs several replicas; each is its own Prometheus instance.
+    targets = _panel(title)["targets"]
+    outer = re.compile(r"^(sum(?: by \(instance\))?)\s*\(rate\(")
+    shapes = {
+        (match[1] if (match := outer.match(target["expr"])) else target["expr"],
+         target["legendFormat"])
+        for target in targets
+    }  # fmt: skip
+    assert shapes == {("sum by (instance)", "{{instance}}"), ("sum", "total")}, shapes
+    for target in targets:
+        assert promql_metric_names(target["expr"]) == {metric}
+        assert 'instance=~"$instance"' in target["expr"]
+
+
+def test_pubsub_errors_panel_shows_each_call():
+    (target,) = _panel("Pub/Sub errors by call")["targets"]
+    assert promql_metric_names(target["expr"]) == {"miniscan_pubsub_errors_total"}
+    assert "sum by (call)" in target["expr"] and target["legendFormat"] == "{{call}}"
+
+
+def test_a_store_that_replicas_share_is_counted_once():
+    # On PostgreSQL every replica reports the same scans table: a sum over replicas would
+    # count it once per replica. Take the largest report, or show each replica on its own.
+    for where, expr in dashboard_expressions(load_dashboard()):
+        if "miniscan_scans_rows" in promql_metric_names(expr):
+            assert re.match(r"^(max|sum by \(instance\))\s*\(", expr), f"{where}: {expr}"
