@@ -49,7 +49,8 @@ from demo.run import METRICS_HOST, DemoSettings, port_is_free, run_demo
     type=click.Path(dir_okay=False),
     default=defaults.DEFAULT_DB_PATH,
     show_default=True,
-    help="SQLite file the supervisor writes (created with its folder).",
+    help="SQLite file or postgresql:// URL the supervisor writes (a file is created with its "
+    "folder; PostgreSQL tables in the URL's default schema).",
 )
 @click.option(
     "--metrics-port",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -47,6 +48,8 @@ from demo.processes import (
 from demo.scrape import fetch_text
 from demo.status import StatusWindow, parse_snapshot
 from scanner.publish import publish_payloads
+from store.errors import StoreError
+from store.reader import describe_target, open_store_reader
 
 METRICS_HOST = LOOPBACK  # a local demo: nothing outside this machine needs to scrape it
 # Payloads the decoders must dead-letter, one per kind of mistake, so that the dead-letter
@@ -91,21 +94,33 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 class StatusDisplay:
-    """Redraws one line on a terminal; elsewhere prints a plain line every few seconds."""
+    """Redraws one line on a terminal, never wider than the terminal (a line that wraps
+    cannot be redrawn in place: each redraw would add a line); elsewhere prints a plain line
+    every few seconds."""
 
     def __init__(self, out: TextIO, quiet: bool) -> None:
         self._out = out
         self._quiet = quiet
         self._tty = out.isatty()
-        self._width = 0
+        self._drawn = 0  # columns of the line now on the terminal
         self._last_plain = -math.inf
+
+    def width(self) -> int | None:
+        """Columns a status line may take now, None when not a terminal. Asked at every
+        redraw, so that a resized terminal is followed; one column is left free because
+        writing the last one makes some terminals wrap at once."""
+        if not self._tty:
+            return None
+        return max(shutil.get_terminal_size().columns - 1, 1)
 
     def show(self, line: str, now: float) -> None:
         if self._quiet:
             return
-        if self._tty:
-            self._out.write("\r" + line.ljust(self._width))
-            self._width = len(line)
+        width = self.width()
+        if width is not None:
+            line = line[:width]  # the caller compacts it to `width()`; this only guards
+            self._out.write("\r" + line.ljust(min(self._drawn, width)))
+            self._drawn = len(line)
         elif now - self._last_plain >= PLAIN_STATUS_EVERY_S:
             self._out.write(line + "\n")
             self._last_plain = now
@@ -113,10 +128,10 @@ class StatusDisplay:
 
     def end(self) -> None:
         """Leave the redrawn line in place before anything else is printed."""
-        if self._width:
+        if self._drawn:
             self._out.write("\n")
             self._out.flush()
-            self._width = 0
+            self._drawn = 0
 
 
 # --- Starting ----------------------------------------------------------------------------
@@ -202,7 +217,8 @@ def watch(
                 # None while the supervisor is not serving (yet)
                 text = fetch_text(metrics_url, timeout=SCRAPE_EVERY_S)
                 if text is not None:
-                    display.show(window.add(parse_snapshot(text, now)), now)
+                    line = window.add(parse_snapshot(text, now), display.width())
+                    display.show(line, now)
             time.sleep(TICK_S)
     finally:
         display.end()
@@ -224,23 +240,21 @@ def stop_all(children: list[DemoChild], emulator: Emulator | None, stop: StopReq
     return problems
 
 
-def summary(settings: DemoSettings, ran_s: float) -> str:
-    from store import query
-    from store.errors import StoreError
-
+def summary(settings: DemoSettings, ran_s: float, metrics_url: str) -> str:
+    """The last line: what was stored where, the commands that read it, where the metrics
+    were (they went with the supervisor)."""
+    db = describe_target(settings.db_path)  # a PostgreSQL URL without its password
+    metrics = f"metrics were at {metrics_url} while it ran"
     try:
-        conn = query.open_reader(settings.db_path)
-        try:
-            stats = query.read_stats(conn)
-        finally:
-            conn.close()
+        with open_store_reader(settings.db_path) as store:
+            stats = store.read_stats()
     except StoreError as exc:
-        return f"stopped after {ran_s:.0f}s; cannot read {settings.db_path}: {exc}"
-    db = settings.db_path
+        return f"stopped after {ran_s:.0f}s; cannot read {db}: {exc}; {metrics}"
+    option = f"--db {shlex.quote(db)}"
     return (
         f"stopped after {ran_s:.0f}s: {stats.scan_rows} rows and {stats.dead_letters} dead"
-        f" letters in {db}; look at them with `miniscan query --db {db}` and"
-        f" `miniscan dead-letters list --db {db}`"
+        f" letters in {db}; look at them with `miniscan stats {option}`,"
+        f" `miniscan query {option}` and `miniscan dead-letters list {option}`; {metrics}"
     )
 
 
@@ -252,8 +266,12 @@ def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
     except EmulatorError as exc:
         shutil.rmtree(log_dir, ignore_errors=True)
         raise DemoFailed(str(exc)) from None
+    if not settings.quiet:  # which Pub/Sub server the figures come from (issue 16)
+        kind = emulator_module.DESCRIPTIONS[emulator.kind]
+        click.echo(f"miniscan demo: started {kind} on {emulator.host}", err=True)
     children: list[DemoChild] = []
     ran_s = 0.0
+    metrics_url = ""
     try:
         prepare_pubsub(settings, emulator.host)
         if not stop.requested:
@@ -269,7 +287,8 @@ def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
             if not settings.quiet:
                 click.echo(
                     f"miniscan demo: emulator {emulator.host}, scanner at {settings.rate:g} msg/s,"
-                    f" supervisor with {settings.workers} decoders -> {settings.db_path};"
+                    f" supervisor with {settings.workers} decoders ->"
+                    f" {describe_target(settings.db_path)};"
                     f" metrics {metrics_url}; logs in {log_dir}; Ctrl-C stops"
                 )
             watch(children, metrics_url, settings, stop)
@@ -281,4 +300,4 @@ def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
     if not children:
         click.echo("stopped before the scanner and the supervisor were started")
         return
-    click.echo(summary(settings, ran_s))
+    click.echo(summary(settings, ran_s, metrics_url))

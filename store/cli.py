@@ -1,15 +1,18 @@
 """The store's `miniscan` subcommands: `query`, `stats` and the `dead-letters` group.
 
-Owns: declaring and parsing options, and wiring them to `store.query`, `store.dead_letters`
-and `store.report` (what each command prints). Every command reads the database through a
+Owns: declaring and parsing options, and wiring them to `store.reader` (one reader
+interface for a SQLite file and a PostgreSQL URL alike), `store.dead_letters` and
+`store.report` (what each command prints). Every command reads the store through a
 read-only connection (`dead-letters replay` also deletes what it republished), so they all
-work while the supervisor writes, and none ever creates or migrates a database.
+work while supervisors write, and none ever creates or migrates a store.
 
 Exit codes: 0 done; 1 expected failure, reported as one `miniscan: ...` line on stderr
-(no database at the path, a refused file, Pub/Sub unreachable, a publish failed);
+(no database at the path, a refused file or schema, PostgreSQL or Pub/Sub unreachable, a
+publish failed); a PostgreSQL URL is only ever shown without its password;
 2 bad usage (click's own).
 
-Never: hold SQL or Pub/Sub calls, or leave a traceback for an expected failure.
+Never: hold SQL or Pub/Sub calls, branch on the backend, or leave a traceback for an
+expected failure.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import click
 from broker import client
 from contracts import defaults
 from contracts.canonical import canonical_ip
-from store import dead_letters, query, render, report
+from store import dead_letters, reader, render, report
 from store.errors import StoreError
 from store.since import parse_since
 
@@ -103,7 +106,7 @@ db_option = click.option(
     default=defaults.DEFAULT_DB_PATH,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help=f"Database file (env {defaults.DB_PATH_ENV}).",
+    help=f"SQLite file or postgresql:// URL (env {defaults.DB_PATH_ENV}).",
 )
 format_option = click.option(
     "--format",
@@ -144,15 +147,12 @@ def query_command(
     limit: int,
 ) -> None:
     """Show the newest scan of each (ip, port, service) matching the filters."""
-    conn = query.open_reader(db_path)
-    try:
-        found = query.find_scans(
-            conn, ip=ip, port=port, service=service, since=since, limit=_fetch_limit(limit)
+    with reader.open_store_reader(db_path) as store:
+        found = store.find_scans(
+            ip=ip, port=port, service=service, since=since, limit=_fetch_limit(limit)
         )
         rows, truncated = report.at_most(found, limit)
         report.write_scans(rows, render.resolve_format(output_format, _stdout()), _stdout())
-    finally:
-        conn.close()
     if truncated():
         report.note_truncated(limit)
 
@@ -169,11 +169,8 @@ def query_command(
 @reports_failures
 def stats_command(db_path: str, output_format: str | None) -> None:
     """Summarise the database: rows, IPs, scan times, services, dead letters by reason."""
-    conn = query.open_reader(db_path)
-    try:
-        stats = query.read_stats(conn)
-    finally:
-        conn.close()
+    with reader.open_store_reader(db_path) as store:
+        stats = store.read_stats()
     report.write_stats(stats, render.resolve_format(output_format, _stdout()), _stdout())
 
 
@@ -194,14 +191,11 @@ def list_command(
 ) -> None:
     """List dead letters, oldest first (or, with --counts, how many per reason)."""
     fmt = render.resolve_format(output_format, _stdout())
-    conn = query.open_reader(db_path)
-    try:
+    with reader.open_store_reader(db_path) as store:
         if counts:
-            report.write_counts(dead_letters.count_by_reason(conn), fmt, _stdout())
+            report.write_counts(store.count_by_reason(), fmt, _stdout())
             return
-        found = dead_letters.list_dead_letters(conn, reason=reason, limit=_fetch_limit(limit))
-    finally:
-        conn.close()
+        found = store.list_dead_letters(reason=reason, limit=_fetch_limit(limit))
     rows, truncated = report.at_most(found, limit)
     report.write_letters(list(rows), fmt, _stdout())
     if truncated():
@@ -222,13 +216,11 @@ def list_command(
 @reports_failures
 def show_command(db_path: str, letter_id: int, output_format: str) -> None:
     """Show one dead letter in full, payload included."""
-    conn = query.open_reader(db_path)
-    try:
-        row = dead_letters.get_dead_letter(conn, letter_id)
-    finally:
-        conn.close()
+    with reader.open_store_reader(db_path) as store:
+        row = store.get_dead_letter(letter_id)
+        where = store.where
     if row is None:
-        raise CommandFailed(f"no dead letter with id {letter_id} in {db_path}")
+        raise CommandFailed(f"no dead letter with id {letter_id} in {where}")
     report.write_letter(row, output_format, _stdout())
 
 
@@ -282,7 +274,7 @@ def replay_command(
         dry_run=dry_run,
         timeout_s=connect_timeout,
     )
-    report.write_replay(result, f"projects/{project}/topics/{topic}", db_path, dry_run)
+    report.write_replay(result, f"projects/{project}/topics/{topic}", dry_run)
     if result.failures:
         raise CommandFailed(
             f"{len(result.failures)} dead letters could not be republished and were kept"

@@ -1,30 +1,37 @@
-"""Dead letters after the fact: list them, show one, replay a selection back to the topic.
+"""Dead letters after the fact: replay a selection back to the topic.
 
-Owns: the SQL that reads and deletes `dead_letters` rows, and the replay procedure: publish
-each selected payload byte for byte (with one attribute naming the row), wait for Pub/Sub
-to confirm it, and only then delete that row. A payload whose publish failed keeps its
-row, so nothing is ever lost; a crash between publish and delete can only replay a message
-twice, which the newest-wins store absorbs.
+Owns: the replay procedure: publish each selected payload byte for byte (with one attribute
+naming the row), wait for Pub/Sub to confirm it, and only then delete that row. A payload
+whose publish failed keeps its row, so nothing is ever lost; a crash between publish and
+delete can only replay a message twice, which the newest-wins store absorbs. It works on
+either store through `store.reader` (listing and deleting are each backend's SQL:
+`store.sqlite_reader`, `store.postgres_query`); each chunk's delete is one short transaction
+next to the running writers, with no lock of miniscan's own.
 
-Replay's delete is a small write from a second process while the supervisor's writer may be
-running: it relies on WAL and the busy timeout (each chunk's delete is one short
-transaction), not on any lock of its own.
-
-Never: decode payloads, print, or create/migrate a database.
+Never: hold SQL, decode payloads, print, or create/migrate a database.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import apsw
 from google.cloud import pubsub_v1
 
 from broker import admin, client
-from store.db import connect_existing
-from store.errors import StoreUnavailable, translate_error
+from store.errors import StoreUnavailable
+from store.query import StoredDeadLetter
+from store.reader import open_store_reader
+
+# The SQLite functions that lived here before `store.reader`, for callers holding an apsw
+# connection; commands use a `StoreReader`.
+from store.sqlite_reader import (  # noqa: F401
+    count_by_reason,
+    delete_dead_letters,
+    get_dead_letter,
+    list_dead_letters,
+)
 
 REPLAY_CHUNK = 500  # rows published, confirmed and deleted together: bounds memory and loss
 # Every replayed message carries the id of the row it came from. Besides tracing, it is what
@@ -33,101 +40,25 @@ REPLAY_CHUNK = 500  # rows published, confirmed and deleted together: bounds mem
 REPLAY_ATTRIBUTE = "miniscan_dead_letter_id"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredDeadLetter:
-    """One row of `dead_letters`."""
-
-    id: int
-    payload: bytes
-    reason: str
-    detail: str
-    message_id: str
-    received_at: float
-
-
 @dataclass(frozen=True)
 class ReplayResult:
-    """What a replay did; `failures` holds (dead letter id, one-line error) of kept rows."""
+    """What a replay did; `failures` holds (dead letter id, one-line error) of kept rows;
+    `where` names the store (no password)."""
 
     selected: int
     republished: int
     deleted: int
     selected_ids: list[int] = field(default_factory=list)
     failures: list[tuple[int, str]] = field(default_factory=list)
+    where: str = ""
 
 
 class ReplayRefused(Exception):
     """Replaying now would lose messages (e.g. nothing subscribes to the topic)."""
 
 
-_COLUMNS = "id, payload, reason, detail, message_id, received_at"
-
-
-def count_by_reason(conn: apsw.Connection) -> list[tuple[str, int]]:
-    """(reason, count) pairs, most frequent first."""
-    try:
-        rows = conn.execute(
-            "SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason ORDER BY n DESC, reason"
-        ).fetchall()
-    except apsw.Error as exc:
-        raise translate_error(exc, "cannot read dead letters") from None
-    return [(reason, n) for reason, n in rows]
-
-
-def list_dead_letters(
-    conn: apsw.Connection,
-    *,
-    reason: str | None = None,
-    ids: Iterable[int] = (),
-    after_id: int = 0,
-    limit: int | None = None,
-) -> list[StoredDeadLetter]:
-    """Dead letters in id order (oldest first), filtered by reason and/or ids."""
-    clauses, params = ["id > ?"], [after_id]
-    if reason is not None:
-        clauses.append("reason = ?")
-        params.append(reason)
-    wanted = sorted(set(ids))
-    if wanted:
-        clauses.append(f"id IN ({', '.join('?' * len(wanted))})")
-        params.extend(wanted)
-    sql = f"SELECT {_COLUMNS} FROM dead_letters WHERE {' AND '.join(clauses)} ORDER BY id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    try:
-        return [StoredDeadLetter(*row) for row in conn.execute(sql, params)]
-    except apsw.Error as exc:
-        raise translate_error(exc, "cannot read dead letters") from None
-
-
-def get_dead_letter(conn: apsw.Connection, letter_id: int) -> StoredDeadLetter | None:
-    found = list_dead_letters(conn, ids=[letter_id])
-    return found[0] if found else None
-
-
-def delete_dead_letters(conn: apsw.Connection, ids: Sequence[int]) -> int:
-    """Delete these rows in one short transaction; the number actually deleted."""
-    if not ids:
-        return 0
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            before = conn.total_changes()
-            conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i in ids])
-            deleted = conn.total_changes() - before
-            conn.execute("COMMIT")
-        except BaseException:
-            if not conn.get_autocommit():
-                conn.execute("ROLLBACK")
-            raise
-    except apsw.Error as exc:
-        raise translate_error(exc, "cannot delete replayed dead letters") from None
-    return deleted
-
-
 def replay_dead_letters(
-    db_path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
     *,
     project: str,
     topic: str,
@@ -140,18 +71,20 @@ def replay_dead_letters(
 ) -> ReplayResult:
     """Republish the selected dead letters to `topic`, deleting each row once confirmed.
 
-    With neither `reason` nor `ids` every dead letter is selected. `dry_run` only counts.
+    `target` is a SQLite file path or a PostgreSQL URL. With neither `reason` nor `ids` every
+    dead letter is selected. `dry_run` only counts (on a read-only connection).
     Raises ReplayRefused when the topic has no subscription (the replay would vanish),
     PubSubUnavailable when Pub/Sub does not answer, StoreError subclasses for the database.
     """
     wanted = list(ids)
-    conn = connect_existing(db_path, writable=not dry_run, busy_timeout_ms=busy_timeout_ms)
+    reader = open_store_reader(target, writable=not dry_run, busy_timeout_ms=busy_timeout_ms)
+    where = reader.where
     own_publisher = publisher is None
     try:
-        chunk = list_dead_letters(conn, reason=reason, ids=wanted, limit=REPLAY_CHUNK)
+        chunk = reader.list_dead_letters(reason=reason, ids=wanted, limit=REPLAY_CHUNK)
         if dry_run or not chunk:
-            selected_ids = [row.id for row in list_dead_letters(conn, reason=reason, ids=wanted)]
-            return ReplayResult(len(selected_ids), 0, 0, selected_ids)
+            selected_ids = [row.id for row in reader.list_dead_letters(reason=reason, ids=wanted)]
+            return ReplayResult(len(selected_ids), 0, 0, selected_ids, where=where)
         if own_publisher:
             publisher = client.publisher_client()
         topic_path = _checked_topic(publisher, project, topic, timeout_s)
@@ -162,18 +95,20 @@ def replay_dead_letters(
             failures.extend(failed)
             republished += len(published)
             try:
-                deleted += delete_dead_letters(conn, published)
+                deleted += reader.delete_dead_letters(published)
             except StoreUnavailable as exc:
                 raise StoreUnavailable(
                     f"republished {len(published)} dead letters but could not delete them,"
                     f" so they would be replayed again: {exc}"
                 ) from None
-            chunk = list_dead_letters(
-                conn, reason=reason, ids=wanted, after_id=chunk[-1].id, limit=REPLAY_CHUNK
+            chunk = reader.list_dead_letters(
+                reason=reason, ids=wanted, after_id=chunk[-1].id, limit=REPLAY_CHUNK
             )
-        return ReplayResult(len(selected_ids), republished, deleted, selected_ids, failures)
+        return ReplayResult(
+            len(selected_ids), republished, deleted, selected_ids, failures, where=where
+        )
     finally:
-        conn.close()
+        reader.close()
         if own_publisher and publisher is not None:
             publisher.stop()
 

@@ -1,8 +1,11 @@
-"""The read API over the database: find scans, summarise the file.
+"""The read API over a SQLite file: find scans, summarise the file; and the shapes every
+reader returns, whichever the store.
 
-Owns: the read-only SQL on `scans` and the shapes readers get back (`ScanRow`,
-`StoreStats`). Works while the supervisor writes: connections are read-only, every answer
-comes from one WAL snapshot, so it holds whole batches only and never blocks the writer.
+Owns: the read-only SQL on SQLite's `scans` and the shapes readers get back (`ScanRow`,
+`StoreStats`, `StoredDeadLetter`), which `store.postgres_query` returns too, so that the
+commands print the same thing for both stores. Works while the supervisor writes:
+connections are read-only, every answer comes from one WAL snapshot, so it holds whole
+batches only and never blocks the writer. Commands reach this through `store.reader`.
 
 Never: write, create or migrate a database (`store.db.connect_existing` refuses to), or
 format output (the CLI does).
@@ -48,8 +51,8 @@ _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
 class StoreStats:
     """A summary of the database, read from one snapshot."""
 
-    path: str
-    file_bytes: int  # the database file plus its WAL
+    path: str  # a file path, or a PostgreSQL URL without its password
+    file_bytes: int  # see size_of
     schema_version: int
     scan_rows: int
     distinct_ips: int
@@ -59,6 +62,10 @@ class StoreStats:
     data_versions: list[tuple[int, int]]
     dead_letters: int
     dead_letters_by_reason: list[tuple[str, int]]  # most frequent first
+    # What file_bytes measures: "file" (the SQLite file plus its WAL) or "tables"
+    # (PostgreSQL's scans and dead_letters with their indexes and TOAST: a database has no
+    # one file, and its other tables are not miniscan's).
+    size_of: str = "file"
 
     def as_dict(self) -> dict[str, object]:
         summary = asdict(self)
@@ -68,8 +75,21 @@ class StoreStats:
         return summary
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDeadLetter:
+    """One row of `dead_letters`."""
+
+    id: int
+    payload: bytes
+    reason: str
+    detail: str
+    message_id: str
+    received_at: float
+
+
 def open_reader(path: str | os.PathLike[str]) -> apsw.Connection:
-    """A read-only connection to an existing, current database (never creates one)."""
+    """A read-only connection to an existing, current SQLite file (never creates one).
+    Commands use `store.reader.open_store_reader`, which takes a PostgreSQL URL too."""
     return connect_existing(path, writable=False)
 
 

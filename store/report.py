@@ -5,7 +5,8 @@ Owns: which columns, headings and notes each command shows, in the format asked 
 rows while saying when more were left. Results go to the stream given; notes such as
 "no matching scans" go to stderr, so that a pipe only ever gets data.
 
-Never: read the database, parse options or choose an exit code (`store.cli` does).
+Never: read the database, parse options or choose an exit code (`store.cli` does), or know
+which store the rows came from: both readers return the same shapes.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import TextIO, TypeVar
 import click
 
 from store import render
-from store.dead_letters import ReplayResult, StoredDeadLetter
-from store.query import SCAN_FIELDS, ScanRow, StoreStats
+from store.dead_letters import ReplayResult
+from store.query import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
 
 RESPONSE_WIDTH = 60  # characters of a response shown in a table row
 Row = TypeVar("Row")
@@ -75,10 +76,12 @@ def write_stats(stats: StoreStats, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         render.write_json_lines([stats.as_dict()], out)
         return
+    # A SQLite line reads as it always did; PostgreSQL's size is its tables', not a file's.
+    in_tables = " in tables" if stats.size_of == "tables" else ""
     lines = [
         (
             "database",
-            f"{stats.path} ({render.human_bytes(stats.file_bytes)},"
+            f"{stats.path} ({render.human_bytes(stats.file_bytes)}{in_tables},"
             f" schema version {stats.schema_version})",
         ),
         ("scans", f"{stats.scan_rows} rows, {stats.distinct_ips} IPs"),
@@ -171,7 +174,7 @@ def write_letter(row: StoredDeadLetter, fmt: str, out: TextIO) -> None:
         click.echo(render.printable_payload(row.payload), file=out)
 
 
-def write_replay(result: ReplayResult, topic_path: str, db_path: str, dry_run: bool) -> None:
+def write_replay(result: ReplayResult, topic_path: str, dry_run: bool) -> None:
     """What was (or would be) replayed; a line on stderr for each of the first kept rows."""
     if dry_run:
         listed = f": ids {_id_list(result.selected_ids)}" if result.selected else ""
@@ -179,7 +182,7 @@ def write_replay(result: ReplayResult, topic_path: str, db_path: str, dry_run: b
         return
     click.echo(
         f"replayed {result.republished} of {result.selected} dead letters to {topic_path};"
-        f" removed {result.deleted} from {db_path}"
+        f" removed {result.deleted} from {result.where}"
     )
     for letter_id, error in result.failures[:20]:
         click.echo(f"miniscan: dead letter {letter_id} kept: {error}", err=True)

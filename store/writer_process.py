@@ -35,7 +35,8 @@ from contracts import defaults, metrics
 from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
-from store.db import BatchDataError, ScanStore, StoreError, StoreUnavailable
+from store.backend import ScanStoreBackend, open_store
+from store.errors import BatchDataError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class WriterRole:
 
     def __init__(
         self,
-        store: ScanStore,
+        store: ScanStoreBackend,
         link: Connection,
         *,
         batch_size: int = 1000,
@@ -107,13 +108,12 @@ class WriterRole:
         busy_timeout_ms: int = 5000,
         **settings,
     ) -> WriterRole:
-        """Open (create, migrate) the database. NotAvailableYet if it cannot be written right
+        """Open (create, migrate) the store: a SQLite file, or PostgreSQL for a
+        postgresql:// URL (`store.backend`). NotAvailableYet if it cannot be written right
         now; CannotStart if it was refused (not a miniscan database, a bad setting).
         `settings` are the batch keyword arguments of the constructor."""
         try:
-            store = ScanStore.open(
-                db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
-            )
+            store = open_store(db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         except StoreUnavailable as exc:
             raise NotAvailableYet(str(exc)) from exc
         except StoreError as exc:

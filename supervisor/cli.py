@@ -42,10 +42,15 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
 @click.option(
     "--db",
     "db_path",
+    # Named outright: auto_envvar_prefix would derive MINISCAN_DB_PATH from "db_path", while
+    # every other command (and the README) reads MINISCAN_DB.
+    envvar=defaults.DB_PATH_ENV,
     default=defaults.DEFAULT_DB_PATH,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="SQLite file (created with its folder).",
+    help="SQLite file (created with its folder; one supervisor per file) or postgresql:// URL "
+    "(tables created in its default schema; any number of supervisors may share it). "
+    f"Env {defaults.DB_PATH_ENV}.",
 )
 @click.option(
     "--batch-size",
@@ -138,7 +143,8 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True)
 def main(**options: object) -> None:  # fmt: skip
     """Pull scan results from Pub/Sub, decode them in N processes and keep the newest scan per
-    (ip, port, service) in SQLite, acknowledging each message only after it is committed.
+    (ip, port, service) in SQLite or PostgreSQL, acknowledging each message only after it is
+    committed.
 
     Exit codes: 0 clean stop, 2 bad option, 3 could not start, 4 restart storm, 5 forced stop.
     """

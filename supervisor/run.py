@@ -1,8 +1,10 @@
 """Start-up and hand-over: from a `PipelineConfig` to a running tree and its exit code.
 
 Owns: the order of start-up (metrics directory before prometheus_client is imported, logging,
-checks that fail fast with one line: subscription, database, metrics port) and the metrics
-server's lifetime.
+checks that fail fast with one line: the single writer of a SQLite file, subscription,
+database, metrics port), the lifetime of the metrics server and of the SQLite writer lock
+(`store.writer_lock`, held until the tree has stopped; none for a PostgreSQL URL, which any
+number of supervisors may share).
 
 Never: parse options (that is `supervisor.cli`) or supervise (that is `supervisor.tree`).
 """
@@ -15,6 +17,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import click
 
+from store.backend import open_store
+from store.errors import StoreError
+from store.writer_lock import WriterLock, hold_writer_lock
 from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_STARTUP
 from supervisor.logs import configure_logging
@@ -46,17 +51,25 @@ def subscription_problem(project: str, subscription: str) -> str | None:
     return None
 
 
-def check_setup(config: PipelineConfig) -> None:
-    """Fail fast, before any child exists: Pub/Sub, the subscription, the database."""
-    from store.db import ScanStore, StoreError
+def claim_store(config: PipelineConfig) -> WriterLock:
+    """The writer lock of a SQLite file, taken before anything else, so that a second
+    supervisor on the same file is refused at once, before it touches Pub/Sub."""
+    try:
+        return hold_writer_lock(config.db_path)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
 
+
+def check_setup(config: PipelineConfig) -> None:
+    """Fail fast, before any child exists: Pub/Sub, the subscription, the database (a SQLite
+    file or PostgreSQL, through `store.backend.open_store`, as the writer opens it)."""
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         problem = pool.submit(subscription_problem, config.project, config.subscription).result()
     if problem:
         raise StartupError(problem)
     try:
-        ScanStore.open(config.db_path, synchronous=config.synchronous).close()
+        open_store(config.db_path, synchronous=config.synchronous).close()
     except StoreError as exc:
         raise StartupError(str(exc)) from None
 
@@ -64,6 +77,19 @@ def check_setup(config: PipelineConfig) -> None:
 def run_supervisor(config: PipelineConfig) -> int:
     prepare_metrics_dir()
     configure_logging("supervisor", config.log_level, config.log_format)
+    try:
+        writer_lock = claim_store(config)
+    except StartupError as exc:
+        click.echo(f"miniscan-supervisor: error: {exc}", err=True)
+        return EXIT_STARTUP
+    try:
+        return run_tree(config)
+    finally:
+        writer_lock.close()
+
+
+def run_tree(config: PipelineConfig) -> int:
+    """Check the setup, serve /metrics, run the tree until it stops; its exit code."""
     from contracts import metrics
     from supervisor.http import start_http_server
     from supervisor.tree import Supervisor

@@ -57,6 +57,7 @@ from contracts.messages import (
     StopPulling,
     split_batch_frame,
 )
+from store.reader import describe_target
 from supervisor.children import decoder_main, writer_main
 from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_ERROR, EXIT_FORCED, EXIT_OK, EXIT_RESTART_STORM, EXIT_STARTUP
@@ -103,8 +104,9 @@ class Supervisor:
         self.spawn_writer()
         for slot in range(self.config.workers):
             self.spawn_decoder(slot)
-        log.info("started %d decoders and the writer (db %s, subscription %s)",
-                 self.config.workers, self.config.db_path, self.config.subscription)  # fmt: skip
+        log.info("started %d decoders and the writer (db %s, subscription %s)",  # no password
+                 self.config.workers, describe_target(self.config.db_path),
+                 self.config.subscription)  # fmt: skip
 
     def run(self) -> int:
         try:

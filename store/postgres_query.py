@@ -1,0 +1,220 @@
+"""The readers' handle on a PostgreSQL store: `PostgresReader`, the twin of `SqliteReader`.
+
+Owns: the read SQL on PostgreSQL's `scans` and `dead_letters` (and the delete of replayed
+dead letters), turning its rows into the shapes of `store.query` exactly as SQLite's reader
+does: the response decoded from its bytea (`postgres_schema.decode_response`), reasons
+ordered by byte order like SQLite's BINARY collation (keys are `COLLATE "C"` already), so
+that `miniscan query`, `stats` and `dead-letters` print the same thing for the same data.
+
+Never: create or migrate tables (`postgres_connect.connect_existing` refuses to), write
+scans, talk to Pub/Sub, or format output. Messages name the store by
+`postgres_connect.describe` (no password).
+
+Consistency: every call runs in its own transaction (one call at a time: use up or drop a
+`find_scans` iterator before the next call), read-only unless the reader was opened
+`writable` (replay's delete), and ends it before returning, so that a reader holds no
+snapshot while a person looks at its output. `read_stats` runs its queries in one
+REPEATABLE READ transaction: one snapshot, like SQLite's WAL read transaction. Writers are
+never blocked by a reader (MVCC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+
+import psycopg
+
+from store import postgres_schema
+from store.postgres_connect import connect_existing, describe, translate_error
+from store.query import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
+
+_SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
+_LETTER_COLUMNS = "id, payload, reason, detail, message_id, received_at"
+_FETCH_ROWS = 2000  # rows per round trip of find_scans' server-side cursor
+
+
+class PostgresReader:
+    """A connection to existing, current miniscan tables; read-only unless `writable`."""
+
+    def __init__(self, conn: psycopg.Connection, where: str) -> None:
+        self._conn = conn
+        self.where = where
+
+    @classmethod
+    def open(
+        cls, url: str, *, writable: bool = False, busy_timeout_ms: int = 5000
+    ) -> PostgresReader:
+        """Raises SchemaError (no miniscan tables, or not current), StoreUnavailable or
+        StoreError; never creates anything. busy_timeout_ms bounds a wait for a row lock
+        (`lock_timeout`), as SQLite's busy timeout does."""
+        where = describe(url)
+        conn = connect_existing(url, writable=writable)
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{busy_timeout_ms}ms",))
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.close()
+            raise translate_error(exc, f"cannot open {where}") from None
+        return cls(conn, where)
+
+    def find_scans(
+        self,
+        *,
+        ip: str | None = None,
+        port: int | None = None,
+        service: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[ScanRow]:
+        """As `store.query.find_scans`: every filter given, key order, `since` inclusive."""
+        clauses, params = [], []
+        for column, value in (("ip", ip), ("port", port), ("service", service)):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if since is not None:
+            clauses.append("last_scanned >= %s")
+            params.append(since)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {_SCAN_COLUMNS} FROM scans{where} ORDER BY ip, port, service"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        # A server-side cursor: the whole table never sits in this process's memory.
+        with (
+            self._transaction("cannot read scans") as conn,
+            conn.cursor(name="miniscan_find_scans") as cur,
+        ):
+            cur.itersize = _FETCH_ROWS
+            cur.execute(sql, params)
+            for ip_, port_, service_, last, first, response, version in cur:
+                yield ScanRow(ip_, port_, service_, last, first,
+                              postgres_schema.decode_response(response), version)  # fmt: skip
+
+    def read_stats(self, top_services: int = 10) -> StoreStats:
+        """As `store.query.read_stats`, from one snapshot; sizes are the tables' own."""
+        with self._transaction(f"cannot read {self.where}", snapshot=True) as conn:
+            rows, ips, oldest, newest = conn.execute(
+                "SELECT count(*), count(DISTINCT ip), min(last_scanned), max(last_scanned)"
+                " FROM scans"
+            ).fetchone()
+            services = conn.execute(
+                "SELECT service, count(*) AS n FROM scans GROUP BY service"
+                " ORDER BY n DESC, service LIMIT %s",
+                (top_services,),
+            ).fetchall()
+            versions = conn.execute(
+                "SELECT data_version, count(*) FROM scans GROUP BY data_version"
+                " ORDER BY data_version"
+            ).fetchall()
+            by_reason = self._count_by_reason(conn)
+            size = conn.execute(
+                "SELECT pg_total_relation_size('scans') + pg_total_relation_size('dead_letters')"
+            ).fetchone()[0]
+            schema_version = postgres_schema.read_schema_version(conn, self.where)
+        return StoreStats(
+            path=self.where,
+            file_bytes=int(size),
+            schema_version=schema_version or 0,
+            scan_rows=rows,
+            distinct_ips=ips,
+            oldest_scan=oldest,
+            newest_scan=newest,
+            services=[tuple(row) for row in services],
+            data_versions=[tuple(row) for row in versions],
+            dead_letters=sum(n for _, n in by_reason),
+            dead_letters_by_reason=by_reason,
+            size_of="tables",
+        )
+
+    def count_by_reason(self) -> list[tuple[str, int]]:
+        """(reason, count) pairs, most frequent first."""
+        with self._transaction("cannot read dead letters") as conn:
+            return self._count_by_reason(conn)
+
+    @staticmethod
+    def _count_by_reason(conn: psycopg.Connection) -> list[tuple[str, int]]:
+        # reason is plain text: byte order ties, as SQLite's BINARY, not the collation's.
+        rows = conn.execute(
+            "SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason"
+            ' ORDER BY n DESC, reason COLLATE "C"'
+        ).fetchall()
+        return [(reason, n) for reason, n in rows]
+
+    def list_dead_letters(
+        self,
+        *,
+        reason: str | None = None,
+        ids: Iterable[int] = (),
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredDeadLetter]:
+        """Dead letters in id order (oldest first), filtered by reason and/or ids."""
+        clauses, params = ["id > %s"], [after_id]
+        if reason is not None:
+            clauses.append("reason = %s")
+            params.append(reason)
+        wanted = sorted(set(ids))
+        if wanted:
+            clauses.append("id = ANY(%s::bigint[])")
+            params.append(wanted)
+        sql = (
+            f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE {' AND '.join(clauses)} ORDER BY id"
+        )
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        with self._transaction("cannot read dead letters") as conn:
+            return [
+                StoredDeadLetter(letter_id, bytes(payload), *rest)
+                for letter_id, payload, *rest in conn.execute(sql, params)
+            ]
+
+    def get_dead_letter(self, letter_id: int) -> StoredDeadLetter | None:
+        found = self.list_dead_letters(ids=[letter_id])
+        return found[0] if found else None
+
+    def delete_dead_letters(self, ids: Sequence[int]) -> int:
+        """Delete these rows in one short transaction; the number actually deleted."""
+        if not ids:
+            return 0
+        with self._transaction("cannot delete replayed dead letters") as conn:
+            return conn.execute(
+                "DELETE FROM dead_letters WHERE id = ANY(%s::bigint[])", (list(ids),)
+            ).rowcount
+
+    @contextlib.contextmanager
+    def _transaction(self, action: str, *, snapshot: bool = False) -> Iterator[psycopg.Connection]:
+        """One transaction, committed at the end (rolled back on any error), its psycopg
+        errors turned into StoreError classes; `snapshot`: REPEATABLE READ, one snapshot
+        for every statement in it."""
+        conn = self._conn
+        isolation = psycopg.IsolationLevel.REPEATABLE_READ if snapshot else None
+        if conn.isolation_level != isolation:  # settable only between transactions
+            conn.isolation_level = isolation
+        try:
+            yield conn
+            conn.commit()
+        except BaseException as exc:
+            # A broken connection cannot roll back; the server dropped the transaction.
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+            if isinstance(exc, psycopg.Error):
+                raise translate_error(exc, action) from None
+            raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PostgresReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
