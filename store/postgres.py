@@ -33,13 +33,15 @@ from psycopg import errors as pg_errors
 from contracts.records import DeadLetter, ScanRecord
 from store import postgres_schema
 from store.db import SYNCHRONOUS_MODES, WriteResult
-from store.errors import BatchDataError, StoreError
+from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.merge import reduce_rows
 from store.postgres_connect import connect, describe, translate_error
 from store.schema import payload_digest
 
 log = logging.getLogger(__name__)
 
+# count(*) over a large table takes a while: the rows gauge is refreshed this often.
+RECOUNT_EVERY_S = 15.0
 CONFLICT_RETRIES = 5  # whole-batch retries after a deadlock or serialization failure
 CONFLICT_BACKOFF_S = 0.01  # the first retry waits up to this, doubling, with full jitter
 
@@ -114,6 +116,7 @@ class PostgresStore:
         self._closed = False
         # Rows at open plus the keys this writer added: other writers' keys are not seen.
         self._rows = rows
+        self._recount_at = time.monotonic() + RECOUNT_EVERY_S
         self.path = describe(url)
         self.migrated_from = migrated_from
 
@@ -231,8 +234,16 @@ class PostgresStore:
         return self._conn
 
     def row_count(self) -> int:
-        """Rows in `scans` when opened plus the keys this store added since. Another
-        writer's new keys are not counted: with several writers, count the table instead."""
+        """Rows in `scans`: counted anew at most every RECOUNT_EVERY_S (other writers add
+        keys too, and every replica should report the shared table), plus the keys this store
+        added since. A count that fails keeps the last figure: a metric is not worth an error."""
+        now = time.monotonic()
+        if now >= self._recount_at:
+            self._recount_at = now + RECOUNT_EVERY_S
+            with contextlib.suppress(psycopg.Error, StoreUnavailable):
+                conn = self._connection()
+                self._rows = conn.execute("SELECT count(*) FROM scans").fetchone()[0]
+                conn.rollback()  # end the read's transaction: nothing may stay open
         return self._rows
 
     @property

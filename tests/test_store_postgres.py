@@ -344,3 +344,14 @@ def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(postgres
     )
     # Keys locked in one order by every batch: no deadlock ever needed a retry.
     assert "retrying it whole" not in caplog.text
+
+
+def test_every_writer_reports_the_shared_table_not_only_its_own_keys(postgres_url, monkeypatch):
+    """Replicas share one table: the rows gauge of each must count the others' keys too."""
+    monkeypatch.setattr(postgres, "RECOUNT_EVERY_S", 0.0)
+    with PostgresStore.open(postgres_url) as first, PostgresStore.open(postgres_url) as second:
+        first.write_batch([ScanRecord(f"10.0.0.{i}", 80, "HTTP", 1, "a", 2) for i in range(5)])
+        second.write_batch([ScanRecord(f"10.0.1.{i}", 80, "HTTP", 1, "b", 2) for i in range(3)])
+        assert first.row_count() == 8 and second.row_count() == 8
+        first.write_batch([ScanRecord("10.0.0.1", 80, "HTTP", 2, "newer", 2)])  # no new key
+        assert first.row_count() == 8
