@@ -131,8 +131,9 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
     type=click.Choice(["FULL", "NORMAL"], case_sensitive=False),
     default="FULL",
     show_default=True,
-    help="SQLite durability. NORMAL may lose the last commits on power loss, which "
-    "were already acked: only for throwaway data.",
+    help="Commit durability: SQLite's synchronous pragma; on PostgreSQL FULL keeps "
+    "synchronous_commit on and NORMAL turns it off. NORMAL may lose the last commits on power "
+    "loss (a server crash on PostgreSQL), which were already acked: only for throwaway data.",
 )
 @click.option(
     "--log-level",
