@@ -18,13 +18,13 @@ import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TypeVar
 
 import apsw
 
 from contracts.records import DeadLetter, ScanRecord
 from store import schema
+from store.closing import ClosedOnExit
 from store.errors import (
     BatchDataError,
     DatabaseMissing,
@@ -100,7 +100,7 @@ class WriteResult:
     changed_keys: int = 0
 
 
-class ScanStore:
+class ScanStore(ClosedOnExit):
     """The writer's connection. Not thread-safe: one owner thread, one process per file."""
 
     def __init__(self, conn: apsw.Connection, path: str, rows: int, migrated_from: int | None):
@@ -230,16 +230,6 @@ class ScanStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> ScanStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def connect_existing(

@@ -25,13 +25,13 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from types import TracebackType
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from contracts.records import DeadLetter, ScanRecord
 from store import postgres_schema
+from store.closing import ClosedOnExit
 from store.db import SYNCHRONOUS_MODES, WriteResult
 from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.merge import reduce_rows
@@ -104,7 +104,7 @@ ON CONFLICT DO NOTHING
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
-class PostgresStore:
+class PostgresStore(ClosedOnExit):
     """One writer's connection to the shared database. Not thread-safe: one owner thread."""
 
     def __init__(self, url: str, mode: str, settings: dict[str, str], conn: psycopg.Connection,
@@ -258,16 +258,6 @@ class PostgresStore:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _bind_batch(

@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from types import TracebackType
 
 import psycopg
 
 from store import postgres_schema
+from store.closing import ClosedOnExit
 from store.postgres_connect import connect_existing, describe, translate_error
-from store.query import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
+from store.query import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats, find_scans_sql
 
 _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
 _LETTER_COLUMNS = "id, payload, reason, detail, message_id, received_at"
 _FETCH_ROWS = 2000  # rows per round trip of find_scans' server-side cursor
 
 
-class PostgresReader:
+class PostgresReader(ClosedOnExit):
     """A connection to existing, current miniscan tables; read-only unless `writable`."""
 
     def __init__(self, conn: psycopg.Connection, where: str) -> None:
@@ -69,19 +69,7 @@ class PostgresReader:
         limit: int | None = None,
     ) -> Iterator[ScanRow]:
         """As `store.query.find_scans`: every filter given, key order, `since` inclusive."""
-        clauses, params = [], []
-        for column, value in (("ip", ip), ("port", port), ("service", service)):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if since is not None:
-            clauses.append("last_scanned >= %s")
-            params.append(since)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_SCAN_COLUMNS} FROM scans{where} ORDER BY ip, port, service"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
+        sql, params = find_scans_sql(_SCAN_COLUMNS, "%s", ip, port, service, since, limit)
         # A server-side cursor: the whole table never sits in this process's memory.
         with (
             self._transaction("cannot read scans") as conn,
@@ -208,13 +196,3 @@ class PostgresReader:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> PostgresReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

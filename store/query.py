@@ -87,6 +87,33 @@ class StoredDeadLetter:
     received_at: float
 
 
+def find_scans_sql(
+    columns: str,
+    placeholder: str,
+    ip: str | None,
+    port: int | None,
+    service: str | None,
+    since: int | None,
+    limit: int | None,
+) -> tuple[str, list[object]]:
+    """The SELECT behind `find_scans` and its parameters, for either store's placeholder
+    style (`?` for SQLite, `%s` for psycopg): every given filter, key order."""
+    clauses, params = [], []
+    for column, value in (("ip", ip), ("port", port), ("service", service)):
+        if value is not None:
+            clauses.append(f"{column} = {placeholder}")
+            params.append(value)
+    if since is not None:
+        clauses.append(f"last_scanned >= {placeholder}")
+        params.append(since)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {columns} FROM scans{where} ORDER BY ip, port, service"
+    if limit is not None:
+        sql += f" LIMIT {placeholder}"
+        params.append(limit)
+    return sql, params
+
+
 def open_reader(path: str | os.PathLike[str]) -> apsw.Connection:
     """A read-only connection to an existing, current SQLite file (never creates one).
     Commands use `store.reader.open_store_reader`, which takes a PostgreSQL URL too."""
@@ -106,19 +133,7 @@ def find_scans(
 
     Values are matched exactly as stored (canonical IP text, upper-case service).
     """
-    clauses, params = [], []
-    for column, value in (("ip", ip), ("port", port), ("service", service)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        clauses.append("last_scanned >= ?")
-        params.append(since)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {_SCAN_COLUMNS} FROM scans{where} ORDER BY ip, port, service"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
+    sql, params = find_scans_sql(_SCAN_COLUMNS, "?", ip, port, service, since, limit)
     try:
         for row in conn.execute(sql, params):
             yield ScanRow(*row)

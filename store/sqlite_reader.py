@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from types import TracebackType
 
 import apsw
 
 from store import query
+from store.closing import ClosedOnExit
 from store.db import connect_existing
 from store.errors import translate_error
 from store.query import ScanRow, StoredDeadLetter, StoreStats
@@ -28,7 +28,7 @@ from store.query import ScanRow, StoredDeadLetter, StoreStats
 _COLUMNS = "id, payload, reason, detail, message_id, received_at"
 
 
-class SqliteReader:
+class SqliteReader(ClosedOnExit):
     """A connection to an existing, current SQLite file; read-only unless `writable`."""
 
     def __init__(self, conn: apsw.Connection, where: str) -> None:
@@ -82,16 +82,6 @@ class SqliteReader:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> SqliteReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def count_by_reason(conn: apsw.Connection) -> list[tuple[str, int]]:

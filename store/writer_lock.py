@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from types import TracebackType
 
 from store.backend import is_postgres_url
+from store.closing import ClosedOnExit
 from store.errors import StoreError, StoreUnavailable
 
 LOCK_SUFFIX = ".writer.lock"
@@ -33,7 +33,7 @@ class WriterLocked(StoreError):
     """Another process already holds the writer lock of this SQLite file."""
 
 
-class WriterLock:
+class WriterLock(ClosedOnExit):
     """An open lock file holding the exclusive lock; `close` (or process exit) releases it."""
 
     def __init__(self, fd: int | None, lock_path: str | None) -> None:
@@ -45,16 +45,6 @@ class WriterLock:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
-    def __enter__(self) -> WriterLock:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def lock_path_for(db_path: str | os.PathLike[str]) -> str:
