@@ -2,8 +2,8 @@
 #
 # Two stages because it pays: the build stage leaves behind pip's caches, setuptools' build/
 # and egg-info trees and the source checkout; the runtime stage gets only the finished
-# virtualenv. Every dependency ships manylinux wheels (grpcio, apsw), so neither stage needs
-# a compiler.
+# virtualenv. Every dependency ships manylinux wheels (grpcio, apsw, psycopg-binary), so
+# neither stage needs a compiler.
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -19,7 +19,10 @@ COPY scanner/ scanner/
 COPY supervisor/ supervisor/
 COPY demo/ demo/
 COPY commands/ commands/
-RUN /opt/venv/bin/pip install .
+COPY localpubsub/ localpubsub/
+# The postgres extra (psycopg with its binary wheel) so that the same image serves
+# docker-compose.scale.yml, where --db is a postgresql:// URL.
+RUN /opt/venv/bin/pip install ".[postgres]"
 
 
 FROM python:3.11-slim
@@ -27,7 +30,7 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-# A fixed uid, so that a bind-mounted ./data can be chowned to it (see docker-compose.yml).
+# A fixed uid, which docker-compose.yml's data-init hands the bind-mounted ./data to.
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home miniscan \
     && mkdir -p /app/data \
     && chown miniscan:miniscan /app/data

@@ -1,7 +1,8 @@
 """The `miniscan` command: admin and read-side subcommands, wired from each package.
 
 Owns: only the click group and which subcommands it shows. Each package declares its own
-commands next to the code they drive (`store.cli`, `scanner.cli`, `demo.cli`).
+commands next to the code they drive (`store.cli`, `scanner.cli`, `demo.cli`,
+`localpubsub.cli`).
 
 Never: hold logic of its own; a subcommand here is a one-line import.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from demo.cli import demo
+from localpubsub.cli import emulator
 from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
 from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 
@@ -18,8 +20,9 @@ from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="miniscan")
 def main() -> None:
-    """miniscan: query the scan database, manage dead letters, set up Pub/Sub, run a demo."""
+    """miniscan: query the scan database, manage dead letters, set up Pub/Sub, run a demo or
+    a local Pub/Sub server."""
 
 
-for command in (*SCANNER_COMMANDS, *STORE_COMMANDS, demo):
+for command in (*SCANNER_COMMANDS, *STORE_COMMANDS, demo, emulator):
     main.add_command(command)

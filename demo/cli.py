@@ -1,6 +1,6 @@
 """`miniscan demo`: the whole pipeline on one machine, without Docker, until Ctrl-C.
 
-    miniscan demo -+- Pub/Sub emulator (launcher execs java)        own process group
+    miniscan demo -+- Pub/Sub server (Google's: java; or built-in)  own process group
                    +- miniscan-supervisor --metrics-port P          own process group
                    |    +- decoders, writer                         (inherit that group)
                    +- miniscan-scanner --rate R                     own process group
@@ -14,8 +14,9 @@ so that a Ctrl-C in the terminal reaches only the demo, which then stops them in
 than all at once.
 
 Exit codes: 0 stopped as asked (Ctrl-C, SIGTERM, end of --duration) and every child exited
-0; 1 could not start (emulator missing: the line says what to install; metrics port busy;
-Pub/Sub setup failed), a child exited on its own, or a child had to be killed; 2 bad usage.
+0; 1 could not start (Google's emulator asked for by MINISCAN_PUBSUB_SERVER and missing: the
+line says what to install; metrics port busy; Pub/Sub setup failed), a child exited on its
+own, or a child had to be killed; 2 bad usage.
 
 Never: decode, write the database or pull messages itself (the supervisor does), signal a
 process it did not start, or act inside a signal handler (the handler only counts signals;
@@ -74,8 +75,9 @@ def demo(
     """Run the whole pipeline locally without Docker: a Pub/Sub emulator, the scanner and
     the supervisor, with a live status line, until Ctrl-C, which stops everything it started.
 
-    Needs the Google Cloud SDK's Pub/Sub emulator. Exit codes: 0 stopped cleanly; 1 could not
-    start, or a process failed or had to be killed; 2 bad usage.
+    Uses Google's Pub/Sub emulator where the Cloud SDK installed it, else the built-in one
+    (MINISCAN_PUBSUB_SERVER=google|builtin forces either). Exit codes: 0 stopped cleanly; 1
+    could not start, or a process failed or had to be killed; 2 bad usage.
     """
     if metrics_port == 0:
         metrics_port = emulator_module.free_port()

@@ -1,31 +1,41 @@
-"""Start and stop a local Google Pub/Sub emulator.
+"""Start and stop a local Pub/Sub server: Google's emulator, or the built-in one.
 
-Owns: finding the emulator that the Google Cloud SDK installs, starting it on a port in its
-own process group, waiting until it says it is listening, and stopping the whole group.
-Used by the test suite, `miniscan demo` and the benchmarks.
+Owns: choosing the server (Google's Pub/Sub emulator from the Cloud SDK when it is installed,
+else the built-in `localpubsub`; MINISCAN_PUBSUB_SERVER=google|builtin forces either),
+starting it on a port in its own process group, waiting until it says it is listening (both
+print Google's ready line), and stopping the whole group. Used by the test suite, `miniscan
+demo` and the benchmarks; `Emulator.kind` says which server runs.
 
-Never: talk to Pub/Sub itself (that is `broker`), or leave the emulator's `java`
-child running: the launcher is a shell script that starts `java`, so killing the script's
-pid alone would orphan the JVM. We always signal the whole process group.
+Never: talk to Pub/Sub itself (that is `broker`), fall back silently from a server that was
+asked for by name, or leave the emulator's `java` child running: Google's launcher is a
+shell script that starts `java`, so killing the script's pid alone would orphan the JVM. We
+always signal the whole process group.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts import defaults
+from localpubsub.cli import READY_MARKER
 
 LOOPBACK = "127.0.0.1"  # what the demo, the tests and the benchmarks start listens only here
-READY_MARKER = "Server started, listening on"
+SERVER_ENV = "MINISCAN_PUBSUB_SERVER"
+GOOGLE = "google"  # the Cloud SDK's emulator: the reference wherever it is installed
+BUILTIN = "builtin"  # localpubsub: needs nothing but this Python
+KINDS = (GOOGLE, BUILTIN)
+DESCRIPTIONS = {GOOGLE: "Google's Pub/Sub emulator", BUILTIN: "the built-in Pub/Sub server"}
+_READY_LINE = re.compile(re.escape(READY_MARKER) + r" (\d+)")
 INSTALL_HINT = (
     "the Pub/Sub emulator is not installed: install the Google Cloud SDK and run "
     "`gcloud components install pubsub-emulator beta` (Debian/Ubuntu: "
@@ -44,21 +54,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def find_emulator_command(host: str, port: int, project: str) -> list[str]:
-    """The command line that starts the emulator, preferring the direct launcher.
+def choose_server(kind: str | None = None) -> str:
+    """GOOGLE or BUILTIN: `kind`, else MINISCAN_PUBSUB_SERVER, else Google's emulator when
+    its launcher is installed and the built-in server when it is not."""
+    wanted = (kind or os.environ.get(SERVER_ENV) or "").strip().lower()
+    if wanted in KINDS:
+        return wanted
+    if wanted:
+        raise EmulatorError(f"{SERVER_ENV}={wanted}: expected {' or '.join(KINDS)}")
+    # Only the emulator's own launcher counts: gcloud alone (without the component) would
+    # fail to start it, where the built-in server would have run.
+    return GOOGLE if google_launcher() is not None else BUILTIN
 
-    The launcher under the SDK root starts faster than `gcloud beta emulators pubsub start`,
-    which first runs gcloud's own Python.
-    """
+
+def google_launcher() -> Path | None:
+    """The Cloud SDK's direct emulator launcher, when installed; it starts faster than
+    `gcloud beta emulators pubsub start`, which first runs gcloud's own Python."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        raise EmulatorError(INSTALL_HINT)
+        return None
     sdk_roots = [os.environ.get("CLOUDSDK_ROOT_DIR", ""), "/usr/lib/google-cloud-sdk"]
     sdk_roots.append(str(Path(os.path.realpath(gcloud)).parent.parent))
     for root in filter(None, sdk_roots):
         launcher = Path(root) / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
         if launcher.is_file() and os.access(launcher, os.X_OK):
-            return [str(launcher), f"--host={host}", f"--port={port}"]
+            return launcher
+    return None
+
+
+def find_emulator_command(host: str, port: int, project: str, kind: str | None = None) -> list[str]:
+    """The command line that starts the server `choose_server(kind)` picks; EmulatorError
+    when Google's emulator is asked for and not installed."""
+    if choose_server(kind) == BUILTIN:
+        # This interpreter, not a script on PATH: the server must run with the same
+        # packages as the caller, wherever PATH points.
+        return [sys.executable, "-m", "localpubsub", f"--host={host}", f"--port={port}"]
+    launcher = google_launcher()
+    if launcher is not None:
+        return [str(launcher), f"--host={host}", f"--port={port}"]
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise EmulatorError(INSTALL_HINT)
     return [
         gcloud, "beta", "emulators", "pubsub", "start",
         f"--project={project}", f"--host-port={host}:{port}",
@@ -67,11 +103,13 @@ def find_emulator_command(host: str, port: int, project: str) -> list[str]:
 
 @dataclass
 class Emulator:
-    """A running emulator; `host` is what PUBSUB_EMULATOR_HOST should be set to."""
+    """A running emulator; `host` is what PUBSUB_EMULATOR_HOST should be set to, `kind`
+    which server it is (GOOGLE or BUILTIN)."""
 
     host: str
     process: subprocess.Popen
     log_path: Path
+    kind: str = GOOGLE
     _stopped: bool = field(default=False, repr=False)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -117,10 +155,14 @@ def start_emulator(
     port: int = 0,
     timeout: float = 90.0,
     log_dir: str | None = None,
+    kind: str | None = None,
 ) -> Emulator:
-    """Start the emulator and return once it listens; raise EmulatorError otherwise."""
-    port = port or free_port()
-    command = find_emulator_command(host, port, project)
+    """Start the server `choose_server(kind)` picks and return once it listens; raise
+    EmulatorError otherwise."""
+    kind = choose_server(kind)
+    if not port and kind == GOOGLE:
+        port = free_port()  # the built-in server binds 0 itself and says which port it got
+    command = find_emulator_command(host, port, project, kind)
     with tempfile.NamedTemporaryFile(
         prefix="pubsub-emulator-", suffix=".log", dir=log_dir, delete=False
     ) as log_file:
@@ -132,20 +174,20 @@ def start_emulator(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    emulator = Emulator(host=f"{host}:{port}", process=process, log_path=log_path)
-    ready = threading.Event()
+    emulator = Emulator(host=f"{host}:{port}", process=process, log_path=log_path, kind=kind)
+    ready = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if READY_MARKER in log_path.read_text(errors="replace"):
-            ready.set()
-            break
-        if process.poll() is not None:
+        ready = _READY_LINE.search(log_path.read_text(errors="replace"))
+        if ready is not None or process.poll() is not None:
             break
         time.sleep(0.1)
-    if not ready.is_set():
+    if ready is not None:
+        emulator.host = f"{host}:{ready.group(1)}"
+    else:
         emulator.stop()
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
         raise EmulatorError(
-            f"the Pub/Sub emulator did not start within {timeout:.0f}s: " + " | ".join(tail)
+            f"{DESCRIPTIONS[kind]} did not start within {timeout:.0f}s: " + " | ".join(tail)
         )
     return emulator

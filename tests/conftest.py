@@ -1,7 +1,10 @@
-"""Shared fixtures: one real Pub/Sub emulator per test session, fresh names per test.
+"""Shared fixtures: one real Pub/Sub server per test session, fresh names per test.
 
-Set MINISCAN_REQUIRE_EMULATOR=1 (CI does) to turn "emulator missing" into a failure instead
-of a skip, so that CI can never pass without having exercised the real emulator.
+The server is the one `demo.emulator.start_emulator` picks: Google's emulator where it is
+installed, else the built-in one (localpubsub); MINISCAN_PUBSUB_SERVER=google|builtin forces
+either, and the run's header (tests/preflight.py) names it. Set MINISCAN_REQUIRE_EMULATOR=1
+(CI does) to turn a server that cannot start into a failure instead of a skip, so that CI can
+never pass without having exercised a real one.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class PubSubTarget:
 
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start the emulator once; yield its host:port with PUBSUB_EMULATOR_HOST pointing at it."""
+    """Start the Pub/Sub server once; yield its host:port with PUBSUB_EMULATOR_HOST pointing
+    at it."""
     try:
         emulator = start_emulator(
             project=PROJECT, log_dir=str(tmp_path_factory.mktemp("emulator"))

@@ -1,11 +1,14 @@
 """Say what the suite runs against, and stop at once when `make test` lacks a real part.
 
 Loaded by pytest before collection (`-p preflight` in pyproject.toml). The header names the
-Pub/Sub server the emulator tests will use and the tools the ops and compose tests need.
-With MINISCAN_REQUIRE_EMULATOR=1 (set by `make test` and `.ci/run`) a selected test whose
-real part is missing ends the run before anything runs, with one line saying what to
-install: the whole suite never passes by skipping. `make test-unit` runs the tests that need
-nothing but Python.
+Pub/Sub server the emulator tests will use (Google's emulator where it is installed, else the
+built-in one; MINISCAN_PUBSUB_SERVER=google|builtin forces either) and the tools the ops and
+compose tests need. With MINISCAN_REQUIRE_EMULATOR=1 (set by `make test` and `.ci/run`) a
+selected test whose real part is missing ends the run before anything runs, with one line
+saying what to install: the whole suite never passes by skipping. A machine without the
+Cloud SDK is not missing a part: the built-in server runs the Pub/Sub tests there; only
+Google's emulator asked for by name and absent is. `make test-unit` runs the tests that
+need nothing but Python.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ import shutil
 
 import pytest
 
-from demo.emulator import EmulatorError, find_emulator_command
+from demo.emulator import (
+    BUILTIN,
+    DESCRIPTIONS,
+    SERVER_ENV,
+    EmulatorError,
+    choose_server,
+    find_emulator_command,
+)
 
 REQUIRE_ENV = "MINISCAN_REQUIRE_EMULATOR"
 TOOLS = {
@@ -27,10 +37,14 @@ TOOLS = {
 def pubsub_server() -> tuple[str | None, str]:
     """(launcher, what to say) for the Pub/Sub server the emulator tests start."""
     try:
-        command = find_emulator_command("127.0.0.1", 0, "test-project")
+        kind = choose_server()
+        command = find_emulator_command("127.0.0.1", 0, "test-project", kind)
     except EmulatorError as exc:
         return None, str(exc)
-    return command[0], f"Google's Pub/Sub emulator ({command[0]})"
+    if kind != BUILTIN:
+        return command[0], f"{DESCRIPTIONS[kind]} ({command[0]})"
+    why = f"{SERVER_ENV}={BUILTIN}" if os.environ.get(SERVER_ENV) else "no Cloud SDK emulator here"
+    return command[0], f"{DESCRIPTIONS[kind]}, localpubsub ({why})"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

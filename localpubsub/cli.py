@@ -1,0 +1,79 @@
+"""`miniscan emulator` (and `python -m localpubsub`): run the local Pub/Sub server until told
+to stop.
+
+Owns: the options (Google's launcher's `--host` and `--port`), the ready line Google's
+emulator prints (`Server started, listening on N`, with the real port when 0 was asked for:
+launchers wait for it), and stopping on SIGTERM or SIGINT with exit code 0. Exit codes: 0
+stopped by a signal; 1 the port could not be bound; 2 bad usage.
+
+Never: serve anything itself (`localpubsub.server` does) or act inside a signal handler:
+Python's C-level handler writes the signal number to a pipe (`signal.set_wakeup_fd`), and
+the main thread, blocked reading that pipe, does the stopping. No lock is taken in a handler
+and no signal can slip in between a check and a wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from localpubsub.server import LocalPubSub
+
+# The line Google's emulator logs once it serves; demo.emulator and other tools wait for it.
+READY_MARKER = "Server started, listening on"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@click.command("emulator", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8085,
+    show_default=True,
+    help="Port to listen on (Google's emulator's default); 0 picks a free one.",
+)
+def emulator(host: str, port: int) -> None:
+    """Run the built-in local Pub/Sub server (no Java, no Cloud SDK, nothing on disk) until
+    SIGTERM or Ctrl-C. Point clients at it with PUBSUB_EMULATOR_HOST=HOST:PORT."""
+    wakeup_read, wakeup_write = os.pipe()
+    os.set_blocking(wakeup_write, False)
+    previous_fd = signal.set_wakeup_fd(wakeup_write)
+    previous = {sig: signal.signal(sig, _ignore) for sig in STOP_SIGNALS}
+    try:
+        try:
+            server = LocalPubSub(host, port)
+        except OSError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{READY_MARKER} {server.port}")
+        sys.stdout.flush()
+        try:
+            _wait_for_stop_signal(wakeup_read)
+        finally:
+            server.stop()
+        click.echo("Server stopped")
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(wakeup_read)
+        os.close(wakeup_write)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """The handler Python needs so that the signal reaches the wakeup pipe instead of
+    killing the process; the pipe carries it to `_wait_for_stop_signal`."""
+
+
+def _wait_for_stop_signal(wakeup_read: int) -> None:
+    while True:
+        for signum in os.read(wakeup_read, 64):
+            if signum in STOP_SIGNALS:
+                return
+
+
+def main() -> None:
+    emulator(prog_name="python -m localpubsub")
