@@ -25,12 +25,9 @@ targets are reported, not failed: they depend on the machine (`e2e_verdicts`).
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,52 +45,22 @@ from e2e_candidates import (
     run_raw,
 )
 from e2e_latency import measure_latency
+from e2e_options import Options, parse_options
 from e2e_pubsub import Target, count_deliverable, create_target, delete_target, publish_backlog
 from e2e_verdicts import verdicts
 
 from broker.client import PubSubUnavailable
 from contracts.defaults import DEFAULT_ACK_DEADLINE_S
-from demo.emulator import EmulatorError, start_emulator
+from demo.emulator import DESCRIPTIONS, EmulatorError, start_emulator
 from scanner.workload import Workload, build_workload
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = ("throughput", "latency", "memory", "all")
 # The emulator's JIT is cold at first: measured here, raw moved 15,700 msgs/s on a fresh
 # emulator and 40,000 after 100,000 messages had gone through it.
 WARM_UP_MESSAGES = 100_000
 
 Run = Callable[[Target, str], RunFigures]  # (subscription, database path) -> figures
 Finished = tuple[Target, RunFigures, float]  # and when it finished (monotonic)
-
-
-@dataclass
-class Options:
-    mode: str
-    n: int
-    keys: int
-    naive_n: int
-    workers: list[int]
-    rates: list[float]
-    duration_s: float
-    memory_n: list[int]
-    memory_workers: int | None
-    seed: int
-    repeat: int
-    check_redelivery: bool
-    workdir: Path
-    record: Path | None
-    emulator_host: str | None
-    miniscan_args: list[str]
-
-    @property
-    def naive_keys(self) -> int:
-        return max(1, self.keys * self.naive_n // self.n)
-
-    def description(self) -> report.RunDescription:
-        return report.RunDescription(
-            self.n, self.keys, self.naive_n, self.naive_keys, self.repeat, self.duration_s,
-            " ".join(self.miniscan_args),
-        )  # fmt: skip
 
 
 @dataclass
@@ -124,7 +91,7 @@ class Bench:
         for attempt in range(options.repeat):
             for name, run in contenders.items():
                 runs[name].append(self.run_once(name, backlog, run, attempt))
-            if attempt == 0:
+            if attempt == 0 and not options.skip_naive:
                 for flavor in NAIVE_FLAVORS:
                     run = partial(self.naive_run, naive_backlog, flavor)
                     runs[flavor] = [self.run_once(flavor, naive_backlog, run, attempt)]
@@ -238,87 +205,6 @@ def say(message: str) -> None:
     print(f"e2e: {message}", file=sys.stderr, flush=True)
 
 
-# --- command line --------------------------------------------------------------------------
-
-
-def int_list(text: str) -> list[int]:
-    values = [int(part) for part in text.split(",") if part.strip()]
-    if not values or min(values) < 1:
-        raise ValueError(text)
-    return values
-
-
-def float_list(text: str) -> list[float]:
-    values = [float(part) for part in text.split(",") if part.strip()]
-    if not values or min(values) <= 0:
-        raise ValueError(text)
-    return values
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
-
-
-def parse_options(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add = parser.add_argument
-    add("--mode", choices=MODES, default="all")
-    add("--n", type=positive_int, help="backlog size (20000; quick 5000)")
-    add("--keys", type=positive_int, help="distinct keys (n/4)")
-    add("--naive-n", type=positive_int, help="backlog of the naive flavors (n; quick 2000)")
-    add("--workers", type=int_list, help="miniscan --workers to run (1,2,4,8; quick 1,2)")
-    add("--repeat", type=positive_int, help="runs of raw and miniscan, median shown (5; quick 1)")
-    add("--rates", type=float_list, help="latency mode: msgs/s (500,2000)")
-    add("--duration", type=positive_float, help="latency mode: seconds per rate (60; quick 10)")
-    add("--memory-n", type=int_list, help="memory mode: backlogs (20000,200000; quick 5000,50000)")
-    add("--memory-workers", type=positive_int, help="memory mode: --workers (the fastest)")
-    add("--quick", action="store_true", help="the smaller defaults above")
-    add("--seed", type=int, default=1)
-    add("--skip-redelivery-check", action="store_true",
-        help="do not wait out the ack deadline to count unacknowledged messages")  # fmt: skip
-    add("--workdir", type=Path, help="folder for databases and logs (a new temporary one)")
-    add("--record", type=Path, help="also add the figures to this RESULTS.md")
-    add(
-        "--miniscan-args",
-        default="",
-        metavar="FLAGS",
-        help='more miniscan-supervisor flags for every miniscan run, e.g. "--batch-size 2000"',
-    )
-    add("--emulator-host", metavar="HOST:PORT",
-        help="use this running emulator (its CPU is then not measured)")  # fmt: skip
-    args = parser.parse_args(argv)
-    quick = args.quick
-    n = args.n or (5000 if quick else 20_000)
-    return Options(
-        mode=args.mode,
-        n=n,
-        keys=args.keys or max(1, n // 4),
-        naive_n=args.naive_n or (min(n, 2000) if quick else n),
-        workers=args.workers or ([1, 2] if quick else [1, 2, 4, 8]),
-        rates=args.rates or [500.0, 2000.0],
-        duration_s=args.duration or (10.0 if quick else 60.0),
-        memory_n=args.memory_n or ([5000, 50_000] if quick else [20_000, 200_000]),
-        memory_workers=args.memory_workers,
-        seed=args.seed,
-        repeat=args.repeat or (1 if quick else 5),
-        check_redelivery=not args.skip_redelivery_check,
-        workdir=args.workdir or Path(tempfile.mkdtemp(prefix="miniscan-e2e-")),
-        record=args.record,
-        emulator_host=args.emulator_host,
-        miniscan_args=shlex.split(args.miniscan_args),
-    )
-
-
 def run_modes(bench: Bench) -> None:
     mode = bench.options.mode
     if mode in ("throughput", "all"):
@@ -344,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     host = emulator.host if emulator else options.emulator_host
     os.environ["PUBSUB_EMULATOR_HOST"] = host
+    # Figures on one Pub/Sub server must never be mistaken for the other's (issue 16).
+    server = DESCRIPTIONS[emulator.kind] if emulator else f"one already running at {host}"
+    say(f"Pub/Sub server: {server}")
     bench = Bench(options, Testbed(host, emulator.process.pid if emulator else None, workdir))
     try:
         run_modes(bench)
@@ -353,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if emulator is not None:
             emulator.stop()
-    header = report.machine_header(REPO, workdir, load_before)
+    header = report.machine_header(REPO, workdir, load_before) + f"\n- Pub/Sub server: {server}"
     if owns_workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     block = report.render(bench.results, options.description(), header, verdicts(bench.results))

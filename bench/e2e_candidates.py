@@ -81,6 +81,8 @@ class RunFigures:
     exit_code: int | None
     redelivered: int | None = None  # filled in later by the caller
     all_rates: list[float] = field(default_factory=list)  # of every repeat, when repeated
+    peak_tree_pss_kib: int = 0  # shared pages counted once
+    first_row_s: float = math.nan  # spawn -> the first message acknowledged (miniscan)
 
     @property
     def rate(self) -> float:
@@ -130,6 +132,7 @@ class Measurement:
             emulator_cpu_s=done_emulator - ready_emulator,
             rows_wrong=rows,
             exit_code=exit_code,
+            peak_tree_pss_kib=self.sampler.peak_tree_pss_kib,
         )
 
 
@@ -220,19 +223,28 @@ def run_naive(
 # --- miniscan: the real command, watched through its HTTP endpoints ---------------------------
 
 
-def wait_acked(miniscan: SupervisorProcess, messages: int, timeout: float) -> float | None:
+def wait_acked(
+    miniscan: SupervisorProcess, messages: int, timeout: float, first: list[float] | None = None
+) -> float | None:
     """Poll the acked counter until it reaches `messages`; the time it was first seen there.
+    `first`, if given, receives the time the first acknowledged message was seen.
 
-    Polls every 200 ms while far from the end, then faster (down to 20 ms) as the remaining
-    messages shrink at the observed rate: each scrape costs the supervisor a little CPU.
+    Polls every 20 ms until the first ack, then every 200 ms while far from the end, then
+    faster (down to 20 ms) as the remaining messages shrink at the observed rate: each
+    scrape costs the supervisor a little CPU.
     """
     deadline = time.monotonic() + timeout
     last_count, last_at = 0.0, time.monotonic()
     while time.monotonic() < deadline:
         count = miniscan.metrics(only=(ACKED,)).get(ACKED, 0.0)
         now = time.monotonic()
+        if count > 0 and first is not None and not first:
+            first.append(time.time())
         if count >= messages:
             return time.time()
+        if first is not None and not first:
+            time.sleep(0.02)
+            continue
         rate = (count - last_count) / max(now - last_at, 1e-3)
         last_count, last_at = count, now
         remaining_s = (messages - count) / rate if rate > 0 else 1.0
@@ -288,7 +300,8 @@ def run_miniscan(
     measurement = Measurement(name, miniscan.process, testbed)
     try:
         measurement.mark_ready(wait_ready(miniscan, name))
-        done_at = wait_acked(miniscan, messages, drain_timeout(messages))
+        first: list[float] = []
+        done_at = wait_acked(miniscan, messages, drain_timeout(messages), first)
         if done_at is None:
             raise CandidateFailed(
                 f"{name} did not ack {messages:,} messages: see {miniscan.log_path}"
@@ -298,7 +311,9 @@ def run_miniscan(
         code = stop_miniscan(miniscan, name)
     finally:
         miniscan.kill()
-    return measurement.figures(messages, rows_wrong(expected, read_table(db_path)), code)
+    figures = measurement.figures(messages, rows_wrong(expected, read_table(db_path)), code)
+    figures.first_row_s = first[0] - measurement.spawned_at if first else math.nan
+    return figures
 
 
 def wait_exit(process: subprocess.Popen, name: str) -> int:

@@ -2,9 +2,11 @@
 
 Owns: finding a process's descendants (this kernel has no /proc/<pid>/task/<tid>/children,
 so the parent of every process is read from /proc/<pid>/stat), reading resident memory
-(VmRSS, and VmHWM: the kernel's own peak, so a spike between two samples is not missed) and
-CPU time (utime + stime), and a background sampler that keeps, for every process it saw,
-the last CPU time and the peak memory, plus the peak of the tree's summed RSS.
+(VmRSS, and VmHWM: the kernel's own peak, so a spike between two samples is not missed),
+proportional memory (Pss from /proc/<pid>/smaps_rollup: a page shared by n processes counts
+1/n in each, so the tree's sum counts shared pages once, which RSS sums do not) and CPU time
+(utime + stime), and a background sampler that keeps, for every process it saw, the last CPU
+time and the peak memory, plus the peaks of the tree's summed RSS and summed PSS.
 
 Never: signal or wait for the processes it watches; a process that exits between two
 samples keeps the figures of its last sample.
@@ -83,6 +85,18 @@ def read_status(pid: int) -> StatusFields | None:
     return StatusFields(values["VmRSS"], values.get("VmHWM", values["VmRSS"]))
 
 
+def read_pss_kib(pid: int) -> int | None:
+    """The process's proportional set size, or None if it is gone (or not ours to read)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def read_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds the process has used so far."""
     try:
@@ -116,6 +130,7 @@ class TreeSampler:
     names: dict[int, str] = field(default_factory=dict)  # pid -> label, filled in by callers
     processes: dict[int, ProcessFigures] = field(default_factory=dict)
     peak_tree_rss_kib: int = 0
+    peak_tree_pss_kib: int = 0
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -132,12 +147,13 @@ class TreeSampler:
         self._thread.join()
 
     def sample(self) -> None:
-        total = 0
+        total = total_pss = 0
         for pid in tree_pids(self.root):
             status, cpu = read_status(pid), read_cpu_s(pid)
             if status is None or cpu is None:
                 continue
             total += status.rss_kib
+            total_pss += read_pss_kib(pid) or 0
             with self._lock:
                 figures = self.processes.get(pid)
                 if figures is None:
@@ -146,6 +162,7 @@ class TreeSampler:
                 figures.cpu_s = cpu
         with self._lock:
             self.peak_tree_rss_kib = max(self.peak_tree_rss_kib, total)
+            self.peak_tree_pss_kib = max(self.peak_tree_pss_kib, total_pss)
 
     def cpu_snapshot(self) -> dict[int, float]:
         """pid -> CPU seconds, sampled now (for processes gone: their last sample)."""

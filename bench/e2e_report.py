@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from e2e_candidates import RunFigures
-from e2e_latency import LatencyFigures
+from e2e_latency import POLL_INTERVAL_S, LatencyFigures
 
 SECTION = "## End-to-end throughput, latency and memory (`bench/e2e.py`)"
 MIB = 1024
@@ -122,8 +122,8 @@ def _mib(kib: int) -> str:
     return f"{kib / MIB:.0f}"
 
 
-def _seconds(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f}"
+def _seconds(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _ratio(rate: float, reference: float | None) -> str:
@@ -136,8 +136,8 @@ def throughput_table(runs: Sequence[RunFigures]) -> str:
     lines = [
         "| candidate | messages | msgs/s | vs raw | vs naive | peak RSS tree MiB "
         "| peak RSS max process MiB | CPU s (candidate / emulator) | start s "
-        "| rows wrong | redelivered |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| rows wrong | redelivered | peak PSS tree MiB | first row s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for run in runs:
         biggest = max((p.peak_rss_kib for p in run.processes), default=0)
@@ -148,7 +148,7 @@ def throughput_table(runs: Sequence[RunFigures]) -> str:
             f"| {_ratio(run.rate, naive)} | {_mib(run.peak_tree_rss_kib)} | {_mib(biggest)} "
             f"| {_seconds(run.cpu_s)} / {_seconds(run.emulator_cpu_s)} | {run.start_s:.1f} "
             f"| {wrong} "
-            f"| {redelivered} |"
+            f"| {redelivered} | {_mib(run.peak_tree_pss_kib)} | {_seconds(run.first_row_s, 2)} |"
         )
     return "\n".join(lines)
 
@@ -187,14 +187,15 @@ def latency_table(results: Sequence[LatencyFigures]) -> str:
 def memory_table(runs: Sequence[RunFigures]) -> str:
     names = sorted({p.name for run in runs for p in run.processes})
     lines = [
-        "| backlog | msgs/s | peak RSS tree MiB | " + " | ".join(names) + " |",
-        "|--:|--:|--:|" + "--:|" * len(names),
+        "| backlog | msgs/s | peak RSS tree MiB | peak PSS tree MiB | " + " | ".join(names) + " |",
+        "|--:|--:|--:|--:|" + "--:|" * len(names),
     ]
     for run in runs:
         by_name = {p.name: p.peak_rss_kib for p in run.processes}
         cells = " | ".join(_mib(by_name[n]) if n in by_name else "-" for n in names)
         lines.append(
-            f"| {run.messages:,} | {run.rate:,.0f} | {_mib(run.peak_tree_rss_kib)} | {cells} |"
+            f"| {run.messages:,} | {run.rate:,.0f} | {_mib(run.peak_tree_rss_kib)} "
+            f"| {_mib(run.peak_tree_pss_kib)} | {cells} |"
         )
     return "\n".join(lines)
 
@@ -225,7 +226,9 @@ def render(results: Results, described: RunDescription, header: str, verdicts: l
             f"(naive flavors: {described.naive_n:,} over {described.naive_keys:,} keys). "
             "msgs/s from ready to every message acknowledged, median of "
             f"{described.repeat} run(s) for raw and miniscan (all runs: see below); CPU over "
-            "the same interval; redelivered = handed out again after the ack deadline.",
+            "the same interval; redelivered = handed out again after the ack deadline; PSS = "
+            "summed from /proc/<pid>/smaps_rollup (a page shared by n processes counts 1/n in "
+            "each); first row = from spawning the supervisor to the first acknowledged message.",
             "",
             throughput_table(results.throughput),
             "",
@@ -239,7 +242,8 @@ def render(results: Results, described: RunDescription, header: str, verdicts: l
             "Latency: miniscan with default settings"
             f"{' plus the flags above' if described.miniscan_args else ''}, paced publishing for "
             f"{described.duration_s:.0f}s per rate. db = from the publish() call to the row "
-            "seen by a reader polling every 10 ms; histogram = "
+            f"seen by a reader polling every {POLL_INTERVAL_S * 1000:.0f} ms, published with the "
+            "client library's default batching (10 ms); histogram = "
             "miniscan_end_to_end_latency_seconds (Pub/Sub publish time to commit), "
             "interpolated within its buckets like histogram_quantile.",
             "",
@@ -248,8 +252,8 @@ def render(results: Results, described: RunDescription, header: str, verdicts: l
         ]
     if results.memory:
         parts += [
-            f"Memory: peak RSS (MiB) per process, the same {described.keys:,} keys for every "
-            "backlog.",
+            f"Memory: peak RSS (MiB) per process and the tree's peak RSS and PSS, the same "
+            f"{described.keys:,} keys for every backlog.",
             "",
             memory_table(results.memory),
             "",

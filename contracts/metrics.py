@@ -6,10 +6,13 @@ are aggregated over all processes by prometheus_client's multiprocess mode (see
 child's counts are neither lost nor doubled.
 
 Never: be imported before `prepare_metrics_dir()` ran in the supervisor, serve HTTP (that is
-`supervisor.http`), or hold logic.
+`supervisor.http`), or hold logic beyond `observe_many` (a bulk observe the library lacks).
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -78,6 +81,34 @@ BUILD_INFO = Gauge(
     ["version", "workers"],
     multiprocess_mode="mostrecent",
 )
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """Observe every amount, exactly as `histogram.observe` would one by one (same buckets,
+    same sum, same count), with one write per bucket touched instead of one per amount.
+
+    Why: the writer observed each committed record's latency, and in multiprocess mode each
+    observe is two mmap writes and a pid check: ~10% of the writer's CPU (issue 13).
+    prometheus_client has no bulk observe, so this adds the counts to the value objects that
+    `observe` itself increments (`_upper_bounds`, `_buckets`, `_sum`, read here only); if a
+    release ever lays them out differently, it observes one by one (tests compare the two).
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if not amounts:
+        return
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount, as observe
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    total.inc(sum(amounts))
 
 
 def export_known_labels() -> None:

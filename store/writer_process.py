@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
@@ -183,11 +184,14 @@ class WriterRole:
         metrics.COMMIT_DURATION.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(records) + len(dead_letters))
         metrics.MESSAGES_STORED.inc(len(records) - len(refused))
-        for letter in dead_letters:
-            metrics.MESSAGES_DEAD_LETTERED.labels(letter.reason).inc()
-        for batch in batches:
-            for published in batch.record_publish_times:
-                metrics.END_TO_END_LATENCY.observe(max(0.0, committed_at - published))
+        for reason, count in Counter(letter.reason for letter in dead_letters).items():
+            metrics.MESSAGES_DEAD_LETTERED.labels(reason).inc(count)
+        # Every record's latency, added to the histogram in one write per bucket: observing
+        # them one by one was ~10% of the writer's CPU (issue 13, bench/RESULTS.md).
+        metrics.observe_many(
+            metrics.END_TO_END_LATENCY,
+            [max(0.0, committed_at - p) for b in batches for p in b.record_publish_times],
+        )
         metrics.LAST_COMMIT.set(committed_at)
         metrics.SCANS_ROWS.set(self.store.row_count())
         metrics.QUEUE_DEPTH.labels("pending_commit").set(0)

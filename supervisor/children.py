@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
@@ -113,7 +113,11 @@ def _log_crash(name: str, exc: Exception) -> str:
 # role's libraries: a writer never imports gRPC, a decoder never imports apsw.
 
 
-def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
+def decoder_main(
+    slot: int, pull_starts: MutableSequence[float], link: Connection, config: PipelineConfig
+) -> None:
+    """`pull_starts`: the array in shared memory through which the tree's decoders time
+    their pulls (`workers.pull_turns`)."""
     name = f"decoder-{slot}"
     stop = _start_child(name, config)
     from workers.decoder_process import DecoderRole
@@ -131,6 +135,7 @@ def decoder_main(slot: int, link: Connection, config: PipelineConfig) -> None:
             max_in_flight_bytes=config.max_in_flight_bytes,
             pull_batch=config.pull_batch,
             lease_s=config.lease_s,
+            pull_starts=pull_starts,
         ),
     )
 

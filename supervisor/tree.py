@@ -19,7 +19,8 @@ message, a lock held forever), and miniscan must survive SIGKILL of any child. A
 per child incarnation cannot be corrupted by anyone else's death.
 
 Acks flow writer -> supervisor -> decoder -> Pub/Sub; decoders own the leases of what they
-pulled (extend while held, nack when the writer is lost or when stopping).
+pulled (extend while held, nack when the writer is lost or when stopping). The writer is
+spawned; decoders fork from a server that preloaded their libraries (`start_methods`).
 
 Owns: the lifecycle verbs (`spawn_writer`, `spawn_decoder`, `reap_child`, `begin_stop`,
 `force_stop`), restarts with backoff and intensity limit, stall detection by heartbeat, and
@@ -42,7 +43,7 @@ import queue
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from contracts import metrics
@@ -67,6 +68,7 @@ from supervisor.respawns import RespawnSchedule
 from supervisor.restarts import RestartPolicy
 from supervisor.running_child import ChildTable, RunningChild, describe_exit, start_child
 from supervisor.signal_queue import SignalQueue
+from supervisor.start_methods import child_contexts
 from supervisor.stopping import DONE, KILL_GRACE_S, GracefulStop
 from supervisor.throughput import SUMMARY_INTERVAL_S, ThroughputSummary
 
@@ -76,9 +78,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Supervisor:
     config: PipelineConfig
-    context: multiprocessing.context.BaseContext = field(
-        default_factory=lambda: multiprocessing.get_context("spawn")
-    )
+    # None: the writer is spawned, decoders fork from a preloaded server (`start_methods`).
+    context: multiprocessing.context.BaseContext | None = None
 
     def __post_init__(self) -> None:
         self.children = ChildTable()
@@ -94,6 +95,10 @@ class Supervisor:
         self._deliveries: queue.SimpleQueue[tuple[int, bytes | None]] = queue.SimpleQueue()
         self._keys = itertools.count()
         self.throughput = ThroughputSummary(next_at=time.monotonic() + SUMMARY_INTERVAL_S)
+        self.writer_context, self.decoder_context = child_contexts(self.context)
+        # When each decoder slot started its open pull, for `workers.pull_turns`. Shared
+        # memory with no lock: a decoder killed while writing it can spoil only its own slot.
+        self.pull_starts = self.decoder_context.RawArray("d", max(1, self.config.workers))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -154,12 +159,13 @@ class Supervisor:
         self._spawn(-1, writer_main, ())
 
     def spawn_decoder(self, slot: int) -> None:
-        self._spawn(slot, decoder_main, (slot,))
+        self._spawn(slot, decoder_main, (slot, self.pull_starts))
 
     def _spawn(self, slot: int, target, args: tuple) -> None:
         """Start the child for `slot` (-1: the writer), then hand it what it is owed."""
         name = WRITER if slot < 0 else decoder_name(slot)
-        child = start_child(self.context, name, slot, next(self._keys), target, args,
+        context = self.writer_context if slot < 0 else self.decoder_context
+        child = start_child(context, name, slot, next(self._keys), target, args,
                             self.config, self._deliveries, self._wake_w)  # fmt: skip
         self.children.add(child)
         log.info("spawned %s (pid %d)", name, child.process.pid)
@@ -341,4 +347,3 @@ class Supervisor:
         rates = self.throughput.rates_if_due(time.monotonic(), self.relay.take_counts)
         if rates is not None:
             log.info("throughput: %.0f msg/s decoded, %.0f msg/s committed+acked", *rates)
-

@@ -1,9 +1,13 @@
-"""The decoder in-process, one step at a time: byte budgets, refused records, Pub/Sub weather."""
+"""The decoder in-process, one step at a time: byte budgets, refused records, Pub/Sub weather,
+taking turns to pull, merged acks; and the writer's bulk histogram observe."""
 
 from __future__ import annotations
 
+import threading
 import time
 
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from test_supervisor_roles import (
     RecordingSubscription,
     decoder,
@@ -15,9 +19,12 @@ from test_supervisor_roles import (
 )
 
 from broker.subscription import PubSubOutage, PulledMessage
-from contracts import messages
+from contracts import messages, metrics
+from workers import pull_turns
 from workers.held import HeldMessages
 from workers.pull_backoff import PullBackoff
+from workers.pull_turns import PullTurns
+from workers.settler import Settler
 
 
 def big(i: int, size: int) -> PulledMessage:
@@ -154,3 +161,101 @@ def test_backoff_grows_to_its_cap_and_a_stop_cuts_the_wait_short():
     started = time.monotonic()
     slow.wait_after_failure(PubSubOutage("x"))
     assert time.monotonic() - started < 5
+
+
+# --- taking turns to pull (issue 13) --------------------------------------------------------
+
+
+def test_a_decoder_caught_up_starts_its_pull_midway_between_the_waiting_pulls_looks():
+    period = pull_turns.LOOK_PERIOD_S
+    starts = [0.0, 0.0, 0.0]
+    turns = PullTurns(starts, slot=0)
+    turns.pull_returned(0.002, brought=3, asked=1000)  # short: the subscription is caught up
+    now = 1000.0
+    starts[1] = now - 1.0  # open (and waiting) for a second: it looks at phase `now`
+    at = turns.start_time(now)
+    assert at == pytest.approx(now + period / 2)  # the far side of the circle
+    starts[2] = now - 1.0 + period / 2  # another waiting pull already looks there
+    at = turns.start_time(now)
+    phase = (at - now) % period  # the middle of one of the two (equal) gaps
+    assert phase == pytest.approx(period / 4) or phase == pytest.approx(3 * period / 4)
+
+
+def test_with_a_backlog_or_nothing_waiting_a_decoder_pulls_again_at_once():
+    starts = [0.0, 999.0]
+    turns = PullTurns(starts, slot=0)
+    turns.pull_returned(0.002, brought=100, asked=1000)  # full (the emulator's most)
+    assert turns.start_time(1000.0) == 1000.0, "waited for a phase with a backlog"
+    turns.pull_returned(0.002, brought=5, asked=1000)
+    starts[1] = 1000.0 - 0.001  # in transit, not waiting: younger than a few round trips
+    assert turns.start_time(1000.0) == 1000.0
+    starts[1] = 1000.0 - pull_turns.STALE_S - 1  # a dead decoder's leftover
+    assert turns.start_time(1000.0) == 1000.0
+    alone = PullTurns(None, slot=0)
+    alone.pull_returned(0.002, brought=0, asked=1000)
+    assert alone.start_time(5.0) == 5.0
+
+
+def test_waiting_for_a_turn_marks_the_start_and_stops_at_once_when_asked():
+    starts = [0.0, 0.0]
+    turns = PullTurns(starts, slot=0)
+    turns.pull_returned(0.002, brought=1, asked=1000)
+    starts[1] = time.monotonic() - 1.0
+    stop = threading.Event()
+    stop.set()
+    planned = turns.start_time(time.monotonic())
+    assert turns.wait_for_turn(stop) is (planned <= time.monotonic()), "slept through a stop"
+    starts[1] = 0.0
+    assert turns.wait_for_turn(threading.Event()) is True and starts[0] > 0
+    turns.pull_returned(0.01, brought=0, asked=1000)
+    assert starts[0] == 0.0
+
+
+def test_acks_queued_behind_a_call_go_out_in_one_call_and_each_is_reported():
+    class SlowAcks(RecordingSubscription):
+        def __init__(self):
+            super().__init__([])
+            self.calls: list[list[str]] = []
+            self.release = threading.Event()
+
+        def acknowledge(self, ack_ids, deadline=None):
+            self.calls.append(list(ack_ids))
+            self.release.wait(10)
+            super().acknowledge(ack_ids)
+
+    subscription = SlowAcks()
+    outcomes: list[tuple[str, int]] = []
+    settler = Settler(subscription, lambda r, e: outcomes.append((r.kind, len(r.ack_ids))))
+    settler.submit("ack", ["a"])
+    deadline = time.monotonic() + 10
+    while not subscription.calls:  # the first call is under way, and blocks
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    settler.submit("ack", ["b", "c"])
+    settler.submit("ack", ["d"])
+    settler.submit("nack", ["e"], why="test")
+    settler.submit("ack", ["f"])
+    subscription.release.set()
+    assert settler.wait_idle(10)
+    assert subscription.calls == [["a"], ["b", "c", "d"], ["f"]]  # the nack kept its place
+    assert subscription.nacked == ["e"]
+    assert outcomes == [("ack", 1), ("ack", 2), ("ack", 1), ("nack", 1), ("ack", 1)]
+    assert settler.close(5)
+
+
+def test_observe_many_fills_the_histogram_exactly_as_observing_one_by_one():
+    buckets = (0.01, 0.05, 0.1, 1.0)
+    one = Histogram("one", "t", buckets=buckets, registry=CollectorRegistry())
+    bulk = Histogram("bulk", "t", buckets=buckets, registry=CollectorRegistry())
+    amounts = [0.0, 0.01, 0.0100001, 0.05, 0.07, 0.5, 2.0, 99.0, 0.003]
+    for amount in amounts:
+        one.observe(amount)
+    metrics.observe_many(bulk, amounts)
+    metrics.observe_many(bulk, [])
+
+    def samples(histogram):
+        (family,) = histogram.collect()
+        return [(s.name.split("_", 2)[-1], s.labels, s.value) for s in family.samples
+                if not s.name.endswith("_created")]  # fmt: skip
+
+    assert samples(one) == samples(bulk)

@@ -26,6 +26,7 @@ from supervisor.config import PipelineConfig
 from supervisor.health import stall_reason
 from supervisor.respawns import RespawnSchedule
 from supervisor.restarts import RestartPolicy
+from supervisor.start_methods import DECODER_PRELOAD, child_contexts
 from supervisor.throughput import ThroughputSummary
 from supervisor.tree import Supervisor
 
@@ -215,3 +216,12 @@ def test_stall_rules_and_the_throughput_summary():
     assert summary.rates_if_due(9.9, lambda: pytest.fail("counted before it was due")) is None
     assert summary.rates_if_due(15.0, lambda: (300, 150)) == (20.0, 10.0)  # over 15 s
     assert summary.rates_if_due(25.0, lambda: (0, 0)) is None
+
+
+def test_decoders_fork_from_a_preloading_server_unless_a_context_is_given():
+    writer, decoders = child_contexts(None)
+    assert writer.get_start_method() == "spawn"  # the writer never loads gRPC
+    assert decoders.get_start_method() == "forkserver"
+    assert DECODER_PRELOAD == ["workers.decoder_process"]
+    spawn = multiprocessing.get_context("spawn")
+    assert child_contexts(spawn) == (spawn, spawn)  # what the in-process tests ask for

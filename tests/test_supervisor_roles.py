@@ -19,7 +19,7 @@ import apsw
 import pytest
 
 from broker.subscription import PulledMessage
-from contracts import messages
+from contracts import messages, metrics
 from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import split_batch_frame
 from contracts.records import DeadLetter, ScanRecord
@@ -152,6 +152,20 @@ def test_writer_commits_a_full_batch_then_acks_each_slot(writer):
         acks[ack.slot] = ack.ack_ids
     assert acks == {0: ["ack-0", "ack-1"], 1: ["ack-2", "ack-3", "ack-4"]}
     assert len(rows(path)) == 5
+
+
+def test_writer_counts_every_committed_records_latency_once(writer):
+    role, _, _ = writer
+    counted = {s.name: s.value for s in metrics.END_TO_END_LATENCY.collect()[0].samples}
+    batch = decode_pulled(0, pulled(3), 0.0)
+    batch.record_publish_times = [time.time() - 0.03, time.time() - 0.2, time.time() + 5]
+    role.handle(batch)
+    role.flush()
+    after = {s.name: s.value for s in metrics.END_TO_END_LATENCY.collect()[0].samples}
+    name = "miniscan_end_to_end_latency_seconds"
+    assert after[f"{name}_count"] - counted[f"{name}_count"] == 3
+    # a clock that runs behind the broker's counts 0, not a negative latency
+    assert 0.2 < after[f"{name}_sum"] - counted[f"{name}_sum"] < 0.4
 
 
 def test_writer_flushes_on_stop_and_says_stopped(writer):

@@ -13,9 +13,10 @@ while the main loop keeps heartbeating with `pubsub_ok=False`; a settle call tha
 causes a redelivery. Only a pull hung past its own deadline ends the process.
 
 Three threads: the puller (pull, decode, send), the settler (`workers.settler`: ack, nack and
-lease calls, which may retry for seconds) and the main loop (supervisor messages, leases,
-heartbeats), which is the lifecycle of `contracts.lifecycle`: the first `run_once` starts
-the puller (after the driver sent `Ready`), `shutdown` stops it.
+lease calls, which may retry for seconds; acks queued behind a call are merged) and the main
+loop (supervisor messages, leases, heartbeats): the lifecycle of `contracts.lifecycle`; the
+first `run_once` starts the puller (after `Ready` was sent), `shutdown` stops it. When the
+subscription is caught up, the puller times its next pull by `workers.pull_turns`.
 
 Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
 message whose batch has not been committed.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import MutableSequence
 from multiprocessing.connection import Connection, wait
 
 from broker.client import PubSubUnavailable
@@ -44,8 +46,9 @@ from contracts.messages import (
 )
 from workers.held import HeldMessages
 from workers.pull_backoff import PullBackoff
+from workers.pull_turns import PullTurns
 from workers.pulled import decode_pulled, rejected_batch
-from workers.settler import Settler, SettleRequest
+from workers.settler import Settler, SettleRequest, count_outcome
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ class DecoderRole:
         max_in_flight_bytes: int = defaults.DEFAULT_MAX_IN_FLIGHT_BYTES,
         pull_batch: int = 1000,
         lease_s: int = 10,
+        pull_starts: MutableSequence[float] | None = None,
     ) -> None:
         self.slot = slot
         self.role = f"decoder-{slot}"
@@ -94,6 +98,8 @@ class DecoderRole:
         self._send_lock = threading.Lock()
         self.settler = Settler(subscription, self._settled)
         self.backoff = PullBackoff()
+        self.turns = PullTurns(pull_starts, slot)  # shared with the tree's other decoders
+        self._stop_pulling = threading.Event()
         self.pulling = True
         self.finished = False
         self.puller: threading.Thread | None = None  # started by the first run_once
@@ -157,6 +163,7 @@ class DecoderRole:
             self.finished = True
             self._room.notify_all()
         self.backoff.interrupt()
+        self._stop_pulling.set()
         if self.puller is not None:
             # A long-poll pull may still be open: what it returns is nacked by the puller, and
             # if we exit first, those messages come back when their short lease runs out.
@@ -176,11 +183,15 @@ class DecoderRole:
             if size <= 0:
                 self._room.wait(timeout=1.0)
                 return 0
-        self.pull_started_at = time.monotonic()
+        if not self.turns.wait_for_turn(self._stop_pulling):
+            return 0
+        self.pull_started_at = started = time.monotonic()
+        messages = []
         try:
             messages = self.subscription.pull(size, timeout=timeout)
         finally:
             self.pull_started_at = None
+            self.turns.pull_returned(time.monotonic() - started, len(messages), size)
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))
@@ -206,6 +217,7 @@ class DecoderRole:
             with self._room:
                 self._room.notify_all()
             self.backoff.interrupt()
+            self._stop_pulling.set()
         elif isinstance(message, Stop):
             self.finished = True
         else:
@@ -302,21 +314,13 @@ class DecoderRole:
 
     def _settled(self, request: SettleRequest, error: Exception | None) -> None:
         """The settler's report (on its thread)."""
-        count = len(request.ack_ids)
         if request.kind == "extend":
             with self._room:
                 if error is None:
                     self.held.extended(request.ack_ids, request.queued_at)
                 else:
                     self.held.extension_failed(request.ack_ids)
-        if error is not None:
-            log.warning("%s of %d messages failed (%s): they will be redelivered",
-                        request.kind, count, error)  # fmt: skip
-        elif request.kind == "ack":
-            metrics.MESSAGES_ACKED.inc(count)
-        elif request.kind == "nack":
-            metrics.MESSAGES_NACKED.inc(count)
-            log.info("handed %d messages back for redelivery (%s)", count, request.why)
+        count_outcome(request, error)
 
     def _pull_loop(self) -> None:
         try:

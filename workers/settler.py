@@ -3,6 +3,8 @@
 Owns: one worker thread per decoder that performs the Pub/Sub calls which settle or extend
 what the decoder holds, in the order they were asked for, each retried on transient errors
 for its own deadline (`broker.subscription`), and reports every outcome through a callback.
+Acks that queued up behind a call are merged into the next one (one outcome still reported
+per request).
 Why a thread: in an outage each call may retry for many seconds, and on the decoder's main
 loop that stopped the heartbeats until the supervisor killed the decoder as stalled (issue
 12: "the shutdown nack retries for 30 s on the thread that also extends leases and
@@ -10,6 +12,7 @@ heartbeats"). Here the main loop only queues a request and moves on.
 
 Never: decide what to settle (the decoder does), touch the held-message bookkeeping, or
 raise into the caller: a call that fails for good only causes a redelivery, which is safe.
+`count_outcome` logs and counts a performed request for the decoder's report.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.subscription import Subscription
+from contracts import metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,9 @@ log = logging.getLogger(__name__)
 ACK_DEADLINE_S = 60.0
 EXTEND_DEADLINE_S = 8.0
 NACK_DEADLINE_S = 10.0
+# At most this many ack ids in one merged call (the broker chunks each call by 1,000).
+ACK_GROUP_MAX = 5000
+_NOTHING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +80,49 @@ class Settler:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        carried: SettleRequest | object | None = _NOTHING
         while True:
-            request = self._requests.get()
+            request = self._requests.get() if carried is _NOTHING else carried
+            carried = _NOTHING
             if request is None:
                 return
-            try:
-                self.perform(request)
-            except Exception as exc:  # broker errors; counted there, redelivery follows
-                self.on_outcome(request, exc)
-            else:
-                self.on_outcome(request, None)
-            finally:
-                with self._idle:
-                    self._unfinished -= 1
-                    self._idle.notify_all()
+            group = [request]
+            if request.kind == "ack":
+                # Acks that queued up while the last call ran go out in one call: under load
+                # the writer's commits outpace the round trips, and each call costs the
+                # decoder and Pub/Sub about as much as 100 ids more (issue 13). Order is
+                # kept: the first request of another kind ends the group and goes next.
+                count = len(request.ack_ids)
+                while count < ACK_GROUP_MAX:
+                    try:
+                        following = self._requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if following is None or following.kind != "ack":
+                        carried = following
+                        break
+                    group.append(following)
+                    count += len(following.ack_ids)
+            self._perform_group(group)
+
+    def _perform_group(self, group: list[SettleRequest]) -> None:
+        """Perform the group's requests in one call (they are of one kind); report each."""
+        first = group[0]
+        merged = first
+        if len(group) > 1:
+            ids = [ack_id for request in group for ack_id in request.ack_ids]
+            merged = SettleRequest(first.kind, ids, first.seconds, first.why, first.queued_at)
+        try:
+            self.perform(merged)
+        except Exception as exc:  # broker errors; counted there, redelivery follows
+            error: Exception | None = exc
+        else:
+            error = None
+        for request in group:
+            self.on_outcome(request, error)
+        with self._idle:
+            self._unfinished -= len(group)
+            self._idle.notify_all()
 
     def perform(self, request: SettleRequest) -> None:
         ids = request.ack_ids
@@ -98,3 +134,16 @@ class Settler:
             self.subscription.nack(ids, deadline=NACK_DEADLINE_S)
         else:
             raise ValueError(f"unknown settle request {request.kind!r}")
+
+
+def count_outcome(request: SettleRequest, error: Exception | None) -> None:
+    """Log a failed call (a redelivery follows) and count what was acked or nacked."""
+    count = len(request.ack_ids)
+    if error is not None:
+        log.warning("%s of %d messages failed (%s): they will be redelivered",
+                    request.kind, count, error)  # fmt: skip
+    elif request.kind == "ack":
+        metrics.MESSAGES_ACKED.inc(count)
+    elif request.kind == "nack":
+        metrics.MESSAGES_NACKED.inc(count)
+        log.info("handed %d messages back for redelivery (%s)", count, request.why)

@@ -1,0 +1,40 @@
+"""How each kind of child is started: a fresh interpreter for the writer, a fork of a
+server that already imported the Pub/Sub client for each decoder.
+
+Owns: `child_contexts`, the multiprocessing contexts the supervisor starts its children
+with. The writer is spawned (a fresh interpreter that imports only the store). Decoders come
+from multiprocessing's forkserver, told to import `workers.decoder_process` (and with it
+gRPC, protobuf and the Pub/Sub client) once, before it forks anything.
+
+Why (issue 13, measured on 2 cores, bench/RESULTS.md): under `spawn` every decoder imported
+the client itself, 0.4 s of CPU and ~40 MiB of private memory each, so `--workers 8` took
+2.2 s to its first committed row and 387 MiB of PSS. Forked from the server, a decoder is up
+in milliseconds and shares the imported modules' pages with its siblings.
+
+Why this is safe: the server only imports; it opens no gRPC channel and starts no thread,
+which is the fork gRPC supports (each decoder creates its channel after the fork, as
+`broker.subscription` requires). The server is started by the first decoder's
+`Process.start()`, inside `supervisor.spawning`'s window with SIGINT and SIGTERM blocked:
+it inherits that mask, never unblocks them, and every decoder it forks starts with them
+blocked until `supervisor.children` installed its handlers, as a spawned child does. A
+decoder's entry point is the same module-level function either way.
+
+Never: preload anything that connects, starts threads or reads configuration at import.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.context import BaseContext
+
+DECODER_PRELOAD = ["workers.decoder_process"]
+
+
+def child_contexts(given: BaseContext | None) -> tuple[BaseContext, BaseContext]:
+    """(writer's context, decoders' context): `given` for both when a caller chose one (the
+    in-process tests pass `spawn`), else spawn and the preloading forkserver."""
+    if given is not None:
+        return given, given
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(DECODER_PRELOAD)
+    return multiprocessing.get_context("spawn"), forkserver
