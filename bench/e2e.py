@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path
 
 import e2e_report as report
+import plots
 from e2e_candidates import (
     NAIVE_FLAVORS,
     CandidateFailed,
@@ -205,6 +206,18 @@ def say(message: str) -> None:
     print(f"e2e: {message}", file=sys.stderr, flush=True)
 
 
+def record_plots(results: report.Results, header: str, server: str, results_path: Path) -> None:
+    """Update plots/figures.json beside the results file and redraw its PNGs; without
+    matplotlib (the `bench` extra) the run stays recorded and the pictures are skipped."""
+    run = header.splitlines()[0].removeprefix("- date: ")
+    try:
+        written = plots.record(plots.figures_of(results, run, server), results_path)
+    except ImportError as exc:
+        say(f"plots skipped ({exc}): pip install -e '.[bench]'")
+        return
+    say("plots: " + ", ".join(str(path) for path in written))
+
+
 def run_modes(bench: Bench) -> None:
     mode = bench.options.mode
     if mode in ("throughput", "all"):
@@ -250,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.record:
         report.record_run(options.record, block)
         say(f"recorded in {options.record}")
+        record_plots(bench.results, header, server, options.record)
     runs = [*bench.results.throughput, *bench.results.memory]
     return 1 if any(r.rows_wrong or r.redelivered or r.exit_code for r in runs) else 0
 
