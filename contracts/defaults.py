@@ -24,5 +24,5 @@ DEFAULT_METRICS_PORT = 9100
 
 # Memory is bounded in bytes, not only in messages (issue 12): what one decoder may hold
 # pulled and unacked, and what one commit may carry.
-DEFAULT_MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024
 DEFAULT_BATCH_BYTES = 16 * 1024 * 1024

@@ -63,7 +63,7 @@ def test_hundreds_of_multi_mib_messages_are_stored_or_dead_lettered_in_bounded_m
     names = dict(supervisor.spawned())
     by_role = {name: figures[pid].peak_rss_kib * 1024 for name, pid in names.items()
                if pid in figures}  # fmt: skip
-    # Each decoder holds at most 16 MiB of payload plus one message, in about three forms
+    # Each decoder holds at most 8 MiB of payload plus one message, in about three forms
     # (received, decoded, pickled) over a ~70 MiB interpreter with gRPC: well under 250 MiB.
     # Unbounded, a decoder pulled ~10 MiB responses back to back and held every one.
     for name, peak in by_role.items():

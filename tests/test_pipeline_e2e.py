@@ -21,9 +21,11 @@ from broker import client
 pytestmark = pytest.mark.emulator
 
 # A small in-flight budget keeps a 20,000-message drain going for several seconds even on a
-# fast machine (each decoder holds 200 messages per ~100 ms batch round), so that a kill or a
-# stop really lands mid-stream instead of after the work is done.
-THROTTLED = ("--max-in-flight", "200")
+# fast machine, so that a kill or a stop really lands mid-stream instead of after the work is
+# done. Since group commit a round trip takes ~10-20 ms, not ~100 ms: 200 a decoder drained
+# the backlog in about a second and a kill sometimes found nothing in flight; 50 keeps it
+# going for several seconds.
+THROTTLED = ("--max-in-flight", "50")
 
 
 @pytest.fixture
@@ -115,7 +117,10 @@ def test_decoder_killed_under_load_is_restarted_and_nothing_is_lost(pubsub_targe
 def test_writer_killed_under_load_nacks_and_resumes(pubsub_target, run, tmp_path):
     workload = build_workload(messages=20000, keys=3000, poison=5)
     publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
-    supervisor = run(*THROTTLED)
+    # A 200 ms linger keeps every decoder holding messages while the writer batches them:
+    # with pure group commit the pipeline is often empty between two pulls, and a kill
+    # landing then leaves nothing to nack.
+    supervisor = run("--max-in-flight", "200", "--batch-timeout", "200")
     wait_until(lambda: supervisor.metrics().get("miniscan_messages_stored_total", 0) > 1000,
                60, "commits happening")  # fmt: skip
     os.kill(supervisor.child_pid("writer"), signal.SIGKILL)
