@@ -11,6 +11,8 @@ Never: decide anything about decoding or precedence; the expected table is the b
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 
 import apsw
@@ -19,7 +21,15 @@ from broker import client
 from scanner.workload import Key, Row, Workload
 from scanner.workload import build_workload as build_scanner_workload
 
-__all__ = ["Workload", "build_workload", "count_dead_letters", "publish_all", "read_table"]
+__all__ = [
+    "PacedPublisher",
+    "Workload",
+    "build_workload",
+    "count_dead_letters",
+    "leftover_messages",
+    "publish_all",
+    "read_table",
+]
 
 TIES = 0.05  # a share of scans in the same second as their key's previous one
 LOWER_CASE = 0.2  # a share of scans whose service the decoders must upper-case
@@ -59,3 +69,44 @@ def count_dead_letters(db_path: str) -> int:
         return conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
     finally:
         conn.close()
+
+
+class PacedPublisher(threading.Thread):
+    """Publishes the payloads at about `rate` a second, straight to the emulator, so that
+    scans keep arriving during a fault; `published` counts each one Pub/Sub confirmed."""
+
+    def __init__(self, target, payloads: list[bytes], rate: float):
+        super().__init__(daemon=True)
+        self.target, self.payloads, self.rate = target, payloads, rate
+        self.published = 0
+
+    def run(self) -> None:
+        publisher = client.publisher_client()
+        path = publisher.topic_path(self.target.project, self.target.topic)
+        started = time.monotonic()
+        futures = []
+        for i, payload in enumerate(self.payloads):
+            futures.append(publisher.publish(path, payload))
+            ahead = started + i / self.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the publisher, not waiting for a result
+        for future in futures:
+            future.result(timeout=120)
+            self.published += 1
+
+
+def leftover_messages(target) -> int:
+    """Messages still deliverable on the subscription (none once everything was acked)."""
+    subscriber = client.subscriber_client()
+    try:
+        response = subscriber.pull(
+            request={
+                "subscription": subscriber.subscription_path(target.project, target.subscription),
+                "max_messages": 100,
+                "return_immediately": True,
+            },
+            timeout=10,
+        )
+        return len(response.received_messages)
+    finally:
+        subscriber.close()

@@ -12,13 +12,12 @@ These are minute-long scenarios: marked `long_fault`, they run as their own boun
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
 import pytest
 from fault_proxy import FaultProxy
-from scan_traffic import build_workload, count_dead_letters, read_table
+from scan_traffic import PacedPublisher, build_workload, count_dead_letters, read_table
 from supervisor_harness import RunningSupervisor, wait_until
 
 from broker import client
@@ -33,29 +32,6 @@ class Through:
     host: str
     project: str
     subscription: str
-
-
-class PacedPublisher(threading.Thread):
-    """Publishes the payloads at about `rate` a second, straight to the emulator."""
-
-    def __init__(self, target, payloads: list[bytes], rate: float):
-        super().__init__(daemon=True)
-        self.target, self.payloads, self.rate = target, payloads, rate
-        self.published = 0
-
-    def run(self) -> None:
-        publisher = client.publisher_client()
-        path = publisher.topic_path(self.target.project, self.target.topic)
-        started = time.monotonic()
-        futures = []
-        for i, payload in enumerate(self.payloads):
-            futures.append(publisher.publish(path, payload))
-            delay = started + i / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        for future in futures:
-            future.result(timeout=120)
-            self.published += 1
 
 
 @pytest.fixture
@@ -153,5 +129,3 @@ def test_a_30_second_blackhole_is_ridden_out(pubsub_target, proxied, tmp_path):
     assert supervisor.process.poll() is None
     proxy.restore()
     settle_and_check(pubsub_target, supervisor, tmp_path, workload, publisher)
-
-

@@ -13,10 +13,14 @@ import signal
 import time
 
 import pytest
-from scan_traffic import build_workload, count_dead_letters, publish_all, read_table
+from scan_traffic import (
+    build_workload,
+    count_dead_letters,
+    leftover_messages,
+    publish_all,
+    read_table,
+)
 from supervisor_harness import RunningSupervisor, pid_alive, wait_until
-
-from broker import client
 
 pytestmark = pytest.mark.emulator
 
@@ -53,23 +57,6 @@ def table_complete(db_path, workload) -> bool:
         )
     except Exception:
         return False  # not created yet
-
-
-def leftover_messages(target) -> int:
-    """Messages still deliverable on the subscription (none, once everything was acked)."""
-    subscriber = client.subscriber_client()
-    try:
-        response = subscriber.pull(
-            request={
-                "subscription": subscriber.subscription_path(target.project, target.subscription),
-                "max_messages": 100,
-                "return_immediately": True,
-            },
-            timeout=10,
-        )
-        return len(response.received_messages)
-    finally:
-        subscriber.close()
 
 
 def test_stores_newest_per_key_dead_letters_poison_and_acks_everything(

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 
 import pytest
-from scan_traffic import build_workload
+from scan_traffic import PacedPublisher, build_workload, leftover_messages
 from supervisor_harness import BIN, RunningSupervisor, wait_until
 
-from broker import client
 from contracts import defaults
 from demo.processes import group_alive
 from store.errors import StoreError
@@ -40,29 +38,6 @@ THROTTLED = ("--max-in-flight", "200")
 # Messages a SIGKILLed tree held come back once their lease runs out: the subscription's ack
 # deadline (`pubsub_target` uses the default), plus the time for a live tree to take them.
 REDELIVERY_S = defaults.DEFAULT_ACK_DEADLINE_S + 5
-
-
-class PacedPublisher(threading.Thread):
-    """Publishes the payloads at about `rate` a second; `published` once each is confirmed."""
-
-    def __init__(self, target, payloads: list[bytes], rate: float):
-        super().__init__(daemon=True)
-        self.target, self.payloads, self.rate = target, payloads, rate
-        self.published = 0
-
-    def run(self) -> None:
-        publisher = client.publisher_client()
-        path = publisher.topic_path(self.target.project, self.target.topic)
-        started = time.monotonic()
-        futures = []
-        for i, payload in enumerate(self.payloads):
-            futures.append(publisher.publish(path, payload))
-            ahead = started + i / self.rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)  # pacing the publisher, not waiting for a result
-        for future in futures:
-            future.result(timeout=120)
-            self.published += 1
 
 
 def read_table(url: str) -> dict[tuple, tuple]:
@@ -84,23 +59,6 @@ def table_complete(url: str, workload) -> bool:
         return read_table(url) == workload.expected and dead_letter_count(url) == workload.poison
     except StoreError:
         return False  # no tables yet
-
-
-def leftover_messages(target) -> int:
-    """Messages still deliverable on the subscription (none once everything was acked)."""
-    subscriber = client.subscriber_client()
-    try:
-        response = subscriber.pull(
-            request={
-                "subscription": subscriber.subscription_path(target.project, target.subscription),
-                "max_messages": 100,
-                "return_immediately": True,
-            },
-            timeout=10,
-        )
-        return len(response.received_messages)
-    finally:
-        subscriber.close()
 
 
 def stored(supervisor: RunningSupervisor) -> float:
