@@ -84,7 +84,10 @@ class Bench:
         naive_backlog = backlog
         if options.naive_n != options.n:
             naive_backlog = build_workload(options.naive_n, options.naive_keys, options.seed)
-        contenders: dict[str, Run] = {"raw": lambda t, db: run_raw(testbed, t, options.n)}
+        contenders: dict[str, Run] = {
+            "raw": lambda t, db: run_raw(testbed, t, options.n),
+            "raw-held": lambda t, db: run_raw(testbed, t, options.n, hold_pulls=1),
+        }
         for workers in options.workers:
             contenders[f"miniscan w{workers}"] = self.miniscan_run(backlog, workers)
         runs: dict[str, list[Finished]] = {name: [] for name in contenders}
@@ -96,7 +99,7 @@ class Bench:
                 for flavor in NAIVE_FLAVORS:
                     run = partial(self.naive_run, naive_backlog, flavor)
                     runs[flavor] = [self.run_once(flavor, naive_backlog, run, attempt)]
-        for name in ("raw", *NAIVE_FLAVORS, *contenders):
+        for name in ("raw", "raw-held", *NAIVE_FLAVORS, *contenders):
             if runs.get(name):
                 self.results.throughput.append(self.summarize(runs.pop(name)))
         self.check_redelivery()

@@ -204,8 +204,12 @@ def run_script(
         kill_tree(process)
 
 
-def run_raw(testbed: Testbed, target: Target, messages: int) -> RunFigures:
-    measurement, code = run_script(testbed, "raw", "e2e_raw.py", target, messages)
+def run_raw(testbed: Testbed, target: Target, messages: int, hold_pulls: int = 0) -> RunFigures:
+    """`raw` (hold_pulls 0) or `raw-held` (1): see e2e_raw.py."""
+    name = "raw" if hold_pulls == 0 else "raw-held"
+    measurement, code = run_script(
+        testbed, name, "e2e_raw.py", target, messages, "--hold-pulls", str(hold_pulls)
+    )
     return measurement.figures(messages, None, code)
 
 

@@ -55,6 +55,7 @@ def figures_of(results: Any, run: str, server: str) -> Figures:
             **source,
             "messages": results.throughput[0].messages,
             "raw": reference("raw"),
+            "raw_held": reference("raw-held"),
             "naive": reference("naive"),
             "workers": [w for w, _ in miniscan],
             "msgs_per_s": [round(r.rate) for _, r in miniscan],
@@ -117,6 +118,7 @@ def _throughput(axes: Any, t: Mapping[str, Any]) -> None:
     notes = []
     for name, style, label in (
         ("raw", "tab:green", "raw (bare pull+ack loop)"),
+        ("raw_held", "tab:olive", "raw-held (bare loop, one pull held)"),
         ("naive", "tab:red", "naive (one commit per message)"),
     ):
         if t.get(name):
@@ -127,7 +129,7 @@ def _throughput(axes: Any, t: Mapping[str, Any]) -> None:
     axes.set_xticks(positions, [f"--workers {w}" for w in workers])
     axes.set_xlim(-0.75, len(workers) - 0.25)
     axes.set_ylabel("msgs/s, ready -> all acked")
-    references = [t[n]["msgs_per_s"] for n in ("raw", "naive") if t.get(n)]
+    references = [t[n]["msgs_per_s"] for n in ("raw", "raw_held", "naive") if t.get(n)]
     axes.set_ylim(0, max([*rates, *references]) * 1.25)
     dots = " (dots: single runs)" if any(len(r) > 1 for r in t.get("runs") or []) else ""
     _title(axes, f"Drain of {t['messages']:,} messages{dots}", t)
