@@ -149,16 +149,13 @@ class Subscription:
             raise PubSubOutage(f"pull from {self.path} failed: {exc}") from exc
         # Raw protobuf, not the proto-plus wrappers: converting every field of every message
         # through them was 37% of a decoder's CPU (bench/RESULTS.md).
-        return [
-            PulledMessage(
-                ack_id=received.ack_id,
-                data=received.message.data,
-                message_id=received.message.message_id,
-                publish_time=received.message.publish_time.seconds
-                + received.message.publish_time.nanos / 1e9,
-            )
-            for received in raw.received_messages
-        ]
+        pulled = []
+        for received in raw.received_messages:
+            message = received.message  # each read of a field builds a new wrapper: read once
+            stamp = message.publish_time
+            pulled.append(PulledMessage(received.ack_id, message.data, message.message_id,
+                                        stamp.seconds + stamp.nanos / 1e9))  # fmt: skip
+        return pulled
 
     def acknowledge(self, ack_ids: Iterable[str], deadline: float = RPC_TIMEOUT_S) -> None:
         """Acknowledge, retrying transient failures for up to `deadline` s; PubSubOutage

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 
 from contracts.records import DeadLetter, ScanRecord
 
@@ -33,6 +34,21 @@ class DecodedBatch:
 
     def __len__(self) -> int:
         return len(self.records) + len(self.dead_letters)
+
+    def __reduce__(self) -> tuple:
+        # Records travel as plain tuples, which pickle packs and unpacks in C, and are
+        # rebuilt without running Python code per record (issue 13: unpickling and building
+        # them one by one was a third of the writer's CPU).
+        fields = (self.record_ack_ids, self.record_publish_times, self.dead_letters,
+                  self.dead_letter_ack_ids, self.nbytes)  # fmt: skip
+        return (_rebuild_batch, (self.slot, list(map(tuple, self.records)), *fields))
+
+
+_as_record = partial(tuple.__new__, ScanRecord)
+
+
+def _rebuild_batch(slot: int, records: list[tuple], *rest) -> DecodedBatch:
+    return DecodedBatch(slot, list(map(_as_record, records)), *rest)
 
 
 # A DecodedBatch travels as BATCH_TAG + message count + its pickle, so that the supervisor

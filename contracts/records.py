@@ -1,8 +1,10 @@
 """The records that flow from the decoders into the store.
 
 Owns: `ScanRecord` (one valid, normalized scan) and `DeadLetter` (one message that could not
-be stored, kept with its reason). Both are small, frozen, picklable dataclasses, because they
-cross process boundaries on their way to the single writer.
+be stored, kept with its reason). Both are small, immutable and picklable, because they cross
+process boundaries on their way to the single writer. `ScanRecord` is a NamedTuple: one is
+built per message and unpickled per message, and as a frozen dataclass that was a third of
+the writer's CPU (issue 13, bench/RESULTS.md).
 
 Never: validate, decode or touch SQLite; decoding lives in `workers.decode`, SQL in `store.db`.
 """
@@ -10,10 +12,10 @@ Never: validate, decode or touch SQLite; decoding lives in `workers.decode`, SQL
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ScanRecord:
+class ScanRecord(NamedTuple):
     """One normalized scan: the newest one per (ip, port, service) is kept."""
 
     ip: str  # canonical text form, str(ipaddress.ip_address(...))
@@ -26,12 +28,6 @@ class ScanRecord:
     @property
     def key(self) -> tuple[str, int, str]:
         return (self.ip, self.port, self.service)
-
-    def __reduce__(self) -> tuple:
-        # Pickle by position: the dataclass default looks up fields() per record, which
-        # tripled the cost of every batch crossing a pipe (bench/RESULTS.md).
-        return (ScanRecord, (self.ip, self.port, self.service, self.timestamp,
-                             self.response, self.data_version))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

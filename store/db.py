@@ -168,7 +168,7 @@ class ScanStore(ClosedOnExit):
                 )
                 for d in dead_letters
             ]
-        except (TypeError, AttributeError) as exc:
+        except (TypeError, AttributeError, IndexError) as exc:
             raise BatchDataError(f"batch holds a malformed record: {exc}") from None
         if not scan_rows and not letter_rows:
             return WriteResult(scans=0, new_keys=0, dead_letters=0)
