@@ -1,0 +1,87 @@
+"""What a Pub/Sub server charges a consumer for holding messages while it pulls more.
+
+Issue 13 found Google's emulator spending 2-3x more CPU a message serving miniscan than
+serving the bare pull-and-ack loop (`raw`). The reason is in the emulator's
+`MessageBacklog.pull`: it first calls `updateExpiredAckDeadlines`, which returns at once
+when no message is outstanding and otherwise builds a new `LinkedHashSet` of the expired
+messages followed by *every undelivered message* (read with `javap -c` on
+cloud-pubsub-emulator-0.8.20). A pull that runs while anything is leased therefore costs
+O(backlog), and a drain of N messages in pulls of at most 100 costs O(N^2 / 200). `raw`
+acks each pull before the next, so it never pays; any consumer that acks only after its
+commit must pull while its last messages are being written, so it always does.
+
+This runs the bare loop (`e2e_raw.py`) holding the last K pulls unacknowledged for each K
+given, on fresh subscriptions of the same backlog, in rounds, and prints msgs/s and the
+server's CPU per message, with the ratio to K=0 in the same round.
+
+    .venv/bin/python bench/emulator_hold.py [--n 50000] [--hold-pulls 0,1,3,10,20] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from e2e_candidates import Testbed, run_raw
+from e2e_pubsub import create_target, delete_target, publish_backlog
+
+from demo.emulator import DESCRIPTIONS, start_emulator
+from scanner.workload import build_workload
+
+WARM_UP = 100_000
+
+
+def drain(testbed: Testbed, payloads: list[bytes], hold_pulls: int) -> tuple[float, float]:
+    """msgs/s and the server's CPU us a message, one fresh subscription."""
+    target = create_target(f"hold-{hold_pulls}")
+    try:
+        publish_backlog(target, payloads)
+        figures = run_raw(testbed, target, len(payloads), hold_pulls=hold_pulls)
+    finally:
+        delete_target(target)
+    return figures.rate, 1e6 * figures.emulator_cpu_s / len(payloads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--hold-pulls", default="0,1,3,10,20")
+    parser.add_argument("--rounds", type=int, default=2)
+    options = parser.parse_args(argv)
+    holds = [int(k) for k in options.hold_pulls.split(",")]
+    payloads = build_workload(options.n, max(1, options.n // 4), 0).payloads
+    with tempfile.TemporaryDirectory(prefix="emulator-hold-") as workdir:
+        emulator = start_emulator(log_dir=workdir)
+        os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+        try:
+            testbed = Testbed(emulator.host, emulator.process.pid, Path(workdir))
+            print(f"Pub/Sub server: {DESCRIPTIONS[emulator.kind]}; backlog {options.n:,}")
+            drain(testbed, build_workload(WARM_UP, WARM_UP // 4, 1).payloads, 0)  # JIT warm-up
+            results: dict[int, list[tuple[float, float, float]]] = {k: [] for k in holds}
+            for _ in range(options.rounds):
+                first = None
+                for k in holds:
+                    rate, cpu_us = drain(testbed, payloads, k)
+                    first = rate if first is None else first
+                    results[k].append((rate, cpu_us, rate / first))
+        finally:
+            emulator.stop()
+    print("| pulls held | msgs/s (each round) | server CPU us/msg | vs first |")
+    print("|--:|--:|--:|--:|")
+    for k, rows in results.items():
+        rates = ", ".join(f"{rate:,.0f}" for rate, _, _ in rows)
+        cpu = statistics.median(c for _, c, _ in rows)
+        share = statistics.median(s for _, _, s in rows)
+        print(f"| {k} | {rates} | {cpu:.1f} | {share:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
