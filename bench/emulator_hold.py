@@ -15,11 +15,14 @@ given, on fresh subscriptions of the same backlog, in rounds, and prints msgs/s 
 server's CPU per message, with the ratio to K=0 in the same round.
 
     .venv/bin/python bench/emulator_hold.py [--n 50000] [--hold-pulls 0,1,3,10,20] [--rounds 2]
+        [--warm-up 100000] [--emulator-host HOST:PORT  (one already running: its CPU unmeasured)]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import statistics
 import sys
@@ -54,32 +57,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--hold-pulls", default="0,1,3,10,20")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warm-up", type=int, default=WARM_UP, help="messages, not timed")
+    parser.add_argument("--emulator-host")
     options = parser.parse_args(argv)
     holds = [int(k) for k in options.hold_pulls.split(",")]
     payloads = build_workload(options.n, max(1, options.n // 4), 0).payloads
-    with tempfile.TemporaryDirectory(prefix="emulator-hold-") as workdir:
-        emulator = start_emulator(log_dir=workdir)
-        os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
-        try:
-            testbed = Testbed(emulator.host, emulator.process.pid, Path(workdir))
-            print(f"Pub/Sub server: {DESCRIPTIONS[emulator.kind]}; backlog {options.n:,}")
-            drain(testbed, build_workload(WARM_UP, WARM_UP // 4, 1).payloads, 0)  # JIT warm-up
-            results: dict[int, list[tuple[float, float, float]]] = {k: [] for k in holds}
-            for _ in range(options.rounds):
-                first = None
-                for k in holds:
-                    rate, cpu_us = drain(testbed, payloads, k)
-                    first = rate if first is None else first
-                    results[k].append((rate, cpu_us, rate / first))
-        finally:
-            emulator.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="emulator-hold-") as workdir,
+        contextlib.ExitStack() as stack,
+    ):
+        if options.emulator_host:
+            host, pid, server = (
+                options.emulator_host,
+                None,
+                f"one already running at {options.emulator_host}",
+            )
+        else:
+            emulator = start_emulator(log_dir=workdir)
+            stack.callback(emulator.stop)
+            host, pid, server = emulator.host, emulator.process.pid, DESCRIPTIONS[emulator.kind]
+        os.environ["PUBSUB_EMULATOR_HOST"] = host
+        testbed = Testbed(host, pid, Path(workdir))
+        print(f"Pub/Sub server: {server}; backlog {options.n:,}")
+        if options.warm_up:  # the emulator's JIT is cold at first
+            warm_up = build_workload(options.warm_up, max(1, options.warm_up // 4), 1)
+            drain(testbed, warm_up.payloads, 0)
+        results: dict[int, list[tuple[float, float, float]]] = {k: [] for k in holds}
+        for _ in range(options.rounds):
+            first = None
+            for k in holds:
+                rate, cpu_us = drain(testbed, payloads, k)
+                first = rate if first is None else first
+                results[k].append((rate, cpu_us, rate / first))
     print("| pulls held | msgs/s (each round) | server CPU us/msg | vs first |")
     print("|--:|--:|--:|--:|")
     for k, rows in results.items():
         rates = ", ".join(f"{rate:,.0f}" for rate, _, _ in rows)
         cpu = statistics.median(c for _, c, _ in rows)
         share = statistics.median(s for _, _, s in rows)
-        print(f"| {k} | {rates} | {cpu:.1f} | {share:.2f}x |")
+        cpu_text = "-" if math.isnan(cpu) else f"{cpu:.1f}"
+        print(f"| {k} | {rates} | {cpu_text} | {share:.2f}x |")
     return 0
 
 
