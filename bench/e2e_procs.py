@@ -119,6 +119,13 @@ def command_name(pid: int) -> str:
         return "?"
     if any("resource_tracker" in arg for arg in args):
         return "resource_tracker"  # multiprocessing starts it with the first spawned child
+    if any("multiprocessing.forkserver" in arg for arg in args):
+        return "forkserver"  # the decoders' parent
+    if any("spawn_main" in arg for arg in args):
+        # A spawned child the supervisor did not name in its log: its start-up check of
+        # the subscription. Two processes labelled alike made the memory verdict compare
+        # one's peak with the other's (x1.10 "MISSED" at 21:15 UTC, 2026-11-29).
+        return "spawned check"
     return name
 
 

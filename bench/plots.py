@@ -99,7 +99,7 @@ def _title(axes: Any, what: str, section: Mapping[str, Any]) -> None:
 def _throughput(axes: Any, t: Mapping[str, Any]) -> None:
     workers, rates = t["workers"], t["msgs_per_s"]
     positions = list(range(len(workers)))
-    axes.bar(positions, rates, color="tab:blue", width=0.5, label="miniscan (median)")
+    axes.bar(positions, rates, color="tab:blue", width=0.7, label="miniscan (median)")
     for x, runs in zip(positions, t.get("runs") or [], strict=False):
         if len(runs) > 1:
             axes.plot([x] * len(runs), runs, "o", color="black", markersize=4, alpha=0.6)
@@ -111,7 +111,7 @@ def _throughput(axes: Any, t: Mapping[str, Any]) -> None:
             f"{rate:,}{share}",
             ha="center",
             va="center",
-            fontsize=9,
+            fontsize=8,
             color="white",
             fontweight="bold",
         )  # inside the bar: clear of the dots
