@@ -85,13 +85,20 @@ def settle_and_check(pubsub_target, supervisor, tmp_path, workload, publisher) -
         leftover.close()
 
 
+def start_flowing(target, supervisor, messages, keys, poison, rate, stored_floor):
+    """Publish a workload at `rate` and wait until more than `stored_floor` are stored: the
+    fault of each scenario is injected into a stream already flowing."""
+    workload = build_workload(messages=messages, keys=keys, poison=poison)
+    publisher = PacedPublisher(target, workload.payloads, rate=rate)
+    publisher.start()
+    wait_until(lambda: supervisor.metrics().get("miniscan_messages_stored_total", 0) > stored_floor,
+               60, "messages flowing")  # fmt: skip
+    return workload, publisher
+
+
 def test_a_60_second_outage_mid_stream_is_ridden_out(pubsub_target, proxied, tmp_path):
     proxy, supervisor = proxied
-    workload = build_workload(messages=6000, keys=1500, poison=10)
-    publisher = PacedPublisher(pubsub_target, workload.payloads, rate=60)
-    publisher.start()
-    wait_until(lambda: supervisor.metrics().get("miniscan_messages_stored_total", 0) > 300,
-               60, "messages flowing")  # fmt: skip
+    workload, publisher = start_flowing(pubsub_target, supervisor, 6000, 1500, 10, 60, 300)
     proxy.cut()
     wait_until(lambda: supervisor.http_status("/readyz") == 503, 30, "/readyz not ready")
     time.sleep(60)  # the fault itself lasts a minute: this is the scenario, not a settle wait
@@ -104,11 +111,7 @@ def test_a_60_second_outage_mid_stream_is_ridden_out(pubsub_target, proxied, tmp
 
 def test_a_flapping_network_is_weather(pubsub_target, proxied, tmp_path):
     proxy, supervisor = proxied
-    workload = build_workload(messages=5000, keys=1200, poison=5)
-    publisher = PacedPublisher(pubsub_target, workload.payloads, rate=120)
-    publisher.start()
-    wait_until(lambda: supervisor.metrics().get("miniscan_messages_stored_total", 0) > 100,
-               60, "messages flowing")  # fmt: skip
+    workload, publisher = start_flowing(pubsub_target, supervisor, 5000, 1200, 5, 120, 100)
     for _ in range(8):  # 3 s down, 3 s up: the pattern that used to end in a restart storm
         proxy.cut()
         time.sleep(3)
@@ -119,11 +122,7 @@ def test_a_flapping_network_is_weather(pubsub_target, proxied, tmp_path):
 
 def test_a_30_second_blackhole_is_ridden_out(pubsub_target, proxied, tmp_path):
     proxy, supervisor = proxied
-    workload = build_workload(messages=4000, keys=1000, poison=5)
-    publisher = PacedPublisher(pubsub_target, workload.payloads, rate=60)
-    publisher.start()
-    wait_until(lambda: supervisor.metrics().get("miniscan_messages_stored_total", 0) > 100,
-               60, "messages flowing")  # fmt: skip
+    workload, publisher = start_flowing(pubsub_target, supervisor, 4000, 1000, 5, 60, 100)
     proxy.blackhole()
     time.sleep(30)  # the scenario: connections accepted, nothing answered, for 30 s
     assert supervisor.process.poll() is None
