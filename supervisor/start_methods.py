@@ -11,6 +11,15 @@ the client itself, 0.4 s of CPU and ~40 MiB of private memory each, so `--worker
 2.2 s to its first committed row and 387 MiB of PSS. Forked from the server, a decoder is up
 in milliseconds and shares the imported modules' pages with its siblings.
 
+Why `supervisor.cli` too (measured with `bench/e2e.py`, RESULTS "Issue 13, third pass"):
+multiprocessing re-runs the parent's main script in every child it starts (its main-module
+fix-up), and the supervisor's script is `miniscan-supervisor`, whose one import is
+`supervisor.cli` and, with it, click: 14 ms of CPU in every decoder, paid again on every
+restart, and at `--workers 8` mostly after the tree reported ready, i.e. during the first
+second of work. Imported once in the server, the re-run finds it loaded. (Preloading
+`__main__`, which multiprocessing offers for this, does nothing on Python 3.11: the
+forkserver never receives the main path it needs.)
+
 Why this is safe: the server only imports; it opens no gRPC channel and starts no thread,
 which is the fork gRPC supports (each decoder creates its channel after the fork, as
 `broker.subscription` requires). The server is started by the first decoder's
@@ -27,7 +36,7 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.context import BaseContext
 
-DECODER_PRELOAD = ["workers.decoder_process"]
+DECODER_PRELOAD = ["supervisor.cli", "workers.decoder_process"]
 
 
 def child_contexts(given: BaseContext | None) -> tuple[BaseContext, BaseContext]:
