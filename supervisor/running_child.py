@@ -108,9 +108,6 @@ class ChildTable(dict[str, RunningChild]):
     def decoders(self) -> list[RunningChild]:
         return [child for child in self.values() if child.slot >= 0]
 
-    def for_sentinel(self, sentinel: object) -> RunningChild | None:
-        return next((c for c in self.values() if c.process.sentinel == sentinel), None)
-
     def terminate_all(self) -> None:
         """SIGTERM to everyone: each nacks what it holds and exits."""
         for child in self.values():

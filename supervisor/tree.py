@@ -40,11 +40,11 @@ import logging
 import multiprocessing
 import pickle
 import queue
+import selectors
 import signal
 import socket
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 
 from contracts import metrics
 from contracts.messages import (
@@ -94,6 +94,12 @@ class Supervisor:
         self._wake_w.setblocking(False)
         self._deliveries: queue.SimpleQueue[tuple[int, bytes | None]] = queue.SimpleQueue()
         self._keys = itertools.count()
+        # What run_once waits on (the wake-up socket and every child's sentinel), kept from
+        # turn to turn and rebuilt only when the children change: building it anew on every
+        # turn, as multiprocessing.connection.wait does, was a fixed cost on each relayed
+        # batch and ack (issue 13, RESULTS "third pass").
+        self._selector: selectors.BaseSelector | None = None
+        self._selector_keys: tuple[int, ...] = ()
         self.throughput = ThroughputSummary(next_at=time.monotonic() + SUMMARY_INTERVAL_S)
         self.writer_context, self.decoder_context = child_contexts(self.context)
         # When each decoder slot started its open pull, for `workers.pull_turns`. Shared
@@ -137,21 +143,34 @@ class Supervisor:
         now = time.monotonic()
         forgive_suspension(self.children.values(), self.last_tick, now)
         self.last_tick = now
-        waitables: list[object] = [self._wake_r]
-        waitables += [child.process.sentinel for child in self.children.values()]
-        ready = wait(waitables, timeout=self.respawns.wait_at_most(now, 0.5))
-        if self._wake_r in ready:
+        events = self._waitables().select(timeout=self.respawns.wait_at_most(now, 0.5))
+        ready = [key.data for key, _ in events]
+        if None in ready:
             self._wake_r.recv(65536)
         self._process_deliveries()
-        for sentinel in ready:
-            child = self.children.for_sentinel(sentinel)
-            if child is not None:
+        for child in ready:
+            if child is not None and self.children.get(child.name) is child:
                 self.reap_child(child)
         self._handle_signals()
         self._check_stalls()
         self._respawn_due_children()
         self._advance_stop()
         self._log_summary_if_due()
+
+    def _waitables(self) -> selectors.BaseSelector:
+        """The wake-up socket (data None) and each child's sentinel (data: the child).
+        Keyed by incarnation, not by file descriptor: a new child's sentinel may reuse the
+        number of a reaped one's."""
+        keys = tuple(child.key for child in self.children.values())
+        if self._selector is None or keys != self._selector_keys:
+            if self._selector is not None:
+                self._selector.close()
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+            for child in self.children.values():
+                self._selector.register(child.process.sentinel, selectors.EVENT_READ, child)
+            self._selector_keys = keys
+        return self._selector
 
     # --- spawning and reaping -----------------------------------------------------------
 
