@@ -4,9 +4,10 @@ Owns: group commit (issue 13) and the order "commit, then ack". The writer commi
 it holds records and nothing more is waiting on its pipe: what arrives during a commit waits
 in the pipe and forms the next batch, so under light load batches are small and fast and under
 heavy load they grow by themselves, up to `batch_size` messages or `batch_bytes` payload
-bytes. `batch_timeout_s` (0 by default) is the longest a pending message may linger for more
-to join it when the pipe is idle. Only after the commit returned does it send each decoder
-slot the ack ids of its committed messages. A batch whose commit fails because of its data is
+bytes. A pending batch waits for more while the pipe is idle only as long as `store.linger`
+says: `batch_timeout_s` (0 by default), or `load_linger_s` while messages pour in. Only
+after the commit returned does it send each decoder slot the ack ids of its committed
+messages. A batch whose commit fails because of its data is
 split in halves until the offending records are isolated (issue 5); the rest is committed and
 each refused one is named back to its decoder, which holds its bytes and returns it as a
 `store_rejected` dead letter. A commit that fails because of the disk or a lock is retried
@@ -38,6 +39,7 @@ from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
 from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.linger import Linger
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +86,17 @@ class WriterRole:
         batch_size: int = 1000,
         batch_bytes: int = defaults.DEFAULT_BATCH_BYTES,
         batch_timeout_s: float = 0.0,
+        load_linger_s: float = 0.0,
     ) -> None:
         self.store = store
         self.link = link
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
-        self.batch_timeout_s = batch_timeout_s
+        self.linger = Linger(batch_timeout_s, load_linger_s)
         self.pending: list[DecodedBatch] = []
         self.pending_count = 0
         self.pending_bytes = 0
+        self.pending_since: float | None = None  # monotonic: the oldest pending arrived
         self.flush_due: float | None = None  # monotonic: the linger of the oldest pending ends
         self.finished = False
         self.crash_reason: str | None = None  # the writer's failures raise instead
@@ -156,12 +160,15 @@ class WriterRole:
 
     def handle(self, message: object) -> None:
         if isinstance(message, DecodedBatch):
+            now = time.monotonic()
             self.pending.append(message)
             self.pending_count += len(message)
             self.pending_bytes += message.nbytes
             metrics.QUEUE_DEPTH.labels("pending_commit").set(self.pending_count)
-            if self.flush_due is None:
-                self.flush_due = time.monotonic() + self.batch_timeout_s
+            self.linger.arrived(len(message), now)
+            if self.pending_since is None:
+                self.pending_since = now
+            self.flush_due = self.pending_since + self.linger.seconds(now)
         elif isinstance(message, Stop):
             self.flush()
             self._send(Stopped(role="writer"))
@@ -173,7 +180,8 @@ class WriterRole:
         """Commit everything pending, then send each slot its acks (and the records the
         database refused, for their decoder to dead-letter)."""
         batches = self.pending
-        self.pending, self.pending_count, self.pending_bytes, self.flush_due = [], 0, 0, None
+        self.pending, self.pending_count, self.pending_bytes = [], 0, 0
+        self.pending_since = self.flush_due = None
         if not batches:
             return
         records = [r for b in batches for r in b.records]

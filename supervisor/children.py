@@ -157,5 +157,6 @@ def writer_main(link: Connection, config: PipelineConfig) -> None:
             batch_size=config.batch_size,
             batch_bytes=config.batch_bytes,
             batch_timeout_s=config.batch_timeout_s,
+            load_linger_s=config.load_linger_s,
         ),
     )

@@ -21,6 +21,7 @@ class PipelineConfig:
     batch_size: int = 1000
     batch_bytes: int = defaults.DEFAULT_BATCH_BYTES  # payload bytes per commit at most
     batch_timeout_s: float = 0.0  # linger for a fuller batch; 0 = group commit only
+    load_linger_s: float = 0.010  # the same, only while messages pour in (store.linger)
     max_in_flight: int = 2000  # per decoder: pulled but not yet acked
     max_in_flight_bytes: int = defaults.DEFAULT_MAX_IN_FLIGHT_BYTES  # per decoder
     pull_batch: int = 1000
