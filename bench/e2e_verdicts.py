@@ -29,6 +29,7 @@ FIRST_ROW_LIMIT_S = 1.5  # at --workers 8
 BIG_TREE_WORKERS = 8
 RSS_LIMIT_BYTES = 80_000_000  # "80 MB", i.e. 76.3 MiB
 FLAT_GROWTH = 1.10  # peak RSS at the big backlog may be at most 10% above the small one
+STARTUP_ONLY = {"spawned check"}  # exits before the drain starts (e2e_procs.command_name)
 
 
 def verdicts(results: Results) -> list[str]:
@@ -147,8 +148,11 @@ def _naive_verdicts(
 
 
 def worst_growth(small: RunFigures, big: RunFigures) -> float:
-    """The largest ratio of a process's peak RSS at the big backlog to the small one."""
-    before = {p.name: p.peak_rss_kib for p in small.processes}
+    """The largest ratio of a process's peak RSS at the big backlog to the small one, over
+    the processes that live through the drain: the supervisor's start-up check exits before
+    the first pull, so its peak is whatever moment of its import the sampler caught (62 and
+    69 MiB in the two runs of 22:55 UTC, 2026-11-29, read as x1.12 "MISSED")."""
+    before = {p.name: p.peak_rss_kib for p in small.processes if p.name not in STARTUP_ONLY}
     ratios = [p.peak_rss_kib / before[p.name] for p in big.processes if before.get(p.name)]
     return max(ratios, default=1.0)
 

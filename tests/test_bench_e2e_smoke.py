@@ -20,9 +20,12 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH_DIR))
 
+from e2e_candidates import RunFigures  # noqa: E402
 from e2e_latency import histogram_quantile, percentile  # noqa: E402
+from e2e_procs import ProcessFigures  # noqa: E402
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
 from e2e_report import SECTION, record_run  # noqa: E402
+from e2e_verdicts import worst_growth  # noqa: E402
 
 
 def table_rows(text: str, first_header: str) -> list[list[str]]:
@@ -108,3 +111,16 @@ def test_a_run_is_recorded_at_the_end_of_its_own_section(tmp_path: Path) -> None
     text = results.read_text()
     assert text.index("old run") < text.index("### new run") < text.index("## Decode")
     assert text.endswith("## Decode\n\nkept\n")
+
+
+def test_memory_growth_compares_only_processes_that_live_through_the_drain() -> None:
+    def run(messages: int, peaks: dict[str, int]) -> RunFigures:
+        processes = [ProcessFigures(pid=i, name=n, peak_rss_kib=k)
+                     for i, (n, k) in enumerate(peaks.items())]  # fmt: skip
+        return RunFigures("miniscan w2", messages, 0.1, 1.0, processes, 0, 0.0, 0.0, 0, 0)
+
+    small = run(20_000, {"writer": 32_000, "decoder-0": 56_000, "spawned check": 62_000})
+    big = run(200_000, {"writer": 32_500, "decoder-0": 57_000, "spawned check": 69_000})
+    assert worst_growth(small, big) == pytest.approx(57_000 / 56_000)
+    grown = run(200_000, {"writer": 40_000, "decoder-0": 57_000, "spawned check": 62_000})
+    assert worst_growth(small, grown) == pytest.approx(40_000 / 32_000)
