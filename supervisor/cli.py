@@ -73,7 +73,7 @@ CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help
     show_default=True,
     help="Milliseconds a message may linger for more to join its batch while the writer is "
     "idle. 0: group commit, the writer commits as soon as nothing more is waiting, and what "
-    "arrives during a commit forms the next batch.",
+    "arrives during a commit forms the next batch (at high rates --load-linger applies).",
 )
 @click.option(
     "--load-linger",
