@@ -136,20 +136,32 @@ def _throughput(axes: Any, t: Mapping[str, Any]) -> None:
     axes.legend(loc="upper left", fontsize=8, title="; ".join(notes) or None, title_fontsize=8)
 
 
+def _label_points(axes: Any, xs: Sequence[float], ys: Sequence[float], text: str) -> None:
+    for x, y in zip(xs, ys, strict=True):
+        axes.annotate(text.format(y), (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+
+
+def _log_x_axis(
+    axes: Any, ticks: Sequence[float], margin: float, xlabel: str, ylabel: str, top: float
+) -> None:
+    """A log x axis ticked at the measured points, a y axis from 0 with room for labels."""
+    axes.set_xscale("log")
+    axes.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    axes.minorticks_off()
+    axes.margins(x=margin)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, top * 1.25)
+    axes.grid(axis="y", alpha=0.3)
+
+
 def _latency(axes: Any, lat: Mapping[str, Any]) -> None:
     rates = lat["rate"]
     for key, color in (("p50_ms", "tab:blue"), ("p95_ms", "tab:orange"), ("p99_ms", "tab:red")):
         axes.plot(rates, lat[key], "o-", color=color, label=key.removesuffix("_ms"))
-        for x, y in zip(rates, lat[key], strict=True):
-            axes.annotate(f"{y:.0f}", (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    axes.set_xscale("log")
-    axes.set_xticks(rates, [f"{r:,}" for r in rates])
-    axes.minorticks_off()
-    axes.margins(x=0.1)
-    axes.set_xlabel("publish rate, msgs/s (achieved)")
-    axes.set_ylabel("publish -> row visible, ms")
-    axes.set_ylim(0, max(lat["p99_ms"]) * 1.25)
-    axes.grid(axis="y", alpha=0.3)
+        _label_points(axes, rates, lat[key], "{:.0f}")
+    _log_x_axis(axes, rates, 0.1, "publish rate, msgs/s (achieved)",
+                "publish -> row visible, ms", max(lat["p99_ms"]))  # fmt: skip
     _title(axes, "Latency percentiles against publish rate", lat)
     axes.legend(loc="lower right", fontsize=8)
 
@@ -162,16 +174,9 @@ def _memory(axes: Any, mem: Mapping[str, Any]) -> None:
         axes.plot(backlog, mem["pss_mib"], "s-", color="tab:green", label="peak PSS (shared / n)")
         series.append(mem["pss_mib"])
     for values in series:
-        for x, y in zip(backlog, values, strict=True):
-            axes.annotate(f"{y:,}", (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    axes.set_xscale("log")
-    axes.set_xticks(backlog, [f"{b:,}" for b in backlog])
-    axes.minorticks_off()
-    axes.margins(x=0.15)
-    axes.set_xlabel("backlog, messages")
-    axes.set_ylabel("whole process tree, MiB")
-    axes.set_ylim(0, max(max(v) for v in series) * 1.25)
-    axes.grid(axis="y", alpha=0.3)
+        _label_points(axes, backlog, values, "{:,}")
+    _log_x_axis(axes, backlog, 0.15, "backlog, messages", "whole process tree, MiB",
+                max(max(v) for v in series))  # fmt: skip
     tree = f"miniscan {mem['workers']}: " if mem.get("workers") else ""
     _title(axes, f"{tree}memory against backlog size", mem)
     missing = None if mem.get("pss_mib") else "PSS: not measured"
