@@ -107,10 +107,9 @@ class Bench:
     def warm_up(self) -> None:
         """Drain a backlog with the bare loop, then one with `raw-held`, untimed: the second
         takes the emulator's other path (a pull while messages are leased, which every
-        ack-after-commit consumer takes and `raw` never does). Warmed by `raw` alone, the
-        JIT compiled that path during the first timed round: its miniscan runs then cost
-        the emulator up to 2x the CPU per message of later rounds (seen in the rounds of
-        RESULTS "Issue 13, third pass")."""
+        ack-after-commit consumer takes and `raw` never does), so that its JIT has compiled
+        both before anything is timed. (In rounds warmed by `raw` alone, the first round
+        cost the emulator 1.5-4x the CPU a message of the last, raw's runs too.)"""
         messages = min(WARM_UP_MESSAGES, 10 * self.options.n)
         say(f"warming the emulator up with 2 x {messages // 2:,} messages (not timed)")
         for hold_pulls in (0, 1):
