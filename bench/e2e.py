@@ -41,6 +41,7 @@ from e2e_candidates import (
     CandidateFailed,
     RunFigures,
     Testbed,
+    drain_raw,
     run_miniscan,
     run_naive,
     run_raw,
@@ -114,12 +115,7 @@ class Bench:
         say(f"warming the emulator up with 2 x {messages // 2:,} messages (not timed)")
         for hold_pulls in (0, 1):
             backlog = build_workload(messages // 2, self.options.keys, hold_pulls)
-            target = create_target("warmup")
-            try:
-                publish_backlog(target, backlog.payloads)
-                run_raw(self.testbed, target, messages // 2, hold_pulls=hold_pulls)
-            finally:
-                delete_target(target)
+            drain_raw(self.testbed, backlog.payloads, hold_pulls)
 
     def miniscan_run(self, backlog: Workload, workers: int, name: str | None = None) -> Run:
         name = name or f"miniscan w{workers}"

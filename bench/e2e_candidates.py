@@ -34,7 +34,7 @@ from pathlib import Path
 
 import apsw
 from e2e_procs import ProcessFigures, TreeSampler, cpu_between, read_cpu_s, tree_pids
-from e2e_pubsub import Target
+from e2e_pubsub import Target, create_target, delete_target, publish_backlog
 
 from demo.launch import SupervisorProcess, SupervisorSettings, child_env, launch_supervisor
 from scanner.workload import Key, Row, rows_wrong
@@ -211,6 +211,16 @@ def run_raw(testbed: Testbed, target: Target, messages: int, hold_pulls: int = 0
         testbed, name, "e2e_raw.py", target, messages, "--hold-pulls", str(hold_pulls)
     )
     return measurement.figures(messages, None, code)
+
+
+def drain_raw(testbed: Testbed, payloads: Sequence[bytes], hold_pulls: int = 0) -> RunFigures:
+    """`run_raw` on a fresh subscription holding `payloads`, deleted afterwards."""
+    target = create_target("raw" if hold_pulls == 0 else f"hold-{hold_pulls}")
+    try:
+        publish_backlog(target, payloads)
+        return run_raw(testbed, target, len(payloads), hold_pulls=hold_pulls)
+    finally:
+        delete_target(target)
 
 
 def run_naive(

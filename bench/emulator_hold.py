@@ -32,8 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_candidates import Testbed, run_raw
-from e2e_pubsub import create_target, delete_target, publish_backlog
+from e2e_candidates import Testbed, drain_raw
 
 from demo.emulator import DESCRIPTIONS, start_emulator
 from scanner.workload import build_workload
@@ -43,12 +42,7 @@ WARM_UP = 100_000
 
 def drain(testbed: Testbed, payloads: list[bytes], hold_pulls: int) -> tuple[float, float]:
     """msgs/s and the server's CPU us a message, one fresh subscription."""
-    target = create_target(f"hold-{hold_pulls}")
-    try:
-        publish_backlog(target, payloads)
-        figures = run_raw(testbed, target, len(payloads), hold_pulls=hold_pulls)
-    finally:
-        delete_target(target)
+    figures = drain_raw(testbed, payloads, hold_pulls)
     return figures.rate, 1e6 * figures.emulator_cpu_s / len(payloads)
 
 
