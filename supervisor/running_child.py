@@ -32,6 +32,7 @@ from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
 from supervisor.outbox import Outbox
 from supervisor.relay import WRITER, Delivery
 from supervisor.spawning import start_with_stop_signals_blocked
+from supervisor.start_methods import ensure_server_running
 
 
 @dataclass
@@ -84,7 +85,7 @@ def start_child(
     """Start `target(*args, link, config)` as child `name`; its messages go to `deliveries`."""
     ours, theirs = context.Pipe(duplex=True)
     process = context.Process(target=target, args=(*args, theirs, config), name=name, daemon=False)
-    start_with_stop_signals_blocked(process)
+    start_with_stop_signals_blocked(process, before_start=lambda: ensure_server_running(context))
     theirs.close()  # only the child holds its end: its death closes the pipe
     now = time.monotonic()
     return RunningChild(

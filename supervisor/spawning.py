@@ -14,19 +14,26 @@ Never: install handlers, or leave the mask changed after it returns (even when s
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from multiprocessing import resource_tracker
 from multiprocessing.process import BaseProcess
 
 from supervisor.children import STOP_SIGNALS
 
 
-def start_with_stop_signals_blocked(process: BaseProcess) -> None:
+def start_with_stop_signals_blocked(
+    process: BaseProcess, before_start: Callable[[], None] | None = None
+) -> None:
+    """Start `process`; `before_start`, if given, runs first inside the same window (what it
+    launches, such as the decoders' fork server, inherits the blocked mask too)."""
     # Start the resource tracker first, with our mask as it is: when `Process.start()`
     # launches it, CPython unblocks SIGINT and SIGTERM afterwards, and the child we start
     # would boot unprotected.
     resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
+        if before_start is not None:
+            before_start()
         process.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

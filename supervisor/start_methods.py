@@ -22,18 +22,34 @@ forkserver never receives the main path it needs.)
 
 Why this is safe: the server only imports; it opens no gRPC channel and starts no thread,
 which is the fork gRPC supports (each decoder creates its channel after the fork, as
-`broker.subscription` requires). The server is started by the first decoder's
-`Process.start()`, inside `supervisor.spawning`'s window with SIGINT and SIGTERM blocked:
-it inherits that mask, never unblocks them, and every decoder it forks starts with them
-blocked until `supervisor.children` installed its handlers, as a spawned child does. A
-decoder's entry point is the same module-level function either way.
+`broker.subscription` requires). The server is started (or restarted, should it have
+died) before each decoder's `Process.start()`, inside `supervisor.spawning`'s window with
+SIGINT and SIGTERM blocked: it inherits that mask, never unblocks them, and every decoder
+it forks starts with them blocked until `supervisor.children` installed its handlers, as a
+spawned child does. A decoder's entry point is the same module-level function either way.
+
+Why the server is started here, with the supervisor's import path in its environment
+(`ensure_server_running`): Python before 3.12.8 and 3.13.1 hands the server the parent's
+`sys.path` and then ignores it (CPython gh-117378), so the server imported its preloads
+from its own path, which starts with the working directory. Run from a folder that holds a
+`workers`, `store` or `supervisor` package of its own (another miniscan checkout, a user's
+project), the server imported that one, and every decoder forked from it ran that code
+while the supervisor and the writer ran miniscan's: found when a benchmark run from one
+checkout timed another's decoders (bench/RESULTS.md, "fourth pass"). The server now gets
+the supervisor's path as PYTHONPATH and no working directory in front (PYTHONSAFEPATH), the
+workaround CPython's fix names; both are set only while the server starts.
 
 Never: preload anything that connects, starts threads or reads configuration at import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import sys
+from collections.abc import Iterator
+from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
 DECODER_PRELOAD = ["supervisor.cli", "workers.decoder_process"]
@@ -47,3 +63,31 @@ def child_contexts(given: BaseContext | None) -> tuple[BaseContext, BaseContext]
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(DECODER_PRELOAD)
     return multiprocessing.get_context("spawn"), forkserver
+
+
+def ensure_server_running(context: BaseContext) -> None:
+    """Before a child of `context` starts: if it forks from the server, the server is
+    running and imported its preloads from the supervisor's path. Call it with stop signals
+    blocked, as the server must inherit that mask (`supervisor.spawning`)."""
+    if context.get_start_method() != "forkserver":
+        return
+    with _environment(
+        PYTHONPATH=os.pathsep.join(path or os.getcwd() for path in sys.path),
+        PYTHONSAFEPATH="1",
+    ):
+        forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set these environment variables for the block, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

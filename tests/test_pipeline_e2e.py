@@ -83,6 +83,28 @@ def test_stores_newest_per_key_dead_letters_poison_and_acks_everything(
     assert "Traceback" not in supervisor.log()
 
 
+def test_decoders_run_miniscan_whatever_the_working_directory_holds(
+    pubsub_target, run, tmp_path, monkeypatch
+):
+    """Run from a folder whose packages are named like miniscan's (another checkout, a
+    user's project), the decoders still run miniscan: on Python 3.11 their fork server
+    imported from the working directory first (`supervisor.start_methods`)."""
+    imported = tmp_path / "imported-from-the-working-directory"
+    for package in ("broker", "contracts", "store", "supervisor", "workers"):
+        (tmp_path / "cwd" / package).mkdir(parents=True)
+        (tmp_path / "cwd" / package / "__init__.py").write_text(
+            f"open({str(imported)!r}, 'a').write({package!r} + '\\n')\n"
+            "raise ImportError('a folder in the working directory, not miniscan')\n"
+        )
+    monkeypatch.chdir(tmp_path / "cwd")
+    workload = build_workload(messages=500, keys=100, poison=2)
+    publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
+    supervisor = run()
+    wait_until(lambda: table_complete(tmp_path / "scans.db", workload), 60, "the full table")
+    assert supervisor.stop() == 0
+    assert not imported.exists(), f"imported from the working directory: {imported.read_text()}"
+
+
 def test_decoder_killed_under_load_is_restarted_and_nothing_is_lost(pubsub_target, run, tmp_path):
     workload = build_workload(messages=20000, keys=3000, poison=5)
     publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
