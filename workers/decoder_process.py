@@ -230,7 +230,9 @@ class DecoderRole:
         with self._room:
             self.held.release(ack_ids)
             self._room_changed()
-        self.settler.submit("ack", ack_ids)
+            # What is still held is on its way to the writer: its acks will follow.
+            more_coming = len(self.held) > 0
+        self.settler.submit("ack", ack_ids, more_coming=more_coming)
 
     def dead_letter_rejected(self, rejected: tuple[tuple[str, str], ...]) -> None:
         """Send records the database refused back as dead letters with the bytes received.
