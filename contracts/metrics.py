@@ -63,6 +63,11 @@ CHILDREN_ALIVE = Gauge(
     ["role"],
     multiprocess_mode="mostrecent",
 )
+DECODERS_PULLING = Gauge(
+    "miniscan_decoders_pulling",
+    "Decoders that may pull now: all while caught up, fewer while a backlog keeps the CPUs busy.",
+    multiprocess_mode="mostrecent",
+)
 CHILD_RESTARTS = Counter(
     "miniscan_child_restarts", "Child processes restarted after a crash or stall.", ["role"]
 )

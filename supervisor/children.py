@@ -114,10 +114,15 @@ def _log_crash(name: str, exc: Exception) -> str:
 
 
 def decoder_main(
-    slot: int, pull_starts: MutableSequence[float], link: Connection, config: PipelineConfig
+    slot: int,
+    pull_starts: MutableSequence[float],
+    pull_share: MutableSequence[float],
+    link: Connection,
+    config: PipelineConfig,
 ) -> None:
-    """`pull_starts`: the array in shared memory through which the tree's decoders time
-    their pulls (`workers.pull_turns`)."""
+    """`pull_starts`, `pull_share`: the arrays in shared memory through which the tree's
+    decoders time their pulls (`workers.pull_turns`) and learn how many of them may pull
+    (`workers.pull_share`)."""
     name = f"decoder-{slot}"
     stop = _start_child(name, config)
     from workers.decoder_process import DecoderRole
@@ -136,6 +141,7 @@ def decoder_main(
             pull_batch=config.pull_batch,
             lease_s=config.lease_s,
             pull_starts=pull_starts,
+            pull_share=pull_share,
         ),
     )
 

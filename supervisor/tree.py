@@ -23,7 +23,8 @@ pulled (extend while held, nack when the writer is lost or when stopping). The w
 spawned; decoders fork from a server that preloaded their libraries (`start_methods`).
 
 Owns: the lifecycle verbs (`spawn_writer`, `spawn_decoder`, `reap_child`, `begin_stop`,
-`force_stop`), restarts with backoff and intensity limit, stall detection by heartbeat, and
+`force_stop`), restarts with backoff and intensity limit, stall detection by heartbeat,
+telling the decoders how many of them may pull (decided by `supervisor.puller_count`), and
 carrying out the ordered graceful stop: decoders stop pulling -> each sends EndOfStream ->
 writer flushes and acks -> decoders settle and exit -> join, terminate, kill, reap. Where
 each batch and ack goes is decided by `supervisor.relay`, and the stop's phases by
@@ -61,8 +62,10 @@ from contracts.messages import (
 from store.reader import describe_target
 from supervisor.children import decoder_main, writer_main
 from supervisor.config import PipelineConfig
+from supervisor.cpu_busy import CpuBusy, usable_cpus
 from supervisor.exit_codes import EXIT_ERROR, EXIT_FORCED, EXIT_OK, EXIT_RESTART_STORM, EXIT_STARTUP
 from supervisor.health import forgive_suspension, liveness, readiness, stall_reason
+from supervisor.puller_count import BACKLOG_FRESH_S, STEER_INTERVAL_S, PullerCount
 from supervisor.relay import WRITER, Relay, decoder_name
 from supervisor.respawns import RespawnSchedule
 from supervisor.restarts import RestartPolicy
@@ -71,6 +74,7 @@ from supervisor.signal_queue import SignalQueue
 from supervisor.start_methods import child_contexts
 from supervisor.stopping import DONE, KILL_GRACE_S, GracefulStop
 from supervisor.throughput import SUMMARY_INTERVAL_S, ThroughputSummary
+from workers.pull_share import last_backlog_seen, set_allowed, shared_size
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,13 @@ class Supervisor:
         # When each decoder slot started its open pull, for `workers.pull_turns`. Shared
         # memory with no lock: a decoder killed while writing it can spoil only its own slot.
         self.pull_starts = self.decoder_context.RawArray("d", max(1, self.config.workers))
+        # How many decoders may pull while there is a backlog (`supervisor.puller_count`),
+        # and when each last saw one; shared the same way (`workers.pull_share`).
+        self.pull_share = self.decoder_context.RawArray("d", shared_size(self.config.workers))
+        self.puller_count = PullerCount(self.config.workers, usable_cpus())
+        set_allowed(self.pull_share, self.puller_count.allowed)
+        self.cpu_busy = CpuBusy()
+        self._next_steer = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -112,6 +123,7 @@ class Supervisor:
         self.signals.install(self._wake_w.fileno())
         for role in ("writer", "decoder"):
             metrics.CHILDREN_ALIVE.labels(role).set(0)
+        metrics.DECODERS_PULLING.set(self.puller_count.allowed)
         self.spawn_writer()
         for slot in range(self.config.workers):
             self.spawn_decoder(slot)
@@ -153,6 +165,7 @@ class Supervisor:
                 self.reap_child(child)
         self._handle_signals()
         self._check_stalls()
+        self._steer_pullers_if_due()
         self._respawn_due_children()
         self._advance_stop()
         self._log_summary_if_due()
@@ -178,7 +191,7 @@ class Supervisor:
         self._spawn(-1, writer_main, ())
 
     def spawn_decoder(self, slot: int) -> None:
-        self._spawn(slot, decoder_main, (slot, self.pull_starts))
+        self._spawn(slot, decoder_main, (slot, self.pull_starts, self.pull_share))
 
     def _spawn(self, slot: int, target, args: tuple) -> None:
         """Start the child for `slot` (-1: the writer), then hand it what it is owed."""
@@ -236,6 +249,18 @@ class Supervisor:
                 self.spawn_writer()
             else:
                 self.spawn_decoder(int(name.split("-")[1]))
+
+    def _steer_pullers_if_due(self) -> None:
+        """Tell the decoders how many of them may pull, from the last interval's backlog and
+        CPU (`supervisor.puller_count`)."""
+        now = time.monotonic()
+        if now < self._next_steer:
+            return
+        self._next_steer = now + STEER_INTERVAL_S
+        backlog = now - last_backlog_seen(self.pull_share) < BACKLOG_FRESH_S
+        allowed = self.puller_count.update(backlog, self.cpu_busy.fraction())
+        set_allowed(self.pull_share, allowed)
+        metrics.DECODERS_PULLING.set(allowed)
 
     # --- messages ---------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ CONTRACT_GAUGES = frozenset(
     {
         "miniscan_queue_depth",
         "miniscan_children_alive",
+        "miniscan_decoders_pulling",
         "miniscan_scans_rows",
         "miniscan_last_commit_timestamp_seconds",
         "miniscan_build_info",

@@ -22,6 +22,8 @@ from scan_traffic import (
 )
 from supervisor_harness import RunningSupervisor, pid_alive, wait_until
 
+from supervisor.cpu_busy import usable_cpus
+
 pytestmark = pytest.mark.emulator
 
 # A small in-flight budget keeps a 20,000-message drain going for several seconds even on a
@@ -103,6 +105,30 @@ def test_decoders_run_miniscan_whatever_the_working_directory_holds(
     wait_until(lambda: table_complete(tmp_path / "scans.db", workload), 60, "the full table")
     assert supervisor.stop() == 0
     assert not imported.exists(), f"imported from the working directory: {imported.read_text()}"
+
+
+def test_more_decoders_than_cpus_drain_exactly_and_all_pull_once_caught_up(
+    pubsub_target, run, tmp_path
+):
+    """While a backlog keeps the CPUs busy, only some decoders pull (`supervisor.
+    puller_count`); the table is exact either way, and a caught-up tree has all of them
+    waiting on long polls again."""
+    workers = max(4, usable_cpus() + 2)
+    workload = build_workload(messages=6000, keys=900, poison=3)
+    publish_all(pubsub_target.project, pubsub_target.topic, workload.payloads)
+    supervisor = run(workers=workers)
+    seen = set()
+
+    def complete() -> bool:
+        seen.add(supervisor.metrics().get("miniscan_decoders_pulling"))
+        return table_complete(tmp_path / "scans.db", workload)
+
+    wait_until(complete, 90, "the full table", every=0.05)
+    wait_until(lambda: supervisor.metrics().get("miniscan_decoders_pulling") == workers,
+               10, "every decoder pulling once caught up")  # fmt: skip
+    assert seen - {None} <= set(range(1, workers + 1)), seen
+    assert supervisor.stop() == 0
+    assert leftover_messages(pubsub_target) == 0
 
 
 def test_decoder_killed_under_load_is_restarted_and_nothing_is_lost(pubsub_target, run, tmp_path):

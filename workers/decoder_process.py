@@ -13,10 +13,12 @@ while the main loop keeps heartbeating with `pubsub_ok=False`; a settle call tha
 causes a redelivery. Only a pull hung past its own deadline ends the process.
 
 Three threads: the puller (pull, decode, send), the settler (`workers.settler`: ack, nack and
-lease calls, which may retry for seconds; acks queued behind a call are merged) and the main
-loop (supervisor messages, leases, heartbeats): the lifecycle of `contracts.lifecycle`; the
-first `run_once` starts the puller (after `Ready` was sent), `shutdown` stops it. When the
-subscription is caught up, the puller times its next pull by `workers.pull_turns`.
+lease calls, which may retry for seconds; acks queued behind a call, or expected to follow
+it, are merged) and the main loop (supervisor messages, leases, heartbeats): the lifecycle of
+`contracts.lifecycle`; the first `run_once` starts the puller (after `Ready` was sent),
+`shutdown` stops it. When the subscription is caught up, the puller times its next pull by
+`workers.pull_turns`; under a backlog it pulls only while the supervisor lets its slot
+(`workers.pull_share`), and says when its pulls come back full.
 
 Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
 message whose batch has not been committed.
@@ -46,6 +48,7 @@ from contracts.messages import (
 )
 from workers.held import HeldMessages
 from workers.pull_backoff import PullBackoff
+from workers.pull_share import PullShare
 from workers.pull_turns import PullTurns
 from workers.pulled import decode_pulled, rejected_batch
 from workers.settler import Settler, SettleRequest, count_outcome
@@ -57,6 +60,8 @@ HEARTBEAT_INTERVAL_S = 1.0
 MIN_ACK_DEADLINE_S = 10.0
 # Extend a lease when less than this is left on it; one extension round-trip fits easily.
 LEASE_MARGIN_S = 4.0
+# How often a decoder that may not pull now (`workers.pull_share`) looks again.
+SHARE_RECHECK_S = 0.05
 # A long poll returns as soon as messages arrive; this only bounds an idle pull.
 PULL_TIMEOUT_S = 10.0
 # A pull that has not returned long after its own deadline is a hung gRPC call: the main loop
@@ -84,6 +89,7 @@ class DecoderRole:
         pull_batch: int = 1000,
         lease_s: int = 10,
         pull_starts: MutableSequence[float] | None = None,
+        pull_share: MutableSequence[float] | None = None,
     ) -> None:
         self.slot = slot
         self.role = f"decoder-{slot}"
@@ -99,6 +105,7 @@ class DecoderRole:
         self.settler = Settler(subscription, self._settled)
         self.backoff = PullBackoff()
         self.turns = PullTurns(pull_starts, slot)  # shared with the tree's other decoders
+        self.share = PullShare(pull_share, slot)  # may this one pull now (a backlog)
         self._stop_pulling = threading.Event()
         self.pulling = True
         self.finished = False
@@ -178,6 +185,9 @@ class DecoderRole:
 
     def pull_once(self, timeout: float = PULL_TIMEOUT_S) -> int:
         """Pull and decode at most what fits in the in-flight budgets; return messages sent."""
+        if not self.share.may_pull():
+            self._stop_pulling.wait(SHARE_RECHECK_S)
+            return 0
         with self._room:
             size = self._pull_size()
             if size <= 0:
@@ -192,6 +202,8 @@ class DecoderRole:
         finally:
             self.pull_started_at = None
             self.turns.pull_returned(time.monotonic() - started, len(messages), size)
+            if self.turns.backlog:
+                self.share.saw_backlog(time.monotonic())
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))

@@ -1,0 +1,83 @@
+"""How many decoders pull while there is a backlog: the supervisor's rule, the CPU figure it
+steers by, and the decoders that obey it (`supervisor.puller_count`, `supervisor.cpu_busy`,
+`workers.pull_share`)."""
+
+from __future__ import annotations
+
+import time
+
+from test_supervisor_roles import decoder, pulled, received_batch
+
+from supervisor.cpu_busy import CpuBusy, usable_cpus
+from supervisor.puller_count import GROW_BELOW, SHRINK_ABOVE, PullerCount
+from workers.pull_share import PullShare, last_backlog_seen, set_allowed, shared_size
+
+BUSY = (SHRINK_ABOVE + 1.0) / 2
+IDLE = GROW_BELOW / 2
+STEADY = (GROW_BELOW + SHRINK_ABOVE) / 2
+
+
+def test_a_backlog_on_busy_cpus_is_pulled_by_one_decoder_a_cpu_and_caught_up_by_all():
+    count = PullerCount(workers=8, cpus=2)
+    assert count.allowed == 2  # a tree that starts usually finds a backlog
+    assert count.update(backlog=True, cpu_busy=BUSY) == 2  # never below one a CPU
+    assert count.update(backlog=True, cpu_busy=STEADY) == 2
+    assert count.update(backlog=False, cpu_busy=BUSY) == 8  # caught up: every long poll helps
+    assert count.update(backlog=False, cpu_busy=IDLE) == 8
+    assert count.update(backlog=True, cpu_busy=STEADY) == 2  # a new backlog starts low again
+
+
+def test_idle_cpus_under_a_backlog_add_pullers_up_to_workers_and_busy_ones_take_them_back():
+    # Real Pub/Sub: pulls wait on the network, the CPUs idle, more pullers drain faster.
+    count = PullerCount(workers=8, cpus=2)
+    grown = [count.update(backlog=True, cpu_busy=IDLE) for _ in range(8)]
+    assert grown == [3, 4, 5, 6, 7, 8, 8, 8]
+    assert count.update(backlog=True, cpu_busy=STEADY) == 8
+    shrunk = [count.update(backlog=True, cpu_busy=BUSY) for _ in range(8)]
+    assert shrunk == [7, 6, 5, 4, 3, 2, 2, 2]
+
+
+def test_without_a_cpu_figure_everyone_pulls_and_the_next_backlog_starts_low():
+    count = PullerCount(workers=8, cpus=2)
+    assert count.update(backlog=True, cpu_busy=None) == 8  # no /proc/stat: as before
+    assert count.update(backlog=True, cpu_busy=BUSY) == 2
+    assert PullerCount(workers=1, cpus=4).update(backlog=True, cpu_busy=BUSY) == 1
+    assert PullerCount(workers=3, cpus=16).allowed == 3  # more CPUs than decoders
+
+
+def test_cpu_busy_reads_the_fraction_between_calls_from_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n")
+    busy = CpuBusy(str(stat))
+    assert busy.fraction() is None  # no time passed
+    stat.write_text("cpu  160 0 70 800 70 0 0 0 0 0\n")  # +80 busy, +20 iowait of +100
+    assert busy.fraction() == 0.8
+    stat.write_text("not a stat file\n")
+    assert busy.fraction() is None
+    assert CpuBusy(str(tmp_path / "missing")).fraction() is None
+    real = CpuBusy()
+    sum(i * i for i in range(2_000_000))  # a little CPU, so that ticks pass
+    fraction = real.fraction()
+    assert fraction is None or 0.0 <= fraction <= 1.0
+    assert usable_cpus() >= 1
+
+
+def test_a_decoder_pulls_only_while_its_slot_is_allowed_and_marks_a_backlog():
+    shared = [0.0] * shared_size(2)
+    set_allowed(shared, 1)
+    pulls = [pulled(10), pulled(3, start=10)]
+    role, subscription, supervisor_end = decoder(pulls, max_in_flight=100)
+    role.share = PullShare(shared, slot=0)
+    assert role.pull_once() == 10  # slot 0 < 1: may pull; 10 of the 10 asked: a backlog
+    received_batch(supervisor_end)
+    assert last_backlog_seen(shared) > 0.0
+    role.share = PullShare(shared, slot=1)
+    started = time.monotonic()
+    assert role.pull_once() == 0  # slot 1 may not: no pull, a short wait
+    assert subscription.pull_calls == 1
+    assert time.monotonic() - started < 5
+    set_allowed(shared, 2)
+    assert role.pull_once() == 3
+    assert subscription.pull_calls == 2
+    assert PullShare(None, slot=5).may_pull()  # a lone decoder always may
