@@ -21,7 +21,6 @@ from test_supervisor_roles import (
 from broker.subscription import PubSubOutage, PulledMessage
 from contracts import messages, metrics
 from workers import pull_turns
-from workers import settler as settler_module
 from workers.held import HeldMessages
 from workers.pull_backoff import PullBackoff
 from workers.pull_turns import PullTurns
@@ -242,83 +241,6 @@ def test_acks_queued_behind_a_call_go_out_in_one_call_and_each_is_reported():
     assert subscription.nacked == ["e"]
     assert outcomes == [("ack", 1), ("ack", 2), ("ack", 1), ("nack", 1), ("ack", 1)]
     assert settler.close(5)
-
-
-class CallLog(RecordingSubscription):
-    """Records each settle call (kind, ids, monotonic time) as it is made."""
-
-    def __init__(self):
-        super().__init__([])
-        self.calls: list[tuple[str, list[str], float]] = []
-
-    def acknowledge(self, ack_ids, deadline=None):
-        self.calls.append(("ack", list(ack_ids), time.monotonic()))
-        super().acknowledge(ack_ids)
-
-    def nack(self, ack_ids, deadline=None):
-        self.calls.append(("nack", list(ack_ids), time.monotonic()))
-        super().nack(ack_ids)
-
-
-def test_an_ack_that_more_will_follow_waits_for_them_and_the_last_goes_at_once(monkeypatch):
-    monkeypatch.setattr(settler_module, "ACK_LINGER_S", 30.0)  # only the next ack ends it
-    subscription = CallLog()
-    outcomes: list[tuple[str, int]] = []
-    settler = Settler(subscription, lambda r, e: outcomes.append((r.kind, len(r.ack_ids))))
-    started = time.monotonic()
-    settler.submit("ack", ["a"], more_coming=True)
-    time.sleep(0.2)  # the settler is idle meanwhile: without the linger "a" went alone
-    settler.submit("ack", ["b", "c"], more_coming=True)
-    time.sleep(0.2)
-    settler.submit("ack", ["d"])  # nothing else on its way: the group goes now
-    assert settler.wait_idle(10)
-    assert [(kind, ids) for kind, ids, _ in subscription.calls] == [("ack", ["a", "b", "c", "d"])]
-    assert subscription.calls[0][2] - started < 10  # ended by "d", not by the 30 s linger
-    assert outcomes == [("ack", 1), ("ack", 2), ("ack", 1)]  # one report per request
-    settler.submit("ack", ["e"])  # alone and last: no wait at all
-    assert settler.wait_idle(10)
-    assert subscription.calls[-1][1] == ["e"]
-    assert settler.close(5)
-
-
-def test_a_lingering_ack_goes_out_after_the_linger_or_before_whatever_comes_next(monkeypatch):
-    monkeypatch.setattr(settler_module, "ACK_LINGER_S", 0.3)
-    subscription = CallLog()
-    settler = Settler(subscription, lambda r, e: None)
-    queued = time.monotonic()
-    settler.submit("ack", ["a"], more_coming=True)  # the acks it expects never come
-    assert settler.wait_idle(10)
-    assert [ids for _, ids, _ in subscription.calls] == [["a"]]
-    assert subscription.calls[0][2] - queued >= 0.3
-    monkeypatch.setattr(settler_module, "ACK_LINGER_S", 30.0)
-    settler.submit("ack", ["b"], more_coming=True)
-    settler.submit("nack", ["x"], why="test")  # ends the group and keeps its place
-    assert settler.wait_idle(10)
-    after = [(kind, ids) for kind, ids, _ in subscription.calls[1:]]
-    assert after == [("ack", ["b"]), ("nack", ["x"])]
-    settler.submit("ack", ["c"], more_coming=True)
-    closing = time.monotonic()
-    assert settler.close(5)  # stopping ends the linger: what is queued goes out now
-    assert subscription.calls[-1][1] == ["c"] and subscription.calls[-1][2] - closing < 5
-
-
-def test_a_decoder_says_more_acks_follow_while_it_holds_messages_on_their_way():
-    role, _, supervisor_end = decoder([pulled(4)])
-    asked: list[tuple[list[str], bool]] = []
-    submit = role.settler.submit
-
-    def recording_submit(kind, ack_ids, seconds=0, why="", more_coming=False):
-        if kind == "ack":
-            asked.append((list(ack_ids), more_coming))
-        submit(kind, ack_ids, seconds, why, more_coming)
-
-    role.settler.submit = recording_submit
-    assert role.pull_once() == 4
-    received_batch(supervisor_end)
-    role.handle(messages.AckBatch(slot=0, ack_ids=["ack-0", "ack-1"]))
-    role.handle(messages.AckBatch(slot=0, ack_ids=["ack-2", "ack-3"]))
-    settled(role)
-    assert asked == [(["ack-0", "ack-1"], True), (["ack-2", "ack-3"], False)]
 
 
 def test_observe_many_fills_the_histogram_exactly_as_observing_one_by_one():

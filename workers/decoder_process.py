@@ -13,8 +13,8 @@ while the main loop keeps heartbeating with `pubsub_ok=False`; a settle call tha
 causes a redelivery. Only a pull hung past its own deadline ends the process.
 
 Three threads: the puller (pull, decode, send), the settler (`workers.settler`: ack, nack and
-lease calls, which may retry for seconds; acks queued behind a call, or expected to follow
-it, are merged) and the main loop (supervisor messages, leases, heartbeats): the lifecycle of
+lease calls, which may retry for seconds; acks queued behind a call are merged) and the
+main loop (supervisor messages, leases, heartbeats): the lifecycle of
 `contracts.lifecycle`; the first `run_once` starts the puller (after `Ready` was sent),
 `shutdown` stops it. When the subscription is caught up, the puller times its next pull by
 `workers.pull_turns`; under a backlog it pulls only while the supervisor lets its slot
@@ -242,9 +242,7 @@ class DecoderRole:
         with self._room:
             self.held.release(ack_ids)
             self._room_changed()
-            # What is still held is on its way to the writer: its acks will follow.
-            more_coming = len(self.held) > 0
-        self.settler.submit("ack", ack_ids, more_coming=more_coming)
+        self.settler.submit("ack", ack_ids)
 
     def dead_letter_rejected(self, rejected: tuple[tuple[str, str], ...]) -> None:
         """Send records the database refused back as dead letters with the bytes received.

@@ -4,7 +4,7 @@ Owns: one worker thread per decoder that performs the Pub/Sub calls which settle
 what the decoder holds, in the order they were asked for, each retried on transient errors
 for its own deadline (`broker.subscription`), and reports every outcome through a callback.
 Acks that queued up behind a call are merged into the next one (one outcome still reported
-per request), and an ack that more acks will follow lingers for them (`ACK_LINGER_S`).
+per request).
 Why a thread: in an outage each call may retry for many seconds, and on the decoder's main
 loop that stopped the heartbeats until the supervisor killed the decoder as stalled (issue
 12: "the shutdown nack retries for 30 s on the thread that also extends leases and
@@ -37,15 +37,6 @@ EXTEND_DEADLINE_S = 8.0
 NACK_DEADLINE_S = 10.0
 # At most this many ack ids in one merged call (the broker chunks each call by 1,000).
 ACK_GROUP_MAX = 5000
-# How long an ack the decoder expects more acks after (it still holds messages that are on
-# their way to the writer) waits for them, to go out in one call. Each call costs ~250 us
-# of the decoder's CPU and some of Pub/Sub's, whatever it carries (RESULTS "fourth pass"),
-# and at `--workers 8` every commit sent an ack to each of eight decoders. Nothing waits
-# on an ack but the lease, which runs for seconds: the row is visible at the commit and the
-# decoder's budget is freed when the writer's AckBatch arrives. Google's client library
-# batches its acks the same way (10 ms). The last ack of a burst never waits: with nothing
-# left on its way, the decoder says no more will follow.
-ACK_LINGER_S = 0.05
 _NOTHING = object()
 
 
@@ -56,7 +47,6 @@ class SettleRequest:
     seconds: int = 0  # the new lease, for "extend"
     why: str = ""  # for the log, for "nack"
     queued_at: float = 0.0  # monotonic
-    more_coming: bool = False  # for "ack": more acks are expected soon, worth waiting for
 
 
 Outcome = Callable[[SettleRequest, Exception | None], None]
@@ -72,18 +62,11 @@ class Settler:
         self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
         self._thread.start()
 
-    def submit(
-        self, kind: str, ack_ids: list[str], seconds: int = 0, why: str = "",
-        more_coming: bool = False,
-    ) -> None:  # fmt: skip
-        """Queue a call. `more_coming` (acks only): the caller expects more acks soon; this
-        one may wait up to ACK_LINGER_S for them, to go out in one call."""
+    def submit(self, kind: str, ack_ids: list[str], seconds: int = 0, why: str = "") -> None:
         if ack_ids:
             with self._idle:
                 self._unfinished += 1
-            self._requests.put(
-                SettleRequest(kind, ack_ids, seconds, why, time.monotonic(), more_coming)
-            )
+            self._requests.put(SettleRequest(kind, ack_ids, seconds, why, time.monotonic()))
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every request submitted so far has been performed and reported."""
@@ -105,32 +88,22 @@ class Settler:
                 return
             group = [request]
             if request.kind == "ack":
-                carried = self._gather_acks(group)
+                # Acks that queued up while the last call ran go out in one call: under load
+                # the writer's commits outpace the round trips, and each call costs the
+                # decoder and Pub/Sub about as much as 100 ids more (issue 13). Order is
+                # kept: the first request of another kind ends the group and goes next.
+                count = len(request.ack_ids)
+                while count < ACK_GROUP_MAX:
+                    try:
+                        following = self._requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if following is None or following.kind != "ack":
+                        carried = following
+                        break
+                    group.append(following)
+                    count += len(following.ack_ids)
             self._perform_group(group)
-
-    def _gather_acks(self, group: list[SettleRequest]) -> SettleRequest | object | None:
-        """Add to `group` the acks queued behind it and, while the last one says more are
-        coming, those that arrive within ACK_LINGER_S of the first. Returns the request that
-        ended the group (another kind, or None to stop), to go next; order is kept.
-
-        Acks that queued up while the last call ran go out in one call: under load the
-        writer's commits outpace the round trips, and each call costs the decoder and
-        Pub/Sub about as much as 100 ids more (issue 13)."""
-        count = len(group[0].ack_ids)
-        linger_until = group[0].queued_at + ACK_LINGER_S
-        while count < ACK_GROUP_MAX:
-            wait = linger_until - time.monotonic() if group[-1].more_coming else 0.0
-            try:
-                following = (
-                    self._requests.get(timeout=wait) if wait > 0 else self._requests.get_nowait()
-                )
-            except queue.Empty:
-                return _NOTHING
-            if following is None or following.kind != "ack":
-                return following
-            group.append(following)
-            count += len(following.ack_ids)
-        return _NOTHING
 
     def _perform_group(self, group: list[SettleRequest]) -> None:
         """Perform the group's requests in one call (they are of one kind); report each."""
