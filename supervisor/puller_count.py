@@ -24,7 +24,7 @@ or above `workers`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STEER_INTERVAL_S = 0.1
 # A decoder's full pull counts as "a backlog now" for this long.
@@ -38,7 +38,8 @@ class PullerCount:
     workers: int
     cpus: int
     backlog: bool = True  # steering a backlog; a tree that starts usually has one
-    allowed: int = 0
+    floor: int = field(init=False)  # one puller per CPU, at most `workers`, at least one
+    allowed: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.floor = max(1, min(self.workers, self.cpus))
