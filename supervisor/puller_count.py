@@ -6,6 +6,8 @@ since the last time (0..1, or None where that cannot be read), and which answers
 decoders may pull (`workers.pull_share` carries the answer to them).
 
 The rule:
+- At start: one puller per CPU (a tree that starts usually finds a backlog), until some
+  decoder's pull has returned and shown whether there is one.
 - No backlog (the subscription is caught up): every decoder pulls. Their long polls wait
   for new messages, and more of them waiting means a new message is picked up sooner
   (`workers.pull_turns`).
@@ -45,8 +47,11 @@ class PullerCount:
         self.floor = max(1, min(self.workers, self.cpus))
         self.allowed = self.floor if self.backlog else self.workers
 
-    def update(self, backlog: bool, cpu_busy: float | None) -> int:
-        """How many decoders may pull, given the last interval."""
+    def update(self, backlog: bool | None, cpu_busy: float | None) -> int:
+        """How many decoders may pull, given the last interval. `backlog` None: no decoder's
+        pull has returned yet, so the count stays what the tree started with."""
+        if backlog is None:
+            return self.allowed
         if not backlog or cpu_busy is None:
             # Caught up, or nothing to steer by (no /proc/stat): everyone pulls.
             self.allowed = self.workers

@@ -74,7 +74,7 @@ from supervisor.signal_queue import SignalQueue
 from supervisor.start_methods import child_contexts
 from supervisor.stopping import DONE, KILL_GRACE_S, GracefulStop
 from supervisor.throughput import SUMMARY_INTERVAL_S, ThroughputSummary
-from workers.pull_share import last_backlog_seen, set_allowed, shared_size
+from workers.pull_share import any_pull_returned, last_backlog_seen, set_allowed, shared_size
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,9 @@ class Supervisor:
         if now < self._next_steer:
             return
         self._next_steer = now + STEER_INTERVAL_S
-        backlog = now - last_backlog_seen(self.pull_share) < BACKLOG_FRESH_S
+        backlog = None  # no pull has returned yet: nobody knows
+        if any_pull_returned(self.pull_share):
+            backlog = now - last_backlog_seen(self.pull_share) < BACKLOG_FRESH_S
         allowed = self.puller_count.update(backlog, self.cpu_busy.fraction())
         set_allowed(self.pull_share, allowed)
         metrics.DECODERS_PULLING.set(allowed)

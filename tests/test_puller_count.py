@@ -10,7 +10,13 @@ from test_supervisor_roles import decoder, pulled, received_batch
 
 from supervisor.cpu_busy import CpuBusy, usable_cpus
 from supervisor.puller_count import GROW_BELOW, SHRINK_ABOVE, PullerCount
-from workers.pull_share import PullShare, last_backlog_seen, set_allowed, shared_size
+from workers.pull_share import (
+    PullShare,
+    any_pull_returned,
+    last_backlog_seen,
+    set_allowed,
+    shared_size,
+)
 
 BUSY = (SHRINK_ABOVE + 1.0) / 2
 IDLE = GROW_BELOW / 2
@@ -20,6 +26,8 @@ STEADY = (GROW_BELOW + SHRINK_ABOVE) / 2
 def test_a_backlog_on_busy_cpus_is_pulled_by_one_decoder_a_cpu_and_caught_up_by_all():
     count = PullerCount(workers=8, cpus=2)
     assert count.allowed == 2  # a tree that starts usually finds a backlog
+    assert count.update(backlog=None, cpu_busy=IDLE) == 2  # no pull returned yet: unknown
+    assert count.update(backlog=None, cpu_busy=None) == 2
     assert count.update(backlog=True, cpu_busy=BUSY) == 2  # never below one a CPU
     assert count.update(backlog=True, cpu_busy=STEADY) == 2
     assert count.update(backlog=False, cpu_busy=BUSY) == 8  # caught up: every long poll helps
@@ -63,21 +71,27 @@ def test_cpu_busy_reads_the_fraction_between_calls_from_proc_stat(tmp_path):
     assert usable_cpus() >= 1
 
 
-def test_a_decoder_pulls_only_while_its_slot_is_allowed_and_marks_a_backlog():
+def test_a_decoder_pulls_only_while_its_slot_is_allowed_and_says_what_its_pulls_showed():
     shared = [0.0] * shared_size(2)
     set_allowed(shared, 1)
     pulls = [pulled(10), pulled(3, start=10)]
     role, subscription, supervisor_end = decoder(pulls, max_in_flight=100)
     role.share = PullShare(shared, slot=0)
+    assert not any_pull_returned(shared)
     assert role.pull_once() == 10  # slot 0 < 1: may pull; 10 of the 10 asked: a backlog
     received_batch(supervisor_end)
+    assert any_pull_returned(shared)
     assert last_backlog_seen(shared) > 0.0
     role.share = PullShare(shared, slot=1)
     started = time.monotonic()
     assert role.pull_once() == 0  # slot 1 may not: no pull, a short wait
     assert subscription.pull_calls == 1
     assert time.monotonic() - started < 5
-    set_allowed(shared, 2)
-    assert role.pull_once() == 3
+    caught_up = [0.0] * shared_size(2)
+    set_allowed(caught_up, 2)
+    role.share = PullShare(caught_up, slot=1)
+    assert role.pull_once() == 3  # fewer than asked: returned, and no backlog marked
     assert subscription.pull_calls == 2
+    assert any_pull_returned(caught_up)
+    assert last_backlog_seen(caught_up) == 0.0
     assert PullShare(None, slot=5).may_pull()  # a lone decoder always may

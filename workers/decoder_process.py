@@ -201,9 +201,9 @@ class DecoderRole:
             messages = self.subscription.pull(size, timeout=timeout)
         finally:
             self.pull_started_at = None
-            self.turns.pull_returned(time.monotonic() - started, len(messages), size)
-            if self.turns.backlog:
-                self.share.saw_backlog(time.monotonic())
+            returned = time.monotonic()
+            self.turns.pull_returned(returned - started, len(messages), size)
+            self.share.pull_returned(returned, full=self.turns.backlog)
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))

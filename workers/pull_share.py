@@ -2,8 +2,9 @@
 
 Owns: the layout of a small array shared by the supervisor and every decoder (element 0:
 how many decoders may pull now, set by the supervisor's `supervisor.puller_count`; element
-1 + slot: the monotonic time that slot's last pull came back full), and one decoder's view
-of it, `PullShare`: may this slot pull now, and "my pull came back full" (a backlog).
+1: the monotonic time any decoder's pull last returned, 0.0 until one has; element 2 +
+slot: the monotonic time that slot's last pull came back full), and one decoder's view of
+it, `PullShare`: may this slot pull now, and "my pull returned, full (a backlog) or not".
 
 Why (issue 13, bench/RESULTS.md "fourth pass"): with eight decoders on two cores and a
 backlog on a local emulator, the work spread over eight processes, each running an eighth
@@ -24,11 +25,13 @@ from __future__ import annotations
 from collections.abc import MutableSequence
 
 _ALLOWED = 0  # element 0: how many decoders may pull now (slots below it may)
+_ANY_RETURNED = 1  # element 1: when any pull last returned (0.0: none has yet)
+_FIRST_SLOT = 2  # element 2 + slot: when that slot's last pull came back full
 
 
 def shared_size(workers: int) -> int:
     """Elements of the shared array for a tree of `workers` decoders."""
-    return 1 + max(1, workers)
+    return _FIRST_SLOT + max(1, workers)
 
 
 def set_allowed(shared: MutableSequence[float], count: int) -> None:
@@ -41,7 +44,12 @@ def allowed(shared: MutableSequence[float]) -> int:
 
 def last_backlog_seen(shared: MutableSequence[float]) -> float:
     """The latest monotonic time any decoder's pull came back full (0.0: never)."""
-    return max(shared[1:], default=0.0)
+    return max(shared[_FIRST_SLOT:], default=0.0)
+
+
+def any_pull_returned(shared: MutableSequence[float]) -> bool:
+    """Has any decoder's pull returned yet? Until then, nobody knows if there is a backlog."""
+    return shared[_ANY_RETURNED] > 0.0
 
 
 class PullShare:
@@ -54,7 +62,11 @@ class PullShare:
     def may_pull(self) -> bool:
         return self.shared is None or self.slot < allowed(self.shared)
 
-    def saw_backlog(self, now: float) -> None:
-        """This decoder's last pull came back full: more messages are waiting."""
-        if self.shared is not None and 1 + self.slot < len(self.shared):
-            self.shared[1 + self.slot] = now
+    def pull_returned(self, now: float, full: bool) -> None:
+        """This decoder's pull returned; `full`: it got all it asked for, so more messages
+        are waiting (a backlog)."""
+        if self.shared is None:
+            return
+        self.shared[_ANY_RETURNED] = now
+        if full and _FIRST_SLOT + self.slot < len(self.shared):
+            self.shared[_FIRST_SLOT + self.slot] = now
