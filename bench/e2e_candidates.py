@@ -204,21 +204,26 @@ def run_script(
         kill_tree(process)
 
 
-def run_raw(testbed: Testbed, target: Target, messages: int, hold_pulls: int = 0) -> RunFigures:
-    """`raw` (hold_pulls 0) or `raw-held` (1): see e2e_raw.py."""
+def run_raw(
+    testbed: Testbed, target: Target, messages: int, hold_pulls: int = 0, processes: int = 1
+) -> RunFigures:
+    """`raw` (hold_pulls 0) or `raw-held` (1), in `processes` processes at once: e2e_raw.py."""
     name = "raw" if hold_pulls == 0 else "raw-held"
     measurement, code = run_script(
-        testbed, name, "e2e_raw.py", target, messages, "--hold-pulls", str(hold_pulls)
-    )
+        testbed, name, "e2e_raw.py", target, messages,
+        "--hold-pulls", str(hold_pulls), "--processes", str(processes),
+    )  # fmt: skip
     return measurement.figures(messages, None, code)
 
 
-def drain_raw(testbed: Testbed, payloads: Sequence[bytes], hold_pulls: int = 0) -> RunFigures:
+def drain_raw(
+    testbed: Testbed, payloads: Sequence[bytes], hold_pulls: int = 0, processes: int = 1
+) -> RunFigures:
     """`run_raw` on a fresh subscription holding `payloads`, deleted afterwards."""
     target = create_target("raw" if hold_pulls == 0 else f"hold-{hold_pulls}")
     try:
         publish_backlog(target, payloads)
-        return run_raw(testbed, target, len(payloads), hold_pulls=hold_pulls)
+        return run_raw(testbed, target, len(payloads), hold_pulls, processes)
     finally:
         delete_target(target)
 

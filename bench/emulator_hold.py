@@ -11,11 +11,15 @@ acks each pull before the next, so it never pays; any consumer that acks only af
 commit must pull while its last messages are being written, so it always does.
 
 This runs the bare loop (`e2e_raw.py`) holding the last K pulls unacknowledged for each K
-given, on fresh subscriptions of the same backlog, in rounds, and prints msgs/s and the
-server's CPU per message, with the ratio to K=0 in the same round.
+given, in P processes at once for each P of `--pullers`, on fresh subscriptions of the same
+backlog, in rounds, and prints msgs/s and the server's CPU per message, with the ratio to
+the round's first case (P=1, K=0 by default: `raw`). Two processes that each hold a pull
+are the most an acknowledge-after-commit consumer with two pullers could reach if its own
+work cost nothing (RESULTS "fifth pass").
 
-    .venv/bin/python bench/emulator_hold.py [--n 50000] [--hold-pulls 0,1,3,10,20] [--rounds 2]
-        [--warm-up 100000] [--emulator-host HOST:PORT  (one already running: its CPU unmeasured)]
+    .venv/bin/python bench/emulator_hold.py [--n 50000] [--hold-pulls 0,1,3,10,20]
+        [--pullers 1] [--rounds 2] [--warm-up 100000]
+        [--emulator-host HOST:PORT  (one already running: its CPU unmeasured)]
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from scanner.workload import build_workload
 WARM_UP = 100_000
 
 
-def drain(testbed: Testbed, payloads: list[bytes], hold_pulls: int) -> tuple[float, float]:
+def drain(
+    testbed: Testbed, payloads: list[bytes], hold_pulls: int, pullers: int = 1
+) -> tuple[float, float]:
     """msgs/s and the server's CPU us a message, one fresh subscription."""
-    figures = drain_raw(testbed, payloads, hold_pulls)
+    figures = drain_raw(testbed, payloads, hold_pulls, pullers)
     return figures.rate, 1e6 * figures.emulator_cpu_s / len(payloads)
 
 
@@ -50,11 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--hold-pulls", default="0,1,3,10,20")
+    parser.add_argument("--pullers", default="1", help="processes pulling at once, e.g. 1,2")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warm-up", type=int, default=WARM_UP, help="messages, not timed")
     parser.add_argument("--emulator-host")
     options = parser.parse_args(argv)
-    holds = [int(k) for k in options.hold_pulls.split(",")]
+    cases = [
+        (int(p), int(k)) for p in options.pullers.split(",") for k in options.hold_pulls.split(",")
+    ]
     payloads = build_workload(options.n, max(1, options.n // 4), 0).payloads
     with (
         tempfile.TemporaryDirectory(prefix="emulator-hold-") as workdir,
@@ -76,21 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         if options.warm_up:  # the emulator's JIT is cold at first
             warm_up = build_workload(options.warm_up, max(1, options.warm_up // 4), 1)
             drain(testbed, warm_up.payloads, 0)
-        results: dict[int, list[tuple[float, float, float]]] = {k: [] for k in holds}
+        results: dict[tuple[int, int], list[tuple[float, float, float]]] = {c: [] for c in cases}
         for _ in range(options.rounds):
             first = None
-            for k in holds:
-                rate, cpu_us = drain(testbed, payloads, k)
+            for pullers, k in cases:
+                rate, cpu_us = drain(testbed, payloads, k, pullers)
                 first = rate if first is None else first
-                results[k].append((rate, cpu_us, rate / first))
-    print("| pulls held | msgs/s (each round) | server CPU us/msg | vs first |")
-    print("|--:|--:|--:|--:|")
-    for k, rows in results.items():
+                results[pullers, k].append((rate, cpu_us, rate / first))
+    print("| pullers | pulls held | msgs/s (each round) | server CPU us/msg | vs first |")
+    print("|--:|--:|--:|--:|--:|")
+    for (pullers, k), rows in results.items():
         rates = ", ".join(f"{rate:,.0f}" for rate, _, _ in rows)
         cpu = statistics.median(c for _, c, _ in rows)
         share = statistics.median(s for _, _, s in rows)
         cpu_text = "-" if math.isnan(cpu) else f"{cpu:.1f}"
-        print(f"| {k} | {rates} | {cpu_text} | {share:.2f}x |")
+        print(f"| {pullers} | {k} | {rates} | {cpu_text} | {share:.2f}x |")
     return 0
 
 
