@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import apsw
-from e2e_procs import ProcessFigures, TreeSampler, cpu_between, read_cpu_s, tree_pids
+from e2e_procs import (
+    ProcessFigures,
+    TreeSampler,
+    cpu_between,
+    read_cpu_s,
+    read_jit_cpu_s,
+    tree_pids,
+)
 from e2e_pubsub import Target, create_target, delete_target, publish_backlog
 
 from demo.launch import SupervisorProcess, SupervisorSettings, child_env, launch_supervisor
@@ -64,6 +71,12 @@ class Testbed:
             return math.nan
         return sum(cpu for pid in tree_pids(self.emulator_pid) if (cpu := read_cpu_s(pid)))
 
+    def emulator_jit_s(self) -> float:
+        """What of `emulator_cpu_s` went to compiling the emulator (Google's is a JVM)."""
+        if self.emulator_pid is None:
+            return math.nan
+        return sum(read_jit_cpu_s(pid) for pid in tree_pids(self.emulator_pid))
+
 
 @dataclass
 class RunFigures:
@@ -83,6 +96,7 @@ class RunFigures:
     all_rates: list[float] = field(default_factory=list)  # of every repeat, when repeated
     peak_tree_pss_kib: int = 0  # shared pages counted once
     first_row_s: float = math.nan  # spawn -> the first message acknowledged (miniscan)
+    emulator_jit_s: float = math.nan  # of emulator_cpu_s: its JIT compiling, ready -> done
 
     @property
     def rate(self) -> float:
@@ -101,23 +115,25 @@ class Measurement:
         self.testbed = testbed
         self.sampler = TreeSampler(process.pid).start()
         self.spawned_at = time.time()
-        self._ready: tuple[float, dict[int, float], float] | None = None
-        self._done: tuple[float, dict[int, float], float] | None = None
+        # (when, the tree's CPU by pid, the emulator's CPU, its JIT's CPU)
+        self._ready: tuple[float, dict[int, float], float, float] | None = None
+        self._done: tuple[float, dict[int, float], float, float] | None = None
 
     def mark_ready(self, at: float) -> None:
-        self._ready = (at, self.sampler.cpu_snapshot(), self.testbed.emulator_cpu_s())
+        self._ready = (at, self.sampler.cpu_snapshot(), *self._emulator_cpu())
 
     def mark_done(self, at: float) -> None:
-        self._done = (at, self.sampler.cpu_snapshot(), self.testbed.emulator_cpu_s())
+        self._done = (at, self.sampler.cpu_snapshot(), *self._emulator_cpu())
+
+    def _emulator_cpu(self) -> tuple[float, float]:
+        return self.testbed.emulator_cpu_s(), self.testbed.emulator_jit_s()
 
     def figures(self, messages: int, rows: int | None, exit_code: int | None) -> RunFigures:
         self.sampler.stop()
         if self._ready is None or self._done is None:
             raise RuntimeError("mark_ready and mark_done first")
-        (ready_at, ready_cpu, ready_emulator), (done_at, done_cpu, done_emulator) = (
-            self._ready,
-            self._done,
-        )
+        ready_at, ready_cpu, ready_emulator, ready_jit = self._ready
+        done_at, done_cpu, done_emulator, done_jit = self._done
         processes = self.sampler.figures()
         for process in processes:  # CPU of the measured interval, not of the whole life
             process.cpu_s = done_cpu.get(process.pid, 0.0) - ready_cpu.get(process.pid, 0.0)
@@ -133,6 +149,7 @@ class Measurement:
             rows_wrong=rows,
             exit_code=exit_code,
             peak_tree_pss_kib=self.sampler.peak_tree_pss_kib,
+            emulator_jit_s=done_jit - ready_jit,
         )
 
 

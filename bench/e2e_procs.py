@@ -5,8 +5,9 @@ so the parent of every process is read from /proc/<pid>/stat), reading resident 
 (VmRSS, and VmHWM: the kernel's own peak, so a spike between two samples is not missed),
 proportional memory (Pss from /proc/<pid>/smaps_rollup: a page shared by n processes counts
 1/n in each, so the tree's sum counts shared pages once, which RSS sums do not) and CPU time
-(utime + stime), and a background sampler that keeps, for every process it saw, the last CPU
-time and the peak memory, plus the peaks of the tree's summed RSS and summed PSS.
+(utime + stime; of a JVM, also its JIT compiler threads' share), and a background sampler
+that keeps, for every process it saw, the last CPU time and the peak memory, plus the peaks
+of the tree's summed RSS and summed PSS.
 
 Never: signal or wait for the processes it watches; a process that exits between two
 samples keeps the figures of its last sample.
@@ -97,15 +98,40 @@ def read_pss_kib(pid: int) -> int | None:
     return None
 
 
-def read_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds the process has used so far."""
+def read_cpu_s(pid: int, stat_path: str | None = None) -> float | None:
+    """User + system CPU seconds the process (or, given `stat_path`, one of its threads)
+    has used so far."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
+        with open(stat_path or f"/proc/{pid}/stat", "rb") as stat:
             text = stat.read()
     except OSError:
         return None
     fields = text[text.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+# A JVM names its just-in-time compiler threads "C1 CompilerThread0", "C2 CompilerThread1"...
+# (a thread's comm is cut at 15 characters: "C2 CompilerThre").
+JIT_THREAD_PREFIXES = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def read_jit_cpu_s(pid: int) -> float:
+    """CPU seconds a JVM's JIT compiler threads have used so far (0.0 for any other
+    process): the emulator compiling its own code, which is not serving anybody."""
+    total = 0.0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+                name = comm.read().strip()
+        except OSError:
+            continue
+        if name.startswith(JIT_THREAD_PREFIXES):
+            total += read_cpu_s(pid, f"/proc/{pid}/task/{tid}/stat") or 0.0
+    return total
 
 
 def command_name(pid: int) -> str:

@@ -10,6 +10,7 @@ arithmetic and where a run lands in RESULTS.md. The backlog and its expected tab
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -22,9 +23,9 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from e2e_candidates import RunFigures  # noqa: E402
 from e2e_latency import histogram_quantile, percentile  # noqa: E402
-from e2e_procs import ProcessFigures  # noqa: E402
+from e2e_procs import ProcessFigures, read_cpu_s, read_jit_cpu_s  # noqa: E402
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
-from e2e_report import SECTION, record_run  # noqa: E402
+from e2e_report import SECTION, emulator_seconds, record_run  # noqa: E402
 from e2e_verdicts import worst_growth  # noqa: E402
 
 
@@ -124,3 +125,33 @@ def test_memory_growth_compares_only_processes_that_live_through_the_drain() -> 
     assert worst_growth(small, big) == pytest.approx(57_000 / 56_000)
     grown = run(200_000, {"writer": 40_000, "decoder-0": 57_000, "spawned check": 62_000})
     assert worst_growth(small, grown) == pytest.approx(40_000 / 32_000)
+
+
+def java_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() == "java":
+                    pids.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+@pytest.mark.emulator
+def test_the_emulators_jit_is_told_apart_from_the_rest_of_its_cpu(pubsub_emulator: str) -> None:
+    assert read_jit_cpu_s(os.getpid()) == 0.0  # no JIT compiler threads in Python
+    jvms = java_pids()
+    if not jvms:
+        pytest.skip("the Pub/Sub server here is not a JVM (miniscan's built-in one)")
+    # A JVM that started and served compiles: its compiler threads have used CPU, and that
+    # is part of, never more than, the process's own CPU.
+    assert any(0.0 < read_jit_cpu_s(pid) <= (read_cpu_s(pid) or 0.0) for pid in jvms)
+
+
+def test_the_throughput_table_shows_the_emulators_jit_when_it_was_measured() -> None:
+    run = RunFigures("raw", 1000, 0.1, 1.0, [], 0, 0.5, 1.25, None, 0)
+    assert emulator_seconds(run) == "1.2"  # unknown (an emulator someone else started)
+    run.emulator_jit_s = 0.31
+    assert emulator_seconds(run) == "1.2 (JIT 0.31)"
