@@ -62,6 +62,9 @@ REPO = Path(__file__).resolve().parents[1]
 # emulator and 40,000 after 100,000 messages had gone through it.
 WARM_UP_MESSAGES = 100_000
 WARM_UP_MAX_CYCLES = 6
+# `raw-held` runs this many bare loops at once, each holding one pull: as many as pull in a
+# miniscan tree under a backlog by default (one decoder per usable CPU), doing no work.
+HELD_PULLERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
 WARM_UP_QUIET = 0.05  # the JIT's share of the emulator's CPU in a warm-up cycle
 
 Run = Callable[[Target, str], RunFigures]  # (subscription, database path) -> figures
@@ -90,7 +93,9 @@ class Bench:
             naive_backlog = build_workload(options.naive_n, options.naive_keys, options.seed)
         contenders: dict[str, Run] = {
             "raw": lambda t, db: run_raw(testbed, t, options.n),
-            "raw-held": lambda t, db: run_raw(testbed, t, options.n, hold_pulls=1),
+            "raw-held": lambda t, db: run_raw(
+                testbed, t, options.n, hold_pulls=1, processes=HELD_PULLERS
+            ),
         }
         for workers in options.workers:
             contenders[f"miniscan w{workers}"] = self.miniscan_run(backlog, workers)

@@ -1,19 +1,21 @@
 """Candidates `raw` and `raw-held`: the ceiling of this machine with this emulator, run as
-its own process.
+their own processes.
 
 Owns: a bare loop with the Google client, unary `pull(max_messages=1000)` (never past its
 `--count`) and then `acknowledge` of what came back, no decoding, no database, until
 `--count` messages were acknowledged (each acknowledge call returned, so the emulator
-confirmed them). With `--hold-pulls K` (`raw-held` is K=1) the messages of the last K
-pulls stay unacknowledged while the next pull runs: the least any consumer holds that
-acknowledges only after its commit, since it must pull the next messages while the last
-ones are being written. Google's emulator makes that expensive: its pull copies the whole
-undelivered backlog whenever any message is outstanding
-(`MessageBacklog.updateExpiredAckDeadlines`, bench/RESULTS.md), which K=0 never triggers.
+confirmed them). With `--hold-pulls K` the messages of the last K pulls stay
+unacknowledged while the next pull runs: the least any consumer holds that acknowledges
+only after its commit, since it must pull the next messages while the last ones are being
+written. Google's emulator makes that expensive: its pull copies the whole undelivered
+backlog whenever any message is outstanding (`MessageBacklog.updateExpiredAckDeadlines`,
+bench/RESULTS.md), which K=0 never triggers.
 
 With `--processes P` the loop runs in P processes at once on the same subscription, each
 until its share of `--count` was acknowledged: what a consumer with P pullers that did no
-work of its own could reach (bench/emulator_hold.py `--pullers`).
+work of its own could reach. `raw-held` is K=1 in one process per usable CPU, as many as
+pull in a miniscan tree under a backlog by default (bench/emulator_hold.py `--pullers`
+compares counts).
 
 Never: do anything a processor must do besides pulling and acking; that is the point.
 Talks to the benchmark on stdout: `ready <unix time>` once the subscription answered,

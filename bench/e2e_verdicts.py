@@ -102,14 +102,15 @@ def _share_verdicts(raw: RunFigures | None, miniscan: list[RunFigures]) -> list[
 def _held_notes(
     raw: RunFigures | None, held: RunFigures | None, miniscan: list[RunFigures]
 ) -> list[str]:
-    """Not targets: the same shares against the bare loop that holds one pull unacked while
-    it pulls the next, the least an ack-after-commit consumer holds (see e2e_raw.py)."""
+    """Not targets: the same shares against bare loops, one per CPU, that each hold one pull
+    unacked while they pull the next: the least an ack-after-commit consumer with that many
+    pullers holds, doing no work of its own (see e2e_raw.py)."""
     if held is None:
         return []
     lines = []
     if raw is not None:
-        lines.append(f"- note: raw-held drains at {held.rate / raw.rate:.2f}x raw: holding "
-                     "one pull while pulling the next costs that on this server")  # fmt: skip
+        lines.append(f"- note: raw-held drains at {held.rate / raw.rate:.2f}x raw: pullers "
+                     "that hold a pull while pulling the next do that on this server")  # fmt: skip
     lines += [f"- note: {run.candidate} drains at {run.rate / held.rate:.2f}x raw-held"
               for run in miniscan]  # fmt: skip
     return lines

@@ -118,7 +118,7 @@ def _throughput(axes: Any, t: Mapping[str, Any]) -> None:
     notes = []
     for name, style, label in (
         ("raw", "tab:green", "raw (bare pull+ack loop)"),
-        ("raw_held", "tab:olive", "raw-held (bare loop, one pull held)"),
+        ("raw_held", "tab:olive", "raw-held (bare loops, one a CPU, a pull held)"),
         ("naive", "tab:red", "naive (one commit per message)"),
     ):
         if t.get(name):
