@@ -236,7 +236,9 @@ def render(results: Results, described: RunDescription, header: str, verdicts: l
             f"Throughput: backlog of {described.n:,} messages over {described.keys:,} keys "
             f"(naive flavors: {described.naive_n:,} over {described.naive_keys:,} keys). "
             "msgs/s from ready to every message acknowledged, median of "
-            f"{described.repeat} run(s) for raw and miniscan (all runs: see below); CPU over "
+            f"{described.repeat} run(s) for raw and miniscan (all runs: see below), after the "
+            "emulator was warmed up and each ran once untimed; raw-held = one bare loop per "
+            "CPU, each holding a pull while pulling the next; CPU over "
             "the same interval; redelivered = handed out again after the ack deadline; PSS = "
             "summed from /proc/<pid>/smaps_rollup (a page shared by n processes counts 1/n in "
             "each); first row = from spawning the supervisor to the first acknowledged message.",
