@@ -109,8 +109,8 @@ def _held_notes(
         return []
     lines = []
     if raw is not None:
-        lines.append(f"- note: raw-held drains at {held.rate / raw.rate:.2f}x raw: pullers "
-                     "that hold a pull while pulling the next do that on this server")  # fmt: skip
+        lines.append(f"- note: raw-held (one bare loop per CPU, each holding a pull while it "
+                     f"pulls the next) drains at {held.rate / raw.rate:.2f}x raw")  # fmt: skip
     lines += [f"- note: {run.candidate} drains at {run.rate / held.rate:.2f}x raw-held"
               for run in miniscan]  # fmt: skip
     return lines
