@@ -52,12 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_processes(options)
 
 
-def loop(project: str, subscription: str, count: int, hold_pulls: int, out: TextIO) -> None:
-    """Pull and acknowledge until `count` were acknowledged; report on `out`."""
+def loop(
+    project: str, subscription: str, count: int, hold_pulls: int, out: TextIO,
+    go: int | None = None,
+) -> None:  # fmt: skip
+    """Pull and acknowledge until `count` were acknowledged; report on `out`. With `go` (a
+    pipe's read end), wait after `ready` until a byte arrives on it before pulling."""
     client = pubsub_v1.SubscriberClient()
     path = client.subscription_path(project, subscription)
     client.get_subscription(request={"subscription": path})  # connects the channel
     print(f"ready {time.time():.6f}", file=out, flush=True)
+    if go is not None and not os.read(go, 1):
+        return  # the parent gave up
     acked = 0
     held: collections.deque[list[str]] = collections.deque()  # ack ids of each held pull
     pulled = 0
@@ -82,19 +88,24 @@ def loop(project: str, subscription: str, count: int, hold_pulls: int, out: Text
 
 def run_processes(options: argparse.Namespace) -> int:
     """`loop` in `options.processes` forked children (forked before any gRPC channel exists
-    here); ready when the last is ready, done when the last is done."""
+    here). Each connects and says so; once all have, they are let go at once, and that is
+    when this reports `ready` (so no loop drains while another is still connecting); done
+    when the last is done."""
     shares = [options.count // options.processes] * options.processes
     shares[-1] += options.count - sum(shares)
+    go_read, go_write = os.pipe()
     children = []
     for share in shares:
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
+            os.close(go_write)
             code = 1
             try:
                 with os.fdopen(write_end, "w") as out:
-                    loop(options.project, options.subscription, share, options.hold_pulls, out)
+                    loop(options.project, options.subscription, share, options.hold_pulls, out,
+                         go=go_read)  # fmt: skip
                 code = 0
             except BaseException:
                 traceback.print_exc()
@@ -102,13 +113,16 @@ def run_processes(options: argparse.Namespace) -> int:
                 os._exit(code)
         os.close(write_end)
         children.append((pid, os.fdopen(read_end)))
+    os.close(go_read)
     ready = [out.readline().split() for _, out in children]
     if all(ready):
-        print(f"ready {max(float(line[1]) for line in ready):.6f}", flush=True)
+        print(f"ready {time.time():.6f}", flush=True)
+        os.write(go_write, b"g" * len(children))  # one byte each
         done = [out.readline().split() for _, out in children]
         if all(done):
             last = max(float(line[1]) for line in done)
             print(f"done {last:.6f} {sum(int(line[2]) for line in done)}", flush=True)
+    os.close(go_write)  # a child still waiting for its byte reads end-of-file and returns
     # A child that failed printed its traceback and no report: the benchmark says it failed.
     codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid, _ in children]
     return 1 if any(codes) else 0
