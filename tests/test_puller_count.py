@@ -4,14 +4,18 @@ steers by, and the decoders that obey it (`supervisor.puller_count`, `supervisor
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 from test_supervisor_roles import decoder, pulled, received_batch
 
+from supervisor.config import PipelineConfig
 from supervisor.cpu_busy import CpuBusy, usable_cpus
 from supervisor.puller_count import GROW_BELOW, SHRINK_ABOVE, PullerCount
+from supervisor.tree import Supervisor
 from workers.pull_share import (
     PullShare,
+    allowed,
     any_pull_returned,
     last_backlog_seen,
     set_allowed,
@@ -95,3 +99,30 @@ def test_a_decoder_pulls_only_while_its_slot_is_allowed_and_says_what_its_pulls_
     assert any_pull_returned(caught_up)
     assert last_backlog_seen(caught_up) == 0.0
     assert PullShare(None, slot=5).may_pull()  # a lone decoder always may
+
+
+class FixedCpuBusy:
+    def __init__(self, fraction: float | None) -> None:
+        self.value = fraction
+
+    def fraction(self) -> float | None:
+        return self.value
+
+
+def test_the_supervisor_keeps_the_starting_count_until_a_pull_has_returned():
+    supervisor = Supervisor(PipelineConfig(workers=8), context=multiprocessing.get_context("spawn"))
+    supervisor.puller_count = PullerCount(workers=8, cpus=2)
+    supervisor.cpu_busy = FixedCpuBusy(BUSY)
+    share = supervisor.pull_share
+
+    def steer() -> int:
+        supervisor._next_steer = 0.0
+        supervisor._steer_pullers_if_due()
+        return allowed(share)
+
+    assert steer() == 2  # nothing has returned: no news of a backlog is not "caught up"
+    assert steer() == 2
+    PullShare(share, slot=5).pull_returned(time.monotonic(), full=False)
+    assert steer() == 8  # a short pull, no full one lately: caught up, everyone pulls
+    PullShare(share, slot=0).pull_returned(time.monotonic(), full=True)
+    assert steer() == 2  # a backlog on busy CPUs: one puller a CPU
