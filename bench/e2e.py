@@ -62,10 +62,10 @@ REPO = Path(__file__).resolve().parents[1]
 # emulator and 40,000 after 100,000 messages had gone through it.
 WARM_UP_MESSAGES = 100_000
 WARM_UP_MAX_CYCLES = 6
+WARM_UP_QUIET = 0.05  # the JIT's share of the emulator's CPU in a warm-up cycle
 # `raw-held` runs this many bare loops at once, each holding one pull: as many as pull in a
 # miniscan tree under a backlog by default (one decoder per usable CPU), doing no work.
 HELD_PULLERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
-WARM_UP_QUIET = 0.05  # the JIT's share of the emulator's CPU in a warm-up cycle
 
 Run = Callable[[Target, str], RunFigures]  # (subscription, database path) -> figures
 Finished = tuple[Target, RunFigures, float]  # and when it finished (monotonic)
@@ -121,18 +121,19 @@ class Bench:
 
     def warm_up(self) -> None:
         """Drain backlogs untimed until the emulator's JIT is quiet, at most
-        WARM_UP_MAX_CYCLES times. A cycle drains one with the bare loop, one with `raw-held`
-        and one with two held loops at once: the emulator's paths for a pull with nothing
-        leased (which `raw` takes), and with messages leased by one consumer or by several
-        (which every ack-after-commit consumer takes). Quiet: its JIT compiler threads used
-        at most WARM_UP_QUIET of its CPU in the last cycle. Measured (RESULTS "fifth pass"):
-        after the old warm-up (one bare and one held drain) the JIT still spent 5-19 us a
-        message during timed rounds, the bare loop's too; after five cycles, 0-3. With an
-        emulator someone else started its threads cannot be read, and one cycle runs."""
+        WARM_UP_MAX_CYCLES times. A cycle drains one with the bare loop, one with a held
+        loop and one with `raw-held` (HELD_PULLERS held loops at once): the emulator's paths
+        for a pull with nothing leased (which `raw` takes), and with messages leased by one
+        consumer or by several (which every ack-after-commit consumer takes). Quiet: its
+        JIT compiler threads used at most WARM_UP_QUIET of its CPU in the last cycle.
+        Measured (RESULTS "fifth pass"): after the old warm-up (one bare and one held drain)
+        the JIT still spent 5-19 us a message during timed rounds, the bare loop's too;
+        after five cycles, 0-3. With an emulator someone else started its threads cannot be
+        read, and one cycle runs."""
         messages = min(WARM_UP_MESSAGES, 10 * self.options.n) // 2
         for cycle in range(1, WARM_UP_MAX_CYCLES + 1):
             cpu, jit = self.testbed.emulator_cpu_s(), self.testbed.emulator_jit_s()
-            for hold_pulls, processes in ((0, 1), (1, 1), (1, 2)):
+            for hold_pulls, processes in ((0, 1), (1, 1), (1, HELD_PULLERS)):
                 backlog = build_workload(messages, self.options.keys, cycle * 3 + hold_pulls)
                 drain_raw(self.testbed, backlog.payloads, hold_pulls, processes)
             cpu, jit = self.testbed.emulator_cpu_s() - cpu, self.testbed.emulator_jit_s() - jit
