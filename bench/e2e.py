@@ -56,6 +56,7 @@ from broker.client import PubSubUnavailable
 from contracts.defaults import DEFAULT_ACK_DEADLINE_S
 from demo.emulator import DESCRIPTIONS, EmulatorError, start_emulator
 from scanner.workload import Workload, build_workload
+from supervisor.cpu_busy import usable_cpus
 
 REPO = Path(__file__).resolve().parents[1]
 # The emulator's JIT is cold at first: measured here, raw moved 15,700 msgs/s on a fresh
@@ -65,7 +66,7 @@ WARM_UP_MAX_CYCLES = 6
 WARM_UP_QUIET = 0.05  # the JIT's share of the emulator's CPU in a warm-up cycle
 # `raw-held` runs this many bare loops at once, each holding one pull: as many as pull in a
 # miniscan tree under a backlog by default (one decoder per usable CPU), doing no work.
-HELD_PULLERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+HELD_PULLERS = usable_cpus()
 
 Run = Callable[[Target, str], RunFigures]  # (subscription, database path) -> figures
 Finished = tuple[Target, RunFigures, float]  # and when it finished (monotonic)
@@ -132,11 +133,12 @@ class Bench:
         read, and one cycle runs."""
         messages = min(WARM_UP_MESSAGES, 10 * self.options.n) // 2
         for cycle in range(1, WARM_UP_MAX_CYCLES + 1):
-            cpu, jit = self.testbed.emulator_cpu_s(), self.testbed.emulator_jit_s()
+            cpu, jit = self.testbed.emulator_cpu()
             for hold_pulls, processes in ((0, 1), (1, 1), (1, HELD_PULLERS)):
                 backlog = build_workload(messages, self.options.keys, cycle * 3 + hold_pulls)
                 drain_raw(self.testbed, backlog.payloads, hold_pulls, processes)
-            cpu, jit = self.testbed.emulator_cpu_s() - cpu, self.testbed.emulator_jit_s() - jit
+            cpu_after, jit_after = self.testbed.emulator_cpu()
+            cpu, jit = cpu_after - cpu, jit_after - jit
             if math.isnan(jit):
                 say(f"warmed the emulator up with 3 x {messages:,} messages (not timed)")
                 return

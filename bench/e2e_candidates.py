@@ -66,16 +66,16 @@ class Testbed:
     def env(self) -> dict[str, str]:
         return child_env(self.emulator_host)
 
-    def emulator_cpu_s(self) -> float:
+    def emulator_cpu(self) -> tuple[float, float]:
+        """CPU seconds the emulator's processes used so far, and what of it went to
+        compiling the emulator itself (Google's is a JVM); NaN for an emulator not ours."""
         if self.emulator_pid is None:
-            return math.nan
-        return sum(cpu for pid in tree_pids(self.emulator_pid) if (cpu := read_cpu_s(pid)))
-
-    def emulator_jit_s(self) -> float:
-        """What of `emulator_cpu_s` went to compiling the emulator (Google's is a JVM)."""
-        if self.emulator_pid is None:
-            return math.nan
-        return sum(read_jit_cpu_s(pid) for pid in tree_pids(self.emulator_pid))
+            return math.nan, math.nan
+        pids = tree_pids(self.emulator_pid)
+        return (
+            sum(cpu for pid in pids if (cpu := read_cpu_s(pid))),
+            sum(read_jit_cpu_s(pid) for pid in pids),
+        )
 
 
 @dataclass
@@ -120,13 +120,10 @@ class Measurement:
         self._done: tuple[float, dict[int, float], float, float] | None = None
 
     def mark_ready(self, at: float) -> None:
-        self._ready = (at, self.sampler.cpu_snapshot(), *self._emulator_cpu())
+        self._ready = (at, self.sampler.cpu_snapshot(), *self.testbed.emulator_cpu())
 
     def mark_done(self, at: float) -> None:
-        self._done = (at, self.sampler.cpu_snapshot(), *self._emulator_cpu())
-
-    def _emulator_cpu(self) -> tuple[float, float]:
-        return self.testbed.emulator_cpu_s(), self.testbed.emulator_jit_s()
+        self._done = (at, self.sampler.cpu_snapshot(), *self.testbed.emulator_cpu())
 
     def figures(self, messages: int, rows: int | None, exit_code: int | None) -> RunFigures:
         self.sampler.stop()
