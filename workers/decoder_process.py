@@ -18,7 +18,7 @@ main loop (supervisor messages, leases, heartbeats): the lifecycle of
 `contracts.lifecycle`; the first `run_once` starts the puller (after `Ready` was sent),
 `shutdown` stops it. When the subscription is caught up, the puller times its next pull by
 `workers.pull_turns`; under a backlog it pulls only while the supervisor lets its slot
-(`workers.pull_share`), and says when its pulls come back full.
+(`workers.pull_share`), and says when each pull returned and whether it came back full.
 
 Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
 message whose batch has not been committed.
