@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -68,7 +68,7 @@ WARM_UP_QUIET = 0.05  # the JIT's share of the emulator's CPU in a warm-up cycle
 # miniscan tree under a backlog by default (one decoder per usable CPU), doing no work.
 HELD_PULLERS = usable_cpus()
 
-Run = Callable[[Target, str], RunFigures]  # (subscription, database path) -> figures
+Run = Callable[[Testbed, Target, str], RunFigures]  # (where, subscription, database path)
 Finished = tuple[Target, RunFigures, float]  # and when it finished (monotonic)
 
 
@@ -92,29 +92,34 @@ class Bench:
         of the next ones (22,875 against 40,472 and 41,912 msgs/s), the emulator meeting
         its pattern for the first time. An untimed run still counts for wrong rows and
         leftovers."""
-        options, testbed = self.options, self.testbed
+        options = self.options
         backlog = build_workload(options.n, options.keys, options.seed)
         naive_backlog = backlog
         if options.naive_n != options.n:
             naive_backlog = build_workload(options.naive_n, options.naive_keys, options.seed)
         contenders: dict[str, Run] = {
-            "raw": lambda t, db: run_raw(testbed, t, options.n),
-            "raw-held": lambda t, db: run_raw(
-                testbed, t, options.n, hold_pulls=1, processes=HELD_PULLERS
+            "raw": lambda bed, t, db: run_raw(bed, t, options.n),
+            "raw-held": lambda bed, t, db: run_raw(
+                bed, t, options.n, hold_pulls=1, processes=HELD_PULLERS
             ),
         }
         for workers in options.workers:
             contenders[f"miniscan w{workers}"] = self.miniscan_run(backlog, workers)
         runs: dict[str, list[Finished]] = {name: [] for name in contenders}
         self.warm_up()
-        untimed = {name: self.run_once(name, backlog, run, -1) for name, run in contenders.items()}
+        untimed = {
+            name: self.run_once(name, backlog, run, -1, sample_pss=True)
+            for name, run in contenders.items()
+        }
         for attempt in range(options.repeat):
             for name, run in contenders.items():
-                runs[name].append(self.run_once(name, backlog, run, attempt))
+                runs[name].append(self.run_once(name, backlog, run, attempt, sample_pss=False))
             if attempt == 0 and not options.skip_naive:
                 for flavor in NAIVE_FLAVORS:
                     run = partial(self.naive_run, naive_backlog, flavor)
-                    runs[flavor] = [self.run_once(flavor, naive_backlog, run, attempt)]
+                    runs[flavor] = [
+                        self.run_once(flavor, naive_backlog, run, attempt, sample_pss=True)
+                    ]
         for name in ("raw", "raw-held", *NAIVE_FLAVORS, *contenders):
             if runs.get(name):
                 self.results.throughput.append(self.summarize(runs.pop(name), untimed.get(name)))
@@ -152,21 +157,28 @@ class Bench:
     def miniscan_run(self, backlog: Workload, workers: int, name: str | None = None) -> Run:
         name = name or f"miniscan w{workers}"
 
-        def run(target: Target, db_path: str) -> RunFigures:
+        def run(testbed: Testbed, target: Target, db_path: str) -> RunFigures:
             return run_miniscan(
-                self.testbed, target, len(backlog.payloads), db_path, backlog.expected,
+                testbed, target, len(backlog.payloads), db_path, backlog.expected,
                 workers, name, self.options.miniscan_args,
             )  # fmt: skip
 
         return run
 
-    def naive_run(self, backlog: Workload, flavor: str, target: Target, db_path: str):
-        return run_naive(
-            self.testbed, target, len(backlog.payloads), db_path, backlog.expected, flavor
-        )
+    def naive_run(
+        self, backlog: Workload, flavor: str, testbed: Testbed, target: Target, db_path: str
+    ) -> RunFigures:
+        return run_naive(testbed, target, len(backlog.payloads), db_path, backlog.expected, flavor)
 
-    def run_once(self, name: str, backlog: Workload, run: Run, attempt: int) -> Finished:
-        """Publish the backlog to a fresh subscription and run the candidate on it."""
+    def run_once(
+        self, name: str, backlog: Workload, run: Run, attempt: int, sample_pss: bool
+    ) -> Finished:
+        """Publish the backlog to a fresh subscription and run the candidate on it.
+        `sample_pss` False for the timed rounds of a candidate that also ran untimed: its
+        tree's PSS is then sampled in the untimed run only, where reading every process's
+        smaps_rollup ten times a second (up to 11 ms each time for `--workers 8`, on the
+        same two CPUs) costs no timed run anything, and costs more the more processes a
+        candidate has."""
         target = create_target(name)
         db_path = str(self.options.workdir / f"{target.subscription}.db")
         started = time.monotonic()
@@ -174,13 +186,14 @@ class Bench:
         which = f"round {attempt + 1}" if attempt >= 0 else "untimed"
         say(f"{name}: published {len(backlog.payloads):,} messages in "
             f"{time.monotonic() - started:.1f}s; running ({which})")  # fmt: skip
-        figures = run(target, db_path)
+        figures = run(replace(self.testbed, sample_pss=sample_pss), target, db_path)
         say(f"{name}: {figures.rate:,.0f} msgs/s, rows wrong {figures.rows_wrong}")
         return target, figures, time.monotonic()
 
     def summarize(self, runs: list[Finished], untimed: Finished | None = None) -> RunFigures:
         """The median run by rate stands for all; wrong rows are the worst of any run, the
-        untimed one's included (and its leftovers are counted with the others).
+        untimed one's included (and its leftovers are counted with the others), and so are
+        the memory peaks (the timed runs do not sample PSS: `run_once`).
 
         A drain of 20,000 messages lasts about a second, so one run is at the mercy of
         whatever else the machine does in that second: the median of a few is steadier.
@@ -191,6 +204,9 @@ class Bench:
         every = [*runs, untimed] if untimed else runs
         wrong = [figures.rows_wrong for _, figures, _ in every if figures.rows_wrong is not None]
         median.rows_wrong = max(wrong) if wrong else None
+        every_figures = [figures for _, figures, _ in every]
+        median.peak_tree_pss_kib = max(figures.peak_tree_pss_kib for figures in every_figures)
+        median.peak_tree_rss_kib = max(figures.peak_tree_rss_kib for figures in every_figures)
         self._finished += [(target, median, finished) for target, _, finished in every]
         return median
 
@@ -230,7 +246,8 @@ class Bench:
             backlog = build_workload(messages, self.options.keys, self.options.seed)
             name = f"miniscan w{workers} {messages:,}"
             run = self.miniscan_run(backlog, workers, name)
-            self.results.memory.append(self.summarize([self.run_once(name, backlog, run, 0)]))
+            finished = self.run_once(name, backlog, run, 0, sample_pss=True)
+            self.results.memory.append(self.summarize([finished]))
         self.check_redelivery()
 
     def best_workers(self) -> int:

@@ -57,11 +57,13 @@ NAIVE_FLAVORS = {"naive": "scanstore", "naive-sqlite3": "sqlite3"}
 @dataclass(frozen=True)
 class Testbed:
     """Where candidates run: the emulator (its pid None when someone else started it, and
-    then its CPU is not measured) and a folder for databases, logs and metrics files."""
+    then its CPU is not measured) and a folder for databases, logs and metrics files.
+    `sample_pss` False: candidates' trees are sampled without PSS (see `TreeSampler`)."""
 
     emulator_host: str
     emulator_pid: int | None
     workdir: Path
+    sample_pss: bool = True
 
     def env(self) -> dict[str, str]:
         return child_env(self.emulator_host)
@@ -113,7 +115,7 @@ class Measurement:
     def __init__(self, name: str, process: subprocess.Popen, testbed: Testbed) -> None:
         self.name = name
         self.testbed = testbed
-        self.sampler = TreeSampler(process.pid).start()
+        self.sampler = TreeSampler(process.pid, pss=testbed.sample_pss).start()
         self.spawned_at = time.time()
         # (when, the tree's CPU by pid, the emulator's CPU, its JIT's CPU)
         self._ready: tuple[float, dict[int, float], float, float] | None = None

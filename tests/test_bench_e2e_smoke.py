@@ -23,7 +23,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from e2e_candidates import RunFigures  # noqa: E402
 from e2e_latency import histogram_quantile, percentile  # noqa: E402
-from e2e_procs import ProcessFigures, read_cpu_s, read_jit_cpu_s  # noqa: E402
+from e2e_procs import ProcessFigures, TreeSampler, read_cpu_s, read_jit_cpu_s  # noqa: E402
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
 from e2e_report import SECTION, emulator_seconds, record_run  # noqa: E402
 from e2e_verdicts import worst_growth  # noqa: E402
@@ -61,6 +61,8 @@ def test_every_mode_runs_on_a_tiny_workload_and_prints_its_tables(
     for name, row in throughput.items():
         assert float(row[2].replace(",", "")) > 0, row  # msgs/s
         assert row[10] == ("n/a" if name.startswith("raw") else "0"), row  # rows wrong
+        # PSS: sampled in the untimed run (naive: its only run), carried to the median
+        assert int(row[12]) > 0, row
     assert throughput["naive"][1] == "100" and throughput["miniscan w1"][1] == "500"
     (latency,) = table_rows(result.stdout, "rate asked")
     assert latency[2] == latency[3] == "400", latency  # every message seen committed
@@ -155,3 +157,11 @@ def test_the_throughput_table_shows_the_emulators_jit_when_it_was_measured() -> 
     assert emulator_seconds(run) == "1.2"  # unknown (an emulator someone else started)
     run.emulator_jit_s = 0.31
     assert emulator_seconds(run) == "1.2 (JIT 0.31)"
+
+
+def test_a_sampler_told_not_to_read_pss_reads_only_the_cheap_files() -> None:
+    with_pss, without = TreeSampler(os.getpid()), TreeSampler(os.getpid(), pss=False)
+    with_pss.sample()
+    without.sample()
+    assert with_pss.peak_tree_pss_kib > 0
+    assert without.peak_tree_pss_kib == 0 and without.peak_tree_rss_kib > 0
