@@ -197,11 +197,19 @@ class TreeSampler:
                 figures = self.processes.get(pid)
                 if figures is None:
                     figures = self.processes[pid] = ProcessFigures(pid, command_name(pid))
+                elif pid != self.root and figures.name == self._root_name():
+                    # First seen between its fork and its exec (the forkserver), with its
+                    # parent's command line: look again until it has its own.
+                    figures.name = command_name(pid)
                 figures.peak_rss_kib = max(figures.peak_rss_kib, status.hwm_kib)
                 figures.cpu_s = cpu
         with self._lock:
             self.peak_tree_rss_kib = max(self.peak_tree_rss_kib, total)
             self.peak_tree_pss_kib = max(self.peak_tree_pss_kib, total_pss)
+
+    def _root_name(self) -> str | None:
+        root = self.processes.get(self.root)
+        return root.name if root is not None else None
 
     def cpu_snapshot(self) -> dict[int, float]:
         """pid -> CPU seconds, sampled now (for processes gone: their last sample)."""
