@@ -36,7 +36,7 @@ from broker import admin, client  # noqa: E402
 from demo.emulator import start_emulator  # noqa: E402
 from demo.launch import SupervisorSettings, launch_supervisor  # noqa: E402
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
-from store.query import open_reader  # noqa: E402
+from store.sqlite.reader import open_reader  # noqa: E402
 
 PROJECT = "test-project"
 FAULTS = ("kill decoder", "kill writer", "cut network", "blackhole network")

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from google.cloud import pubsub_v1
 
 from contracts.records import DeadLetter, ScanRecord
-from store.db import INSERT_DEAD_LETTER, UPSERT_SCAN, ScanStore
+from store.sqlite.writer import INSERT_DEAD_LETTER, UPSERT_SCAN, ScanStore
 from workers.decode import Rejection, decode_scan
 
 Commit = Callable[[ScanRecord | None, DeadLetter | None], None]

@@ -33,7 +33,7 @@ from e2e_pubsub import create_target, delete_target, publish_backlog
 from demo.emulator import start_emulator
 from demo.launch import SupervisorSettings, launch_supervisor
 from scanner.generate import scan_payloads
-from store.query import open_reader
+from store.sqlite.reader import open_reader
 
 TARGET_MIB = 600
 STORED_RESPONSE = 900 * 1024  # under the 1 MiB response cap: stored

@@ -1,4 +1,5 @@
-"""Benchmark `store.db.ScanStore.write_batch` against raw apsw and the naive way, in one run.
+"""Benchmark `store.sqlite.writer.ScanStore.write_batch` against raw apsw and the naive way, in
+one run.
 
 Owns: a small deterministic generator of scan records over a realistic key space (hosts of
 one /16, the ports a scanner finds open, banner-sized responses, a day of timestamps, so
@@ -41,8 +42,9 @@ from pathlib import Path
 import apsw
 
 from contracts.records import ScanRecord
-from store import schema
-from store.db import ScanStore, apply_writer_settings
+from store.sqlite import schema
+from store.sqlite.connection import apply_writer_settings
+from store.sqlite.writer import ScanStore
 
 MIN_STORE_TO_RAW = 0.8
 MIN_STORE_TO_NAIVE = 10.0

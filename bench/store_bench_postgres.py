@@ -35,7 +35,7 @@ import psycopg  # noqa: E402
 from postgres_server import start_cluster  # noqa: E402
 from store_bench import batched, generate_records  # noqa: E402
 
-from store.postgres import PostgresStore  # noqa: E402
+from store.postgres.writer import PostgresStore  # noqa: E402
 
 RAW_COPY_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS incoming (

@@ -1,5 +1,7 @@
-"""commands/: the `miniscan` command group, wired from the packages that own each subcommand.
+"""commands/: the `miniscan` command group, and the store's read-side commands.
 
-The top floor beside `supervisor/`: it imports the store's, the scanner's and the demo's
-commands and holds no logic of its own.
+The top floor beside `supervisor/`: `miniscan` wires the scanner's, the demo's and the
+built-in Pub/Sub server's commands from their packages, and declares the store's own here
+(`query`, `stats` and the `dead-letters` group, with what they print: `report`, `render`,
+`since`), since they read the store and republish through the broker, which sit below.
 """

@@ -1,8 +1,9 @@
 """The `miniscan` command: admin and read-side subcommands, wired from each package.
 
 Owns: only the click group and which subcommands it shows. Each package declares its own
-commands next to the code they drive (`store.cli`, `scanner.cli`, `demo.cli`,
-`localpubsub.cli`).
+commands next to the code they drive (`scanner.cli`, `demo.cli`, `localpubsub.cli`); the
+store's read-side commands live here in `commands/` (`commands.query`,
+`commands.dead_letters`).
 
 Never: hold logic of its own; a subcommand here is a one-line import.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import click
 
+from commands.dead_letters import dead_letters_group
+from commands.query import query_command, stats_command
 from demo.cli import demo
 from localpubsub.cli import emulator
 from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
-from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,5 +26,6 @@ def main() -> None:
     a local Pub/Sub server."""
 
 
+STORE_COMMANDS = (query_command, stats_command, dead_letters_group)
 for command in (*SCANNER_COMMANDS, *STORE_COMMANDS, demo, emulator):
     main.add_command(command)

@@ -6,7 +6,8 @@ process boundaries on their way to the single writer. `ScanRecord` is a NamedTup
 built per message and unpickled per message, and as a frozen dataclass that was a third of
 the writer's CPU (issue 13, bench/RESULTS.md).
 
-Never: validate, decode or touch SQLite; decoding lives in `workers.decode`, SQL in `store.db`.
+Never: validate, decode or touch SQLite; decoding lives in `workers.decode`, SQL in
+`store/sqlite/` and `store/postgres/`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """The one store interface the writer sees, and `open_store`, which picks the backend.
 
 Owns: `ScanStoreBackend` (what a store must offer: open, write_batch, row_count, close, a
-context manager, migrated_from) and the rule that a `postgresql://` or `postgres://` URL
-means PostgreSQL (store.postgres) while anything else is a SQLite file path (store.db).
+context manager, migrated_from), the rule that a `postgresql://` or `postgres://` URL
+means PostgreSQL (store.postgres) while anything else is a SQLite file path (store.sqlite),
+and `import_postgres`, the one place the PostgreSQL backend is imported for the writer's
+and the readers' paths alike (psycopg is an optional extra).
 
 Never: hold SQL, connections or policy of its own. SQL differences live in each backend's
-module; both are held to the same tests (tests/test_store_conformance.py), so that callers
-never branch on the backend.
+package; both are held to the same tests (tests/test_store_conformance.py), so that callers
+never branch on the backend. Neither backend imports this module (they are below it).
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from types import ModuleType, TracebackType
 from typing import Protocol
 
 from contracts.records import DeadLetter, ScanRecord
-from store.db import ScanStore, WriteResult
+from store.connection_options import BUSY_TIMEOUT_MS
 from store.errors import StoreError
+from store.rows import WriteResult
+from store.sqlite.writer import ScanStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 INSTALL_POSTGRES = "pip install 'miniscan[postgres]'"
 
 
 class ScanStoreBackend(Protocol):
-    """What the writer needs of a store; `store.db.ScanStore` and
-    `store.postgres.PostgresStore` both provide it."""
+    """What the writer needs of a store; `store.sqlite.writer.ScanStore` and
+    `store.postgres.writer.PostgresStore` both provide it."""
 
     path: str  # where the data lives, for messages (a PostgreSQL URL has no password here)
     migrated_from: int | None  # None: created or already current at open
@@ -54,7 +58,10 @@ def is_postgres_url(target: str | os.PathLike[str]) -> bool:
 
 
 def open_store(
-    target: str | os.PathLike[str], *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
+    target: str | os.PathLike[str],
+    *,
+    synchronous: str = "FULL",
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> ScanStoreBackend:
     """Open the store `target` names: a PostgreSQL URL or a SQLite file path.
 
@@ -62,21 +69,25 @@ def open_store(
     raise the same store.errors classes.
     """
     if is_postgres_url(target):
-        return _postgres_backend().PostgresStore.open(
+        return import_postgres().writer.PostgresStore.open(
             target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
         )
     return ScanStore.open(target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
 
 
-def _postgres_backend() -> ModuleType:
-    """store.postgres, imported on first use: psycopg is an optional extra, and a SQLite-only
-    install must not need it. (store.postgres imports nothing from here: this is no loop.)"""
+def import_postgres() -> ModuleType:
+    """The `store.postgres` package with its modules loaded, imported on first use: psycopg is
+    an optional extra, and a SQLite-only install must not need it. StoreError, saying how to
+    install it, when psycopg is missing. (store.postgres imports nothing from here: this is
+    no loop.)"""
     try:
-        from store import postgres
+        import store.postgres.connection
+        import store.postgres.reader
+        import store.postgres.writer
     except ModuleNotFoundError as exc:
         if exc.name is not None and exc.name.split(".")[0] == "psycopg":
             raise StoreError(
                 f"a PostgreSQL store needs psycopg, which is not installed: {INSTALL_POSTGRES}"
             ) from None
         raise
-    return postgres
+    return store.postgres

@@ -5,7 +5,7 @@ naming the row), wait for Pub/Sub to confirm it, and only then delete that row. 
 whose publish failed keeps its row, so nothing is ever lost; a crash between publish and
 delete can only replay a message twice, which the newest-wins store absorbs. It works on
 either store through `store.reader` (listing and deleting are each backend's SQL:
-`store.sqlite_reader`, `store.postgres_query`); each chunk's delete is one short transaction
+`store.sqlite.reader`, `store.postgres.reader`); each chunk's delete is one short transaction
 next to the running writers, with no lock of miniscan's own.
 
 Never: hold SQL, decode payloads, print, or create/migrate a database.
@@ -21,17 +21,8 @@ from google.cloud import pubsub_v1
 
 from broker import admin, client
 from store.errors import StoreUnavailable
-from store.query import StoredDeadLetter
 from store.reader import open_store_reader
-
-# The SQLite functions that lived here before `store.reader`, for callers holding an apsw
-# connection; commands use a `StoreReader`.
-from store.sqlite_reader import (  # noqa: F401
-    count_by_reason,
-    delete_dead_letters,
-    get_dead_letter,
-    list_dead_letters,
-)
+from store.rows import StoredDeadLetter
 
 REPLAY_CHUNK = 500  # rows published, confirmed and deleted together: bounds memory and loss
 # Every replayed message carries the id of the row it came from. Besides tracing, it is what

@@ -1,16 +1,14 @@
 """The store's exceptions: what a caller may catch, and what each one asks it to do.
 
-Owns: the `StoreError` family and `translate_error`, the one mapping from apsw (SQLite)
-exceptions to these classes, so that the writer, the readers and the CLI classify failures
-the same way.
+Owns: the `StoreError` family, which both backends raise (each backend's `connection`
+module translates its driver's exceptions into these classes), so that the writer, the
+readers and the commands classify failures the same way whichever the store.
 
 Never: log, retry or decide policy; callers do (the writer retries `StoreUnavailable`,
 bisects on `BatchDataError`; the CLI prints the one-line message and exits 1).
 """
 
 from __future__ import annotations
-
-import apsw
 
 
 class StoreError(Exception):
@@ -37,43 +35,3 @@ class BatchDataError(StoreError):
 
     Caller's move: split the batch to isolate the record(s) at fault.
     """
-
-
-# Which apsw exceptions mean "the storage is not usable right now" as opposed to "this data
-# cannot be stored". Anything not listed (corruption, misuse, bugs) stays a plain StoreError.
-_UNAVAILABLE = (
-    apsw.BusyError,
-    apsw.LockedError,
-    apsw.FullError,
-    apsw.IOError,
-    apsw.CantOpenError,
-    apsw.ReadOnlyError,
-    apsw.PermissionsError,
-    apsw.ProtocolError,
-    apsw.NoMemError,
-    apsw.InterruptError,
-)
-_BAD_DATA = (apsw.ConstraintError, apsw.TooBigError, apsw.MismatchError)
-
-
-def translate_error(exc: apsw.Error, action: str) -> StoreError:
-    """Classify an apsw exception; `action` says what failed ("cannot write batch to X")."""
-    detail = _describe(exc)
-    if isinstance(exc, apsw.BusyError | apsw.LockedError):
-        return StoreUnavailable(f"{action}: database is locked by another connection ({detail})")
-    if isinstance(exc, _UNAVAILABLE):
-        return StoreUnavailable(f"{action}: {detail}")
-    if isinstance(exc, _BAD_DATA):
-        return BatchDataError(f"{action}: {detail}")
-    if isinstance(exc, apsw.NotADBError):
-        return SchemaError(f"{action}: not an SQLite database ({detail})")
-    if isinstance(exc, apsw.CorruptError):
-        return StoreError(f"{action}: the database file is corrupt ({detail})")
-    return StoreError(f"{action}: {detail}")
-
-
-def _describe(exc: BaseException) -> str:
-    # apsw messages read "FullError: database or disk is full"; keep only the readable half.
-    text = str(exc).strip() or type(exc).__name__
-    prefix = f"{type(exc).__name__}: "
-    return text.removeprefix(prefix)

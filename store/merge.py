@@ -10,7 +10,8 @@ The rule (issue: "the final table is a pure function of the set of messages"):
   3. on equal timestamps and responses the greater `data_version` wins.
 Records equal on all three are interchangeable. `first_seen` is the smallest timestamp seen.
 Both are associative and commutative, so any order, duplication or batching gives one result.
-The SQL upsert in `store.db` applies the very same rule; tests check all three agree.
+The SQL upserts in `store.sqlite.writer` and `store.postgres.writer` apply the very same
+rule; tests check all three agree.
 
 Never: touch SQLite, validate fields (the decoders did), or depend on input order.
 """

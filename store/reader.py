@@ -3,9 +3,9 @@
 Owns: `StoreReader` (what `miniscan query`, `stats`, `dead-letters` and the replay need of a
 store: find scans, a summary from one snapshot, dead letters listed, shown and deleted) and
 the rule of `store.backend`: a `postgresql://` or `postgres://` URL is PostgreSQL
-(`store.postgres_query.PostgresReader`), anything else a SQLite file
-(`store.sqlite_reader.SqliteReader`). Both return the shapes of `store.query`, so the
-commands and `store.report` never branch on the backend.
+(`store.postgres.reader.PostgresReader`), anything else a SQLite file
+(`store.sqlite.reader.SqliteReader`). Both return the shapes of `store.rows`, so the
+commands (`commands.query`, `commands.report`) never branch on the backend.
 
 Never: hold SQL or connections of its own, create or migrate a store, or name a store in a
 message with its password (`describe_target`).
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Protocol
 
-from store.backend import INSTALL_POSTGRES, is_postgres_url
+from store.backend import import_postgres, is_postgres_url
+from store.connection_options import BUSY_TIMEOUT_MS
 from store.errors import StoreError
-from store.query import ScanRow, StoredDeadLetter, StoreStats
-from store.sqlite_reader import SqliteReader
+from store.rows import ScanRow, StoredDeadLetter, StoreStats
+from store.sqlite.reader import SqliteReader
 
 
 class StoreReader(Protocol):
@@ -76,12 +77,15 @@ class StoreReader(Protocol):
 
 
 def open_store_reader(
-    target: str | os.PathLike[str], *, writable: bool = False, busy_timeout_ms: int = 5000
+    target: str | os.PathLike[str],
+    *,
+    writable: bool = False,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> StoreReader:
     """A reader of the store `target` names. Never creates or migrates: a missing SQLite file
     is DatabaseMissing, missing or older PostgreSQL tables a SchemaError."""
     if is_postgres_url(target):
-        return _postgres_query().PostgresReader.open(
+        return import_postgres().reader.PostgresReader.open(
             target, writable=writable, busy_timeout_ms=busy_timeout_ms
         )
     return SqliteReader.open(target, writable=writable, busy_timeout_ms=busy_timeout_ms)
@@ -91,21 +95,7 @@ def describe_target(target: str | os.PathLike[str]) -> str:
     """How messages name the store: a path as given, a URL without password or options."""
     if is_postgres_url(target):
         try:
-            return _postgres_query().describe(target)
+            return import_postgres().connection.describe(target)
         except StoreError:  # no psycopg, or a URL libpq cannot parse: show none of it
             return "the PostgreSQL URL given"
     return os.fspath(target)
-
-
-def _postgres_query() -> ModuleType:
-    """store.postgres_query, imported on first use, as store.backend does for the writer:
-    psycopg is an optional extra, and a SQLite-only install must not need it."""
-    try:
-        from store import postgres_query
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and exc.name.split(".")[0] == "psycopg":
-            raise StoreError(
-                f"a PostgreSQL store needs psycopg, which is not installed: {INSTALL_POSTGRES}"
-            ) from None
-        raise
-    return postgres_query

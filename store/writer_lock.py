@@ -5,7 +5,7 @@ Owns: `hold_writer_lock(target)`. For a SQLite path it takes an exclusive, non-b
 `WriterLock` is open: the supervisor holds it for its whole life, so a second supervisor on
 the same file is refused at start-up with one line (`WriterLocked`) instead of becoming a
 second writer. For a PostgreSQL URL there is nothing to hold: any number of supervisors, on
-any number of machines, may write one database (store.postgres).
+any number of machines, may write one database (store.postgres.writer).
 
 Why a lock file of our own rather than SQLite's locks: SQLite serialises two writers
 correctly but silently, so two supervisors would both run, each thinking it is the one
@@ -44,7 +44,6 @@ class WriterLock(ClosedOnExit):
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
-
 
 
 def lock_path_for(db_path: str | os.PathLike[str]) -> str:

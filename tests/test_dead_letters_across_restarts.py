@@ -14,7 +14,7 @@ from supervisor_harness import RunningSupervisor, wait_until
 
 from broker import admin, client
 from demo.emulator import start_emulator
-from store.query import open_reader
+from store.sqlite.reader import open_reader
 
 pytestmark = pytest.mark.emulator
 

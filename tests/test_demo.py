@@ -452,11 +452,11 @@ def test_demo_runs_stores_rows_and_leaves_nothing_running(tmp_path):
     assert tagged_processes(tag) == {}, "processes the demo started are still running"
     assert not [pid for pid in seen if pid_alive(pid)]
 
-    from store import query
+    from store.sqlite import reader
 
-    conn = query.open_reader(db_path)
+    conn = reader.open_reader(db_path)
     try:
-        stats = query.read_stats(conn)
+        stats = reader.read_stats(conn)
     finally:
         conn.close()
     assert stats.scan_rows > 0

@@ -17,7 +17,7 @@ from e2e_procs import TreeSampler
 from large_messages import large_payload
 
 from scanner.generate import scan_payloads
-from store.query import open_reader
+from store.sqlite.reader import open_reader
 
 pytestmark = pytest.mark.emulator
 

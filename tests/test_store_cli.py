@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from commands.miniscan import main as miniscan
 from contracts.records import DeadLetter, ScanRecord
-from store.db import ScanStore
-from store.schema import LEGACY_V0_DDL
+from store.sqlite.schema import LEGACY_V0_DDL
+from store.sqlite.writer import ScanStore
 
 BINARY_PAYLOAD = b'\x00\xff{"ip": "1.1.1.7"'
 
@@ -205,14 +205,13 @@ def test_query_by_an_ipv4_mapped_address_finds_what_the_decoder_stored(tmp_path)
     """The decoder stores ::ffff:1.2.3.4 as 1.2.3.4; --ip must look up the same key."""
     from click.testing import CliRunner
 
+    from commands.query import query_command
     from contracts.records import ScanRecord
-    from store.cli import ADMIN_COMMANDS
-    from store.db import ScanStore
+    from store.sqlite.writer import ScanStore
 
     db = tmp_path / "q.db"
     with ScanStore.open(db) as store:
         store.write_batch([ScanRecord("1.2.3.4", 22, "SSH", 5, "banner", 2)])
-    query_command = next(c for c in ADMIN_COMMANDS if c.name == "query")
     result = CliRunner().invoke(
         query_command, ["--db", str(db), "--ip", "::ffff:1.2.3.4", "--format", "json"]
     )

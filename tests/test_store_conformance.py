@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
-from store.db import BatchDataError, WriteResult
+from store.errors import BatchDataError
+from store.rows import WriteResult
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",
@@ -38,7 +39,7 @@ def read_sqlite(path: str, sql: str) -> list[tuple]:
 
 
 def read_postgres(url: str, sql: str) -> list[tuple]:
-    from store.postgres_connect import connect_existing
+    from store.postgres.connection import connect_existing
 
     with connect_existing(url) as conn:
         return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)

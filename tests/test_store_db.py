@@ -10,16 +10,12 @@ import apsw
 import pytest
 
 from contracts.records import DeadLetter, ScanRecord
-from store.db import (
-    WAL_AUTOCHECKPOINT_PAGES,
-    WRITER_CACHE_KIB,
-    BatchDataError,
-    ScanStore,
-    StoreUnavailable,
-    WriteResult,
-)
-from store.query import find_scans, open_reader
-from store.schema import APPLICATION_ID, CURRENT_VERSION
+from store.errors import BatchDataError, StoreUnavailable
+from store.rows import WriteResult
+from store.sqlite.connection import WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB
+from store.sqlite.reader import find_scans, open_reader
+from store.sqlite.schema import APPLICATION_ID, CURRENT_VERSION
+from store.sqlite.writer import ScanStore
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",

@@ -1,5 +1,5 @@
-"""The newest-wins rule: in memory (store.merge) and in SQL (store.db), and that the final
-table is a pure function of the set of messages (hypothesis)."""
+"""The newest-wins rule: in memory (store.merge) and in SQL (store.sqlite.writer), and that
+the final table is a pure function of the set of messages (hypothesis)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.records import ScanRecord
-from store.db import ScanStore
 from store.merge import reduce_newest, reduce_rows
+from store.sqlite.writer import ScanStore
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",

@@ -18,12 +18,14 @@ import pytest
 from postgres_server import catalog, set_database_default, sql, writer_waits_on_a_lock
 
 from contracts.records import DeadLetter, ScanRecord
-from store import postgres, postgres_schema, schema
 from store.backend import is_postgres_url, open_store
-from store.db import ScanStore
 from store.errors import SchemaError, StoreError, StoreUnavailable
-from store.postgres import PostgresStore
-from store.postgres_connect import connect_existing, describe
+from store.postgres import schema as postgres_schema
+from store.postgres import writer as postgres_writer
+from store.postgres.connection import connect_existing, describe
+from store.postgres.writer import PostgresStore
+from store.sqlite import schema as sqlite_schema
+from store.sqlite.writer import ScanStore
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",
@@ -107,7 +109,8 @@ def test_unreachable_server_or_database_is_unavailable(postgres_url) -> None:
 
 
 def test_open_creates_versioned_tables_and_reopening_changes_nothing(postgres_url) -> None:
-    assert postgres_schema.CURRENT_VERSION == schema.CURRENT_VERSION  # one design, both stores
+    # One design of the tables for both stores.
+    assert postgres_schema.CURRENT_VERSION == sqlite_schema.CURRENT_VERSION
     with PostgresStore.open(postgres_url) as store:
         assert store.migrated_from is None
         store.write_batch([scan()], [DeadLetter(b"{", "invalid_json", "m1", 1.5)])
@@ -255,12 +258,14 @@ def test_lost_connection_is_unavailable_then_the_next_batch_reconnects(postgres_
         store.write_batch([scan(ts=4)])
 
 
-@pytest.mark.parametrize("retries", [postgres.CONFLICT_RETRIES, 0], ids=["retried", "exhausted"])
+@pytest.mark.parametrize(
+    "retries", [postgres_writer.CONFLICT_RETRIES, 0], ids=["retried", "exhausted"]
+)
 def test_serialization_failure_retries_the_batch_whole(postgres_url, monkeypatch, caplog, retries):
     # Under REPEATABLE READ (a database default another application may set), a row that a
     # concurrent transaction changed after our snapshot makes the upsert fail with 40001.
     set_database_default(postgres_url, "default_transaction_isolation", "repeatable read")
-    monkeypatch.setattr(postgres, "CONFLICT_RETRIES", retries)
+    monkeypatch.setattr(postgres_writer, "CONFLICT_RETRIES", retries)
     with PostgresStore.open(postgres_url) as store, psycopg.connect(postgres_url) as other:
         store.write_batch([scan(ts=1)])
         other.execute("UPDATE scans SET last_scanned = 50")
@@ -348,7 +353,7 @@ def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(postgres
 
 def test_every_writer_reports_the_shared_table_not_only_its_own_keys(postgres_url, monkeypatch):
     """Replicas share one table: the rows gauge of each must count the others' keys too."""
-    monkeypatch.setattr(postgres, "RECOUNT_EVERY_S", 0.0)
+    monkeypatch.setattr(postgres_writer, "RECOUNT_EVERY_S", 0.0)
     with PostgresStore.open(postgres_url) as first, PostgresStore.open(postgres_url) as second:
         first.write_batch([ScanRecord(f"10.0.0.{i}", 80, "HTTP", 1, "a", 2) for i in range(5)])
         second.write_batch([ScanRecord(f"10.0.1.{i}", 80, "HTTP", 1, "b", 2) for i in range(3)])

@@ -9,9 +9,9 @@ import apsw
 import pytest
 
 from contracts.records import DeadLetter, ScanRecord
-from store.db import ScanStore
-from store.query import find_scans, open_reader, read_snapshot, read_stats
-from store.schema import CURRENT_VERSION
+from store.sqlite.reader import find_scans, open_reader, read_snapshot, read_stats
+from store.sqlite.schema import CURRENT_VERSION
+from store.sqlite.writer import ScanStore
 
 
 def scan(port: int, ts: int = 100, ip: str = "10.0.0.1", service: str = "HTTP") -> ScanRecord:

@@ -20,7 +20,7 @@ from commands.miniscan import main as miniscan
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import open_store
 from store.errors import StoreUnavailable
-from store.postgres_query import PostgresReader
+from store.postgres.reader import PostgresReader
 from store.reader import describe_target, open_store_reader
 
 
@@ -34,7 +34,7 @@ def letter(payload: bytes, reason: str, message_id: str, at: float, detail: str 
 
 T = 1_714_560_000
 # Within a batch, dead letters come in identity order (message id, then payload digest): the
-# order PostgreSQL inserts them in (store.postgres takes its locks in that order), so that
+# order PostgreSQL inserts them in (store.postgres.writer takes its locks in that order), so that
 # both stores hand out the same ids. No redelivered dead letter here: PostgreSQL's identity
 # spends a number on a row that ON CONFLICT then drops (as on a rolled-back batch), SQLite's
 # AUTOINCREMENT does not, so after a redelivery the ids keep their order but may have gaps.

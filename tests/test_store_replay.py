@@ -15,8 +15,8 @@ from broker import client
 from commands.miniscan import main as miniscan
 from contracts.records import DeadLetter
 from store import dead_letters
-from store.db import ScanStore
-from store.query import open_reader
+from store.sqlite.reader import list_dead_letters, open_reader
+from store.sqlite.writer import ScanStore
 
 pytestmark = pytest.mark.emulator
 
@@ -39,7 +39,7 @@ def make_db(tmp_path: Path, letters: list[DeadLetter]) -> Path:
 def remaining(path: Path) -> list[tuple[int, bytes, str]]:
     conn = open_reader(path)
     try:
-        return [(d.id, d.payload, d.reason) for d in dead_letters.list_dead_letters(conn)]
+        return [(d.id, d.payload, d.reason) for d in list_dead_letters(conn)]
     finally:
         conn.close()
 

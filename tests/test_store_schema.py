@@ -10,9 +10,10 @@ import apsw
 import pytest
 
 from contracts.records import DeadLetter, ScanRecord
-from store.db import DatabaseMissing, ScanStore, SchemaError, connect_existing
-from store.query import find_scans, open_reader
-from store.schema import (
+from store.errors import DatabaseMissing, SchemaError
+from store.sqlite.connection import connect_existing
+from store.sqlite.reader import find_scans, open_reader
+from store.sqlite.schema import (
     APPLICATION_ID,
     CURRENT_VERSION,
     DEAD_LETTERS_DDL_V1,
@@ -20,6 +21,7 @@ from store.schema import (
     LEGACY_V0_DDL,
     SCANS_DDL,
 )
+from store.sqlite.writer import ScanStore
 
 
 def digest(path: Path) -> str:

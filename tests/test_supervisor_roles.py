@@ -24,7 +24,7 @@ from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import split_batch_frame
 from contracts.records import DeadLetter, ScanRecord
 from store import writer_process
-from store.db import StoreError
+from store.errors import StoreError
 from store.writer_process import WriterRole, isolate_bad_records
 from supervisor.children import drive_role
 from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
@@ -205,7 +205,7 @@ def test_isolation_costs_few_writes():
     def write(part):
         writes.append(len(part))
         if any(r.port > 65535 for r in part):
-            from store.db import BatchDataError
+            from store.errors import BatchDataError
 
             raise BatchDataError("CHECK constraint failed")
 

@@ -1,4 +1,4 @@
-"""Output of the store's CLI: a readable table on a terminal, JSON lines or CSV for scripts.
+"""Output of the store's commands: a readable table on a terminal, JSON lines or CSV for scripts.
 
 Owns: choosing the default format, and turning rows (sequences of plain values) into text.
 

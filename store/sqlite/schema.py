@@ -1,4 +1,4 @@
-"""The database layout (a public contract: users read this file directly) and its migrations.
+"""The SQLite layout (a public contract: users read this file directly) and its migrations.
 
 Owns: the DDL of every table, the schema version stamp (`PRAGMA application_id` says "this
 is miniscan's file", `PRAGMA user_version` says which layout), recognising a file before
@@ -21,12 +21,12 @@ Versions:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import apsw
 
 from store.errors import SchemaError
+from store.rows import payload_digest
 
 CURRENT_VERSION = 2
 # "mscn" in ASCII: marks the file as miniscan's, so a foreign SQLite file is never mistaken
@@ -225,11 +225,6 @@ def _migrate_0_to_1(conn: apsw.Connection) -> None:
             " FROM dead_letters_v0 ORDER BY rowid"
         )
         conn.execute("DROP TABLE dead_letters_v0")
-
-
-def payload_digest(payload: bytes) -> bytes:
-    """The digest stored beside a letter's bytes: half of its identity (version 2)."""
-    return hashlib.sha256(payload).digest()
 
 
 def _migrate_1_to_2(conn: apsw.Connection) -> None:

@@ -1,12 +1,13 @@
 """What the store's commands print: scans, the summary, dead letters and a replay's outcome.
 
 Owns: which columns, headings and notes each command shows, in the format asked for
-(`store.render` turns them into a table, JSON lines or CSV), and showing at most --limit
+(`commands.render` turns them into a table, JSON lines or CSV), and showing at most --limit
 rows while saying when more were left. Results go to the stream given; notes such as
 "no matching scans" go to stderr, so that a pipe only ever gets data.
 
-Never: read the database, parse options or choose an exit code (`store.cli` does), or know
-which store the rows came from: both readers return the same shapes.
+Never: read the database, parse options or choose an exit code (`commands.query` and
+`commands.dead_letters` do), or know which store the rows came from: both readers return
+the same shapes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import TextIO, TypeVar
 
 import click
 
-from store import render
+from commands import render
 from store.dead_letters import ReplayResult
-from store.query import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
+from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
 
 RESPONSE_WIDTH = 60  # characters of a response shown in a table row
 Row = TypeVar("Row")

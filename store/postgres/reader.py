@@ -1,14 +1,14 @@
 """The readers' handle on a PostgreSQL store: `PostgresReader`, the twin of `SqliteReader`.
 
 Owns: the read SQL on PostgreSQL's `scans` and `dead_letters` (and the delete of replayed
-dead letters), turning its rows into the shapes of `store.query` exactly as SQLite's reader
-does: the response decoded from its bytea (`postgres_schema.decode_response`), reasons
+dead letters), turning its rows into the shapes of `store.rows` exactly as SQLite's reader
+does: the response decoded from its bytea (`store.postgres.schema.decode_response`), reasons
 ordered by byte order like SQLite's BINARY collation (keys are `COLLATE "C"` already), so
 that `miniscan query`, `stats` and `dead-letters` print the same thing for the same data.
 
-Never: create or migrate tables (`postgres_connect.connect_existing` refuses to), write
-scans, talk to Pub/Sub, or format output. Messages name the store by
-`postgres_connect.describe` (no password).
+Never: create or migrate tables (`store.postgres.connection.connect_existing` refuses to),
+write scans, talk to Pub/Sub, or format output. Messages name the store by
+`store.postgres.connection.describe` (no password).
 
 Consistency: every call runs in its own transaction (one call at a time: use up or drop a
 `find_scans` iterator before the next call), read-only unless the reader was opened
@@ -25,10 +25,12 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import psycopg
 
-from store import postgres_schema
 from store.closing import ClosedOnExit
-from store.postgres_connect import connect_existing, describe, translate_error
-from store.query import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats, find_scans_sql
+from store.connection_options import BUSY_TIMEOUT_MS
+from store.postgres import schema
+from store.postgres.connection import connect_existing, describe, translate_error
+from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
+from store.scan_filters import find_scans_sql
 
 _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
 _LETTER_COLUMNS = "id, payload, reason, detail, message_id, received_at"
@@ -44,7 +46,7 @@ class PostgresReader(ClosedOnExit):
 
     @classmethod
     def open(
-        cls, url: str, *, writable: bool = False, busy_timeout_ms: int = 5000
+        cls, url: str, *, writable: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
     ) -> PostgresReader:
         """Raises SchemaError (no miniscan tables, or not current), StoreUnavailable or
         StoreError; never creates anything. busy_timeout_ms bounds a wait for a row lock
@@ -68,7 +70,7 @@ class PostgresReader(ClosedOnExit):
         since: int | None = None,
         limit: int | None = None,
     ) -> Iterator[ScanRow]:
-        """As `store.query.find_scans`: every filter given, key order, `since` inclusive."""
+        """As `store.sqlite.reader.find_scans`: every filter given, key order, `since` inclusive."""
         sql, params = find_scans_sql(_SCAN_COLUMNS, "%s", ip, port, service, since, limit)
         # A server-side cursor: the whole table never sits in this process's memory.
         with (
@@ -79,10 +81,10 @@ class PostgresReader(ClosedOnExit):
             cur.execute(sql, params)
             for ip_, port_, service_, last, first, response, version in cur:
                 yield ScanRow(ip_, port_, service_, last, first,
-                              postgres_schema.decode_response(response), version)  # fmt: skip
+                              schema.decode_response(response), version)  # fmt: skip
 
     def read_stats(self, top_services: int = 10) -> StoreStats:
-        """As `store.query.read_stats`, from one snapshot; sizes are the tables' own."""
+        """As `store.sqlite.reader.read_stats`, from one snapshot; sizes are the tables' own."""
         with self._transaction(f"cannot read {self.where}", snapshot=True) as conn:
             rows, ips, oldest, newest = conn.execute(
                 "SELECT count(*), count(DISTINCT ip), min(last_scanned), max(last_scanned)"
@@ -101,7 +103,7 @@ class PostgresReader(ClosedOnExit):
             size = conn.execute(
                 "SELECT pg_total_relation_size('scans') + pg_total_relation_size('dead_letters')"
             ).fetchone()[0]
-            schema_version = postgres_schema.read_schema_version(conn, self.where)
+            schema_version = schema.read_schema_version(conn, self.where)
         return StoreStats(
             path=self.where,
             file_bytes=int(size),
@@ -195,4 +197,3 @@ class PostgresReader(ClosedOnExit):
 
     def close(self) -> None:
         self._conn.close()
-

@@ -1,61 +1,35 @@
-"""The single writer's handle on the database: open (create, migrate), write batches, close.
+"""The single writer's handle on a SQLite file: open (create, migrate), write batches, close.
 
-Owns: every connection setting of the writer (WAL, synchronous, busy timeout, cache), the
-newest-wins upsert in SQL, and the guarantee that `write_batch` either commits a whole batch
-durably or leaves nothing of it and raises a `StoreError` subclass. Also
-`connect_existing`, the one way readers and admin commands open a file that must already exist.
+Owns: `ScanStore`, the newest-wins upsert in SQLite's SQL, and the guarantee that
+`write_batch` either commits a whole batch durably or leaves nothing of it and raises a
+`StoreError` subclass; the checks a file passes before it is opened to write (a foreign
+file is refused untouched, a new one is created private). The connection's settings live in
+`store.sqlite.connection`, the layout in `store.sqlite.schema`.
 
 Never: decide retry or ack policy (the writer process does), talk to Pub/Sub, or create or
 migrate a database from a read or admin command.
 
-Concurrency: exactly one `ScanStore` writes a file (the writer process); readers use WAL
-snapshots, so they neither block it nor see part of a batch.
+Concurrency: exactly one `ScanStore` writes a file (the writer process, under
+`store.writer_lock`); readers use WAL snapshots, so they neither block it nor see part of a
+batch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Sequence
 
 import apsw
 
 from contracts.records import DeadLetter, ScanRecord
-from store import schema
 from store.closing import ClosedOnExit
-from store.errors import (
-    BatchDataError,
-    DatabaseMissing,
-    SchemaError,
-    StoreError,
-    StoreUnavailable,
-    translate_error,
-)
+from store.connection_options import BUSY_TIMEOUT_MS, SYNCHRONOUS_MODES, synchronous_mode
+from store.errors import BatchDataError, StoreUnavailable
 from store.merge import UpsertRow, reduce_rows
-
-__all__ = [
-    "BatchDataError",
-    "DatabaseMissing",
-    "ScanStore",
-    "SchemaError",
-    "StoreError",
-    "StoreUnavailable",
-    "WriteResult",
-    "connect_existing",
-]
-
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-# 64 MiB of page cache for the writer: random-key upserts touch index pages all over the
-# file, and the default 2 MiB cache measured ~20% slower at 200k rows.
-WRITER_CACHE_KIB = 65536
-# Checkpoint the WAL every ~40 MiB instead of SQLite's ~4 MiB: a batch of random keys
-# dirties hundreds of index pages, and checkpointing less often writes each hot page to the
-# database file once instead of many times (measured +35% rows/s at 200k rows). The file is
-# cut back to JOURNAL_LIMIT_BYTES after each checkpoint so that it does not stay large.
-WAL_AUTOCHECKPOINT_PAGES = 10_000
-JOURNAL_LIMIT_BYTES = 64 * 1024 * 1024
+from store.rows import WriteResult, payload_digest
+from store.sqlite import schema
+from store.sqlite.connection import CREATE, apply_writer_settings, connect, translate_error
 
 # The newest-wins rule of store.merge, in SQL. `newer` compares (timestamp, response,
 # data_version) as a row value, which is lexicographic with BINARY collation for the text,
@@ -84,22 +58,6 @@ VALUES (?, ?, ?, ?, ?, ?)
 """
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    """What one committed batch did.
-
-    scans: scan records in the batch (all of them are now reflected in the table);
-    new_keys: keys that did not exist before this batch (the table grew by this much);
-    dead_letters: dead letters newly stored (a message id already stored is not counted);
-    changed_keys: rows inserted or changed (a stale record changes nothing).
-    """
-
-    scans: int
-    new_keys: int
-    dead_letters: int
-    changed_keys: int = 0
-
-
 class ScanStore(ClosedOnExit):
     """The writer's connection. Not thread-safe: one owner thread, one process per file."""
 
@@ -116,7 +74,7 @@ class ScanStore(ClosedOnExit):
         path: str | os.PathLike[str],
         *,
         synchronous: str = "FULL",
-        busy_timeout_ms: int = 5000,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> ScanStore:
         """Open (creating the folder and the file if missing) and bring the schema current.
 
@@ -127,9 +85,7 @@ class ScanStore(ClosedOnExit):
         Raises SchemaError (file refused, untouched) or StoreUnavailable.
         """
         path = os.fspath(path)
-        mode = synchronous.upper()
-        if mode not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        mode = synchronous_mode(synchronous)
         _refuse_foreign_file(path)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o750, exist_ok=True)
@@ -142,7 +98,7 @@ class ScanStore(ClosedOnExit):
             apply_writer_settings(conn, mode)
             return version_before, conn.execute("SELECT count(*) FROM scans").get
 
-        conn, (version_before, rows) = _connect(path, _CREATE, busy_timeout_ms, prepare)
+        conn, (version_before, rows) = connect(path, CREATE, busy_timeout_ms, prepare)
         migrated = None if version_before in (None, schema.CURRENT_VERSION) else version_before
         return cls(conn, path, rows, migrated)
 
@@ -164,7 +120,7 @@ class ScanStore(ClosedOnExit):
                     d.detail,
                     d.message_id,
                     d.received_at,
-                    schema.payload_digest(d.payload),
+                    payload_digest(d.payload),
                 )
                 for d in dead_letters
             ]
@@ -231,51 +187,6 @@ class ScanStore(ClosedOnExit):
         self._conn.close()
 
 
-
-def connect_existing(
-    path: str | os.PathLike[str], *, writable: bool = False, busy_timeout_ms: int = 5000
-) -> apsw.Connection:
-    """Open a database that must exist and be current, for reading or small admin writes.
-
-    Never creates or migrates. Raises DatabaseMissing, SchemaError or StoreUnavailable.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DatabaseMissing(f"no database at {path}")
-    flags = apsw.SQLITE_OPEN_READWRITE if writable else apsw.SQLITE_OPEN_READONLY
-
-    def prepare(conn: apsw.Connection) -> None:
-        schema.require_current(conn, path)
-
-    conn, _ = _connect(path, flags, busy_timeout_ms, prepare)
-    return conn
-
-
-Prepared = TypeVar("Prepared")
-_CREATE = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE  # apsw.Connection's default
-
-
-def _connect(
-    path: str, flags: int, busy_timeout_ms: int, prepare: Callable[[apsw.Connection], Prepared]
-) -> tuple[apsw.Connection, Prepared]:
-    """A connection with `prepare` applied to it, and what `prepare` returned.
-
-    If any step fails the connection is closed again and the error is a StoreError, so that
-    the writer and the readers classify a failed open the same way.
-    """
-    conn = None
-    try:
-        conn = apsw.Connection(path, flags=flags)
-        conn.set_busy_timeout(busy_timeout_ms)
-        return conn, prepare(conn)
-    except (apsw.Error, StoreError) as exc:
-        if conn is not None:
-            conn.close()
-        if isinstance(exc, StoreError):
-            raise
-        raise translate_error(exc, f"cannot open {path}") from None
-
-
 def _refuse_foreign_file(path: str) -> None:
     """Look at an existing file through a read-only connection before opening it to write.
 
@@ -295,7 +206,6 @@ def _refuse_foreign_file(path: str) -> None:
             conn.close()
 
 
-# One small function per connection setting, applied together (apsw bestpractice).
 def _create_private_file(path: str) -> None:
     """Create a missing database file readable by its owner and group only (0640 before the
     umask): scan results are not for every user of the machine. SQLite gives the -wal and
@@ -306,31 +216,3 @@ def _create_private_file(path: str) -> None:
         pass
     except OSError as exc:
         raise StoreUnavailable(f"cannot create {path}: {exc.strerror}") from None
-
-
-def apply_writer_settings(conn: apsw.Connection, synchronous: str = "FULL") -> None:
-    """Every setting of the writer's connection (the benchmark applies the same to raw apsw)."""
-    _use_wal(conn)
-    _set_synchronous(conn, synchronous)
-    _set_cache(conn)
-    _set_checkpointing(conn)
-
-
-def _use_wal(conn: apsw.Connection) -> None:
-    # WAL: readers never block the writer nor see a half-written batch.
-    mode = conn.pragma("journal_mode", "wal")
-    if mode != "wal":
-        raise StoreUnavailable(f"cannot switch to WAL (journal_mode stays {mode})")
-
-
-def _set_synchronous(conn: apsw.Connection, mode: str) -> None:
-    conn.pragma("synchronous", mode)
-
-
-def _set_cache(conn: apsw.Connection) -> None:
-    conn.pragma("cache_size", -WRITER_CACHE_KIB)
-
-
-def _set_checkpointing(conn: apsw.Connection) -> None:
-    conn.wal_autocheckpoint(WAL_AUTOCHECKPOINT_PAGES)
-    conn.pragma("journal_size_limit", JOURNAL_LIMIT_BYTES)

@@ -1,4 +1,4 @@
-"""The PostgreSQL layout (a public contract, like store/schema.py) and its version stamp.
+"""The PostgreSQL layout (a public contract, like store/sqlite/schema.py) and its version stamp.
 
 Owns: the DDL of `scans` and `dead_letters` in the connection's default schema
 (`current_schema()`), the version stamp (a COMMENT on both tables: "miniscan schema N"),

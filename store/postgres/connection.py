@@ -3,9 +3,10 @@
 Owns: turning a libpq URL into a connection (with miniscan's application name and a
 connect timeout unless the URL sets them), a password-free description of the URL for
 messages, `connect_existing` for readers and admin commands, and `translate_error`: the one
-mapping from psycopg exceptions to the store.errors classes (store.errors holds SQLite's).
+mapping from psycopg exceptions to the store.errors classes (store.sqlite.connection holds
+SQLite's).
 
-Never: create or migrate tables (store.postgres_schema, called by the writer's open), write
+Never: create or migrate tables (store.postgres.schema, called by the writer's open), write
 data, log, or retry.
 """
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from store import postgres_schema
 from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.postgres import schema
 
 CONNECT_TIMEOUT_S = 10
 DEFAULT_PARAMS = (("application_name", "miniscan"), ("connect_timeout", str(CONNECT_TIMEOUT_S)))
@@ -52,12 +53,12 @@ def connect_existing(url: str, *, writable: bool = False) -> psycopg.Connection:
 
     Never creates or migrates. Read-only unless `writable`. Raises SchemaError,
     StoreUnavailable or StoreError. Readers decode `scans.response` with
-    `postgres_schema.decode_response`.
+    `store.postgres.schema.decode_response`.
     """
     where = describe(url)
     conn = connect(url, where)
     try:
-        postgres_schema.require_current(conn, where)
+        schema.require_current(conn, where)
         conn.commit()
         conn.read_only = not writable
     except BaseException as exc:

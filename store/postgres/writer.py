@@ -3,7 +3,7 @@
 Owns: the writer's connection and its settings, the newest-wins upsert in PostgreSQL's SQL,
 the retry of a whole batch on a deadlock or serialization failure, reconnecting after a lost
 connection, and the guarantee that `write_batch` either commits a whole batch durably or
-leaves nothing of it. The same contract as `store.db.ScanStore`;
+leaves nothing of it. The same contract as `store.sqlite.writer.ScanStore`;
 `store.backend` picks one of the two, and tests/test_store_conformance.py holds both to it.
 
 Never: decide the writer's retry or ack policy beyond the transient conflicts above (the
@@ -30,13 +30,13 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from contracts.records import DeadLetter, ScanRecord
-from store import postgres_schema
 from store.closing import ClosedOnExit
-from store.db import SYNCHRONOUS_MODES, WriteResult
+from store.connection_options import BUSY_TIMEOUT_MS, synchronous_mode
 from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.merge import reduce_rows
-from store.postgres_connect import connect, describe, translate_error
-from store.schema import payload_digest
+from store.postgres import schema
+from store.postgres.connection import connect, describe, translate_error
+from store.rows import WriteResult, payload_digest
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ _COLUMNS = "ip, port, service, last_scanned, response, data_version, first_seen"
 COPY_INCOMING = f"COPY miniscan_incoming ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = ("text", "int8", "text", "int8", "bytea", "int8", "int8")
 
-# The newest-wins rule of store.merge, as in store.db: a row value compared
+# The newest-wins rule of store.merge, as in store.sqlite.writer: a row value compared
 # lexicographically; response is bytea, so the tie-break is by UTF-8 bytes, never by
 # collation. The WHERE skips rows that would not change, so only real changes come back.
 # `xmax = 0` is true of a row this statement inserted and false of one it updated (the
@@ -122,7 +122,7 @@ class PostgresStore(ClosedOnExit):
 
     @classmethod
     def open(
-        cls, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
+        cls, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = BUSY_TIMEOUT_MS
     ) -> PostgresStore:
         """Connect, create or migrate the tables, and get ready to write.
 
@@ -132,9 +132,7 @@ class PostgresStore(ClosedOnExit):
         wait for another session's lock (`lock_timeout`), as SQLite's busy timeout does.
         Raises SchemaError (tables refused, untouched), StoreUnavailable or StoreError.
         """
-        mode = synchronous.upper()
-        if mode not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        mode = synchronous_mode(synchronous)
         settings = {
             "synchronous_commit": "on" if mode in ("FULL", "EXTRA") else "off",
             "lock_timeout": f"{int(busy_timeout_ms)}ms",
@@ -142,7 +140,7 @@ class PostgresStore(ClosedOnExit):
         where = describe(url)
         conn = connect(url, where)
         try:
-            version_before = postgres_schema.ensure_current(conn, where)
+            version_before = schema.ensure_current(conn, where)
             _prepare_writer(conn, settings)
             rows = conn.execute("SELECT count(*) FROM scans").fetchone()[0]
             conn.commit()
@@ -151,7 +149,7 @@ class PostgresStore(ClosedOnExit):
             if isinstance(exc, psycopg.Error):
                 raise translate_error(exc, f"cannot open {where}") from None
             raise
-        current = (None, postgres_schema.CURRENT_VERSION)
+        current = (None, schema.CURRENT_VERSION)
         return cls(
             url, mode, settings, conn, rows, None if version_before in current else version_before
         )
@@ -224,7 +222,7 @@ class PostgresStore(ClosedOnExit):
                 self._conn = None
             conn = connect(self._url, self.path)
             try:
-                postgres_schema.require_current(conn, self.path)
+                schema.require_current(conn, self.path)
                 _prepare_writer(conn, self._settings)
                 conn.commit()
             except BaseException:
@@ -257,7 +255,6 @@ class PostgresStore(ClosedOnExit):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
 
 
 def _bind_batch(
