@@ -1,6 +1,10 @@
 """One suite, both stores (STYLE point 15): the SQLite file and PostgreSQL are held to the same
-rules through `store.backend.open_store`, and to the same property: the final table is a pure
-function of the set of messages, equal on both stores and to the specification."""
+rules, the writers through `store.backend.open_store` and the readers through
+`store.reader.open_store_reader`, and to the same property: the final table is a pure
+function of the set of messages, equal on both stores and to the specification.
+
+What only one backend has (SQLite's pragmas, WAL snapshots, file permissions; PostgreSQL's
+URLs, bytea, concurrent writers) is tested in that backend's own files."""
 
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ from hypothesis import strategies as st
 
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
-from store.errors import BatchDataError
-from store.rows import WriteResult
+from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.reader import StoreReader, open_store_reader
+from store.rows import ScanRow, StoredDeadLetter, WriteResult
+from store.sqlite.schema import CURRENT_VERSION
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",
@@ -63,6 +69,9 @@ class Backend:
 
     def open(self, **options: object) -> ScanStoreBackend:
         return open_store(self.target, **options)
+
+    def read(self, **options: object) -> StoreReader:
+        return open_store_reader(self.target, **options)
 
     def _read(self, sql: str) -> list[tuple]:
         if self.name == "sqlite":
@@ -203,9 +212,113 @@ def test_refused_data_rolls_back_the_whole_batch(backend, store, bad) -> None:
 def test_synchronous_is_validated(backend) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         backend.open(synchronous="sometimes")
+    with backend.open() as durable:
+        assert durable.synchronous == "FULL"
     with backend.open(synchronous="normal") as relaxed:
+        assert relaxed.synchronous == "NORMAL"
         relaxed.write_batch([scan()])
     assert len(backend.scans()) == 1
+
+
+# The readers: what `miniscan query`, `stats`, `dead-letters` and the replay see.
+FILLING_SCANS = [
+    scan(100, "banner 80"),
+    scan(200, "banner 22", service="SSH", port=22),
+    scan(300, "banner 80", ip="10.0.0.2"),
+    scan(50, "banner 443", ip="::1", port=443, service="HTTPS"),
+]
+# Ids 1, 2, 3 on both stores: arrival order on SQLite, identity order on PostgreSQL agree.
+FILLING_LETTERS = [
+    DeadLetter(b"x", "invalid_json", "a", 1.0),
+    DeadLetter(b"y", "bad_port", "b", 2.0, "port 70000"),
+    DeadLetter(b"z", "invalid_json", "c", 3.0),
+]
+
+
+@pytest.fixture
+def filled(backend: Backend) -> Backend:
+    with backend.open() as store:
+        store.write_batch(FILLING_SCANS, FILLING_LETTERS)
+    return backend
+
+
+def keys(found) -> list[tuple]:
+    return [(r.ip, r.port, r.service) for r in found]
+
+
+def test_find_scans_filters_combine(filled) -> None:
+    with filled.read() as reader:
+        assert keys(reader.find_scans(ip="10.0.0.1")) == [
+            ("10.0.0.1", 22, "SSH"),
+            ("10.0.0.1", 80, "HTTP"),
+        ]
+        assert keys(reader.find_scans(port=80)) == [
+            ("10.0.0.1", 80, "HTTP"),
+            ("10.0.0.2", 80, "HTTP"),
+        ]
+        assert keys(reader.find_scans(service="SSH")) == [("10.0.0.1", 22, "SSH")]
+        assert keys(reader.find_scans(since=200)) == [
+            ("10.0.0.1", 22, "SSH"),
+            ("10.0.0.2", 80, "HTTP"),
+        ]
+        assert keys(reader.find_scans(ip="10.0.0.1", port=22, service="SSH", since=201)) == []
+        assert len(list(reader.find_scans(limit=2))) == 2
+        assert list(reader.find_scans(port=443)) == [
+            ScanRow("::1", 443, "HTTPS", 50, 50, "banner 443", 1)
+        ]
+
+
+def test_stats_summarise_scans_and_dead_letters(filled) -> None:
+    with filled.read() as reader:
+        stats = reader.read_stats()
+    assert (stats.scan_rows, stats.distinct_ips) == (4, 3)
+    assert (stats.oldest_scan, stats.newest_scan) == (50, 300)
+    assert stats.services[0] == ("HTTP", 2)
+    assert stats.data_versions == [(1, 4)]
+    assert stats.dead_letters == 3
+    assert stats.dead_letters_by_reason == [("invalid_json", 2), ("bad_port", 1)]
+    assert stats.schema_version == CURRENT_VERSION and stats.file_bytes > 0
+    assert stats.size_of == {"sqlite": "file", "postgres": "tables"}[filled.name]
+
+
+def test_dead_letters_are_listed_by_reason_id_and_position(filled) -> None:
+    with filled.read() as reader:
+        assert reader.count_by_reason() == [("invalid_json", 2), ("bad_port", 1)]
+        assert [d.id for d in reader.list_dead_letters()] == [1, 2, 3]
+        assert [d.id for d in reader.list_dead_letters(reason="invalid_json")] == [1, 3]
+        assert [d.id for d in reader.list_dead_letters(ids=[3, 2, 3, 99])] == [2, 3]
+        assert [d.id for d in reader.list_dead_letters(after_id=1, limit=1)] == [2]
+        assert reader.list_dead_letters(reason="invalid_json", ids=[2]) == []
+        assert reader.get_dead_letter(2) == StoredDeadLetter(
+            2, b"y", "bad_port", "port 70000", "b", 2.0
+        )
+        assert reader.get_dead_letter(99) is None
+
+
+def test_a_read_only_reader_cannot_delete_and_a_writable_one_can(filled) -> None:
+    with filled.read() as reader, pytest.raises(StoreUnavailable, match=r"read-?only"):
+        reader.delete_dead_letters([1])
+    with filled.read(writable=True) as admin:
+        assert admin.delete_dead_letters([]) == 0
+        assert admin.delete_dead_letters([1, 1000]) == 1
+        assert [d.id for d in admin.list_dead_letters()] == [2, 3]
+    assert len(filled.dead_letters()) == 2
+
+
+def test_readers_never_create_a_store(backend) -> None:
+    for _ in range(2):  # refused twice: the first attempt created nothing
+        with pytest.raises(StoreError):
+            backend.read()
+
+
+def test_a_find_scans_left_unfinished_is_cleaned_up_on_close(filled) -> None:
+    """`miniscan query --limit` stops reading early and closes the reader first; the rows'
+    clean-up then runs against a closed connection and must not fail."""
+    reader = filled.read()
+    rows = reader.find_scans()
+    assert next(rows).ip == "10.0.0.1"
+    reader.close()
+    rows.close()
 
 
 # The property. Small domains on purpose: collisions of key, timestamp and response are the

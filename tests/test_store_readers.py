@@ -1,5 +1,6 @@
-"""Readers and the writer side by side (WAL): a reader sees whole batches only, neither side
-blocks the other, and the read API filters and summarises correctly."""
+"""SQLite's readers and the writer side by side (WAL): a reader sees whole batches only, and
+neither side blocks the other. What the read API returns, on both stores, is in
+tests/test_store_conformance.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from collections.abc import Iterator
 import apsw
 import pytest
 
-from contracts.records import DeadLetter, ScanRecord
-from store.sqlite.reader import find_scans, open_reader, read_snapshot, read_stats
-from store.sqlite.schema import CURRENT_VERSION
+from contracts.records import ScanRecord
+from store.sqlite.reader import open_reader, read_snapshot
 from store.sqlite.writer import ScanStore
 
 
@@ -85,46 +85,3 @@ def test_an_open_write_transaction_does_not_block_readers(db_path) -> None:
     assert count(reader) == 2
     reader.close()
     writer.close()
-
-
-@pytest.fixture
-def filled(db_path) -> str:
-    with ScanStore.open(db_path) as store:
-        store.write_batch(
-            [scan(80, ts=100), scan(22, ts=200, service="SSH"), scan(80, ts=300, ip="10.0.0.2"),
-             scan(443, ts=50, ip="::1", service="HTTPS")],
-            [DeadLetter(b"x", "invalid_json", "a", 1.0), DeadLetter(b"y", "bad_port", "b", 2.0),
-             DeadLetter(b"z", "invalid_json", "c", 3.0)],
-        )  # fmt: skip
-    return db_path
-
-
-def keys(found) -> list[tuple]:
-    return [(r.ip, r.port, r.service) for r in found]
-
-
-def test_find_scans_filters_combine(filled) -> None:
-    conn = open_reader(filled)
-    assert keys(find_scans(conn, ip="10.0.0.1")) == [
-        ("10.0.0.1", 22, "SSH"),
-        ("10.0.0.1", 80, "HTTP"),
-    ]
-    assert keys(find_scans(conn, port=80)) == [("10.0.0.1", 80, "HTTP"), ("10.0.0.2", 80, "HTTP")]
-    assert keys(find_scans(conn, service="SSH")) == [("10.0.0.1", 22, "SSH")]
-    assert keys(find_scans(conn, since=200)) == [("10.0.0.1", 22, "SSH"), ("10.0.0.2", 80, "HTTP")]
-    assert keys(find_scans(conn, ip="10.0.0.1", port=22, service="SSH", since=201)) == []
-    assert len(list(find_scans(conn, limit=2))) == 2
-    conn.close()
-
-
-def test_stats_summarise_scans_and_dead_letters(filled) -> None:
-    conn = open_reader(filled)
-    stats = read_stats(conn)
-    conn.close()
-    assert (stats.scan_rows, stats.distinct_ips) == (4, 3)
-    assert (stats.oldest_scan, stats.newest_scan) == (50, 300)
-    assert stats.services[0] == ("HTTP", 2)
-    assert stats.data_versions == [(1, 4)]
-    assert stats.dead_letters == 3
-    assert stats.dead_letters_by_reason == [("invalid_json", 2), ("bad_port", 1)]
-    assert stats.schema_version == CURRENT_VERSION and stats.file_bytes > 0
