@@ -27,10 +27,10 @@ import psycopg
 
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS
+from store.filters import dead_letters_sql, find_scans_sql
 from store.postgres import schema
 from store.postgres.connection import connect_existing, describe, translate_error
 from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
-from store.scan_filters import find_scans_sql
 
 _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
 _LETTER_COLUMNS = "id, payload, reason, detail, message_id, received_at"
@@ -142,20 +142,9 @@ class PostgresReader(ClosedOnExit):
         limit: int | None = None,
     ) -> list[StoredDeadLetter]:
         """Dead letters in id order (oldest first), filtered by reason and/or ids."""
-        clauses, params = ["id > %s"], [after_id]
-        if reason is not None:
-            clauses.append("reason = %s")
-            params.append(reason)
-        wanted = sorted(set(ids))
-        if wanted:
-            clauses.append("id = ANY(%s::bigint[])")
-            params.append(wanted)
-        sql = (
-            f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE {' AND '.join(clauses)} ORDER BY id"
+        sql, params = dead_letters_sql(
+            _LETTER_COLUMNS, "%s", _match_ids, reason, ids, after_id, limit
         )
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
         with self._transaction("cannot read dead letters") as conn:
             return [
                 StoredDeadLetter(letter_id, bytes(payload), *rest)
@@ -197,3 +186,8 @@ class PostgresReader(ClosedOnExit):
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _match_ids(wanted: list[int]) -> tuple[str, list[object]]:
+    # One array parameter, however many ids: the statement's text stays the same.
+    return "id = ANY(%s::bigint[])", [wanted]

@@ -25,8 +25,8 @@ import apsw
 
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS
+from store.filters import dead_letters_sql, find_scans_sql
 from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
-from store.scan_filters import find_scans_sql
 from store.sqlite.connection import connect_existing, translate_error
 
 _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
@@ -110,22 +110,15 @@ def list_dead_letters(
     limit: int | None = None,
 ) -> list[StoredDeadLetter]:
     """Dead letters in id order (oldest first), filtered by reason and/or ids."""
-    clauses, params = ["id > ?"], [after_id]
-    if reason is not None:
-        clauses.append("reason = ?")
-        params.append(reason)
-    wanted = sorted(set(ids))
-    if wanted:
-        clauses.append(f"id IN ({', '.join('?' * len(wanted))})")
-        params.extend(wanted)
-    sql = f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE {' AND '.join(clauses)} ORDER BY id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
+    sql, params = dead_letters_sql(_LETTER_COLUMNS, "?", _match_ids, reason, ids, after_id, limit)
     try:
         return [StoredDeadLetter(*row) for row in conn.execute(sql, params)]
     except apsw.Error as exc:
         raise translate_error(exc, "cannot read dead letters") from None
+
+
+def _match_ids(wanted: list[int]) -> tuple[str, list[object]]:
+    return f"id IN ({', '.join('?' * len(wanted))})", list(wanted)
 
 
 def get_dead_letter(conn: apsw.Connection, letter_id: int) -> StoredDeadLetter | None:
