@@ -1,8 +1,8 @@
 """The `miniscan` command: admin and read-side subcommands, wired from each package.
 
 Owns: only the click group and which subcommands it shows. Each package declares its own
-commands next to the code they drive (`store.cli`, `scanner.cli`, `demo.cli`,
-`localpubsub.cli`).
+commands next to the code they drive (`store.cli`, `demo.cli`, `localpubsub.cli`); `setup`
+is a production admin command of its own (`commands.setup`).
 
 Never: hold logic of its own; a subcommand here is a one-line import.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import click
 
+from commands.setup import setup_command
 from demo.cli import demo
 from localpubsub.cli import emulator
-from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
 from store.cli import ADMIN_COMMANDS as STORE_COMMANDS
 
 
@@ -24,5 +24,5 @@ def main() -> None:
     a local Pub/Sub server."""
 
 
-for command in (*SCANNER_COMMANDS, *STORE_COMMANDS, demo, emulator):
+for command in (setup_command, *STORE_COMMANDS, demo, emulator):
     main.add_command(command)
