@@ -1,8 +1,9 @@
 """`miniscan setup`: create the topic and the subscription a deployment pulls from.
 
-Owns: the command's options and the two lines it prints (created, or already there). Safe to
-run again: what exists is left as it is. Exit codes: 0 done; 1 Pub/Sub unreachable or it
-refused (one line, no traceback); 2 bad usage (click's own).
+Owns: the command's own options (the Pub/Sub ones are `commands.pubsub_options`) and the two
+lines it prints (created, or already there). Safe to run again: what exists is left as it
+is. Exit codes: 0 done; 1 Pub/Sub unreachable or it refused (one line, no traceback); 2 bad
+usage (click's own).
 
 Never: call the Pub/Sub library itself (`broker.admin` does), or change an existing
 subscription.
@@ -14,20 +15,13 @@ import click
 
 from broker import admin, client
 from broker.client import PubSubUnavailable
+from commands.pubsub_options import connect_timeout_option, project_option, topic_option
 from contracts import defaults
 
 
 @click.command("setup", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--project",
-    envvar="PUBSUB_PROJECT_ID",
-    default=defaults.DEFAULT_PROJECT,
-    show_default=True,
-    help="Google Cloud project (env PUBSUB_PROJECT_ID).",
-)
-@click.option(
-    "--topic", default=defaults.DEFAULT_TOPIC, show_default=True, help="Topic the scans go to."
-)
+@project_option
+@topic_option("Topic the scans go to.")
 @click.option(
     "--subscription",
     default=defaults.DEFAULT_SUBSCRIPTION,
@@ -41,15 +35,7 @@ from contracts import defaults
     show_default=True,
     help="Ack deadline of a new subscription, in seconds (an existing one is left as is).",
 )
-@click.option(
-    "--connect-timeout",
-    envvar="MINISCAN_CONNECT_TIMEOUT",
-    type=click.FloatRange(min=0, min_open=True),
-    default=client.ADMIN_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to keep retrying an unreachable Pub/Sub before giving up "
-    "(env MINISCAN_CONNECT_TIMEOUT).",
-)
+@connect_timeout_option("Seconds to keep retrying an unreachable Pub/Sub before giving up")
 def setup_command(
     project: str, topic: str, subscription: str, ack_deadline: int, connect_timeout: float
 ) -> None:
