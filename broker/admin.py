@@ -1,8 +1,10 @@
-"""Admin calls on Pub/Sub: create the topic and the subscription when they are missing.
+"""Admin calls on Pub/Sub: create the topic and the subscription when they are missing, and
+list what subscribes to a topic.
 
-Owns: `ensure_topic` and `ensure_subscription`, each with a bounded deadline so that an
-unreachable broker is a clear `PubSubUnavailable`, not a hang. Used by `miniscan setup`,
-the scanner, the dead-letter replay, the demo and the tests.
+Owns: `ensure_topic`, `ensure_subscription` and `topic_subscriptions`, each with a bounded
+deadline so that an unreachable broker is a clear `PubSubUnavailable`, not a hang. Used by
+`miniscan setup`, the scanner, the dead-letter replay (through `broker.publisher`), the demo
+and the tests.
 
 Never: publish, pull or acknowledge, or print; callers decide how to report a failure.
 """
@@ -67,3 +69,18 @@ def ensure_subscription(
         ) from None
     except gexc.GoogleAPICallError as exc:
         raise PubSubUnavailable(f"cannot create subscription {sub_path}: {exc.message}") from None
+
+
+def topic_subscriptions(
+    publisher: pubsub_v1.PublisherClient, topic_path: str, deadline: float = ADMIN_TIMEOUT_S
+) -> list[str]:
+    """The paths of the subscriptions attached to the topic; PubSubUnavailable when Pub/Sub
+    does not list them."""
+    try:
+        return list(
+            publisher.list_topic_subscriptions(
+                request={"topic": topic_path}, retry=bounded_retry(deadline), timeout=deadline
+            )
+        )
+    except Exception as exc:  # any client error: report it, so the caller acts on nothing
+        raise PubSubUnavailable(f"cannot list subscriptions of {topic_path}: {exc}") from None

@@ -2,11 +2,12 @@
 
 Owns: building Pub/Sub clients (they honour PUBSUB_EMULATOR_HOST by themselves) with one
 credential check that turns "no credentials" into `PubSubUnavailable`, the batching publisher
-the scanner and replay use, and the bounded retries every call runs under, so that an
-unreachable broker is a clear error, not a hang.
+the scanner uses, and the bounded retries every call runs under, so that an unreachable
+broker is a clear error, not a hang.
 
-Never: pull or acknowledge messages (that is `broker.subscription`), create topics (that is
-`broker.admin`), or print; callers decide how to report a `PubSubUnavailable`.
+Never: publish (that is `broker.publisher`), pull or acknowledge messages (that is
+`broker.subscription`), create topics (that is `broker.admin`), or print; callers decide how
+to report a `PubSubUnavailable`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The `miniscan` command: admin and read-side subcommands, wired from each package.
+"""The `miniscan` command: admin and read-side subcommands.
 
-Owns: only the click group and which subcommands it shows. Each package declares its own
-commands next to the code they drive (`scanner.cli`, `demo.cli`, `localpubsub.cli`); the
-store's read-side commands live here in `commands/` (`commands.query`,
-`commands.dead_letters`).
+Owns: only the click group and which subcommands it shows. The demo and the built-in Pub/Sub
+server declare their commands next to the code they drive (`demo.cli`, `localpubsub.cli`);
+the store's read-side commands (`commands.query`, `commands.dead_letters`) and `setup`
+(`commands.setup`) live here in `commands/`.
 
 Never: hold logic of its own; a subcommand here is a one-line import.
 """
@@ -14,9 +14,9 @@ import click
 
 from commands.dead_letters import dead_letters_group
 from commands.query import query_command, stats_command
+from commands.setup import setup_command
 from demo.cli import demo
 from localpubsub.cli import emulator
-from scanner.cli import ADMIN_COMMANDS as SCANNER_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +26,5 @@ def main() -> None:
     a local Pub/Sub server."""
 
 
-STORE_COMMANDS = (query_command, stats_command, dead_letters_group)
-for command in (*SCANNER_COMMANDS, *STORE_COMMANDS, demo, emulator):
+for command in (setup_command, query_command, stats_command, dead_letters_group, demo, emulator):
     main.add_command(command)

@@ -1,10 +1,9 @@
 """Everything the local Pub/Sub server knows, in memory, behind one lock.
 
-Owns: topics, subscriptions and their `MessageQueue`s; message ids and publish times; the
-checks and status codes of every call (as `ApiError`); and the waiting of pulls. Each
-subscription has a `threading.Condition` on the one lock: a pull that finds nothing sleeps on
-it until a publish or a nack notifies it, until the next lease of that subscription expires
-(a timed wait to a known instant, not polling), or until its own time is up.
+Owns: topics, subscriptions (each a `localpubsub.subscribed.Subscribed`: its `MessageQueue`
+and the condition its pulls wait on, on the one lock); message ids and publish times; the
+checks and status codes of every call (as `ApiError`; what a new subscription may ask for is
+`localpubsub.subscription_config`); and the pull loop: take what is there, else wait.
 
 Never: touch gRPC or the disk, or sleep for a fixed time. One lock for all is deliberate:
 every call holds it for microseconds, the gRPC layer around it costs far more, and a single
@@ -14,43 +13,21 @@ lock keeps publish's fan-out to several subscriptions atomic.
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from localpubsub import names, protos
-from localpubsub.names import already_exists, invalid, not_found, unsupported
+from localpubsub.names import already_exists, invalid, not_found
 from localpubsub.queue import MessageQueue, QueuedMessage
+from localpubsub.subscribed import Subscribed
+from localpubsub.subscription_config import MAX_ACK_DEADLINE_S, new_subscription_config
 
-DEFAULT_ACK_DEADLINE_S = 10
-MAX_ACK_DEADLINE_S = 600
 # Pub/Sub's limit on one publish request, and what Google's emulator puts in one pull
 # response at most (a pull of several 9.9 MB messages returns them one by one).
 MAX_REQUEST_BYTES = 10_000_000
-RETENTION_S = 7 * 24 * 3600  # what subscriptions report, as Google's emulator does
-# Features whose absence would silently change what a client sees are refused, not ignored.
-UNSUPPORTED = (
-    "filter",
-    "dead_letter_policy",
-    "retry_policy",
-    "enable_message_ordering",
-    "enable_exactly_once_delivery",
-    "bigquery_config",
-    "cloud_storage_config",
-)
 
 Taken = list[tuple[str, protos.PubsubMessage]]
-
-
-class _Subscribed:
-    """One subscription: what it reports, its messages, and the condition pulls sleep on."""
-
-    def __init__(self, config: protos.Subscription, queue: MessageQueue, lock: threading.Lock):
-        self.config = config
-        self.queue = queue
-        self.ready = threading.Condition(lock)
-        self.blocked_streams = 0  # streams at their outstanding limit, waiting for acks
 
 
 class PubSubState:
@@ -59,7 +36,7 @@ class PubSubState:
         self._lock = threading.Lock()
         self._topics: dict[str, protos.Topic] = {}
         self._topic_subscriptions: dict[str, set[str]] = {}
-        self._subscriptions: dict[str, _Subscribed] = {}
+        self._subscriptions: dict[str, Subscribed] = {}
         self._message_ids = itertools.count(1)
         self._ack_numbers = itertools.count(1)
         self._last_publish_ns = 0
@@ -124,34 +101,21 @@ class PubSubState:
             for name in self._topic_subscriptions[topic]:
                 subscribed = self._subscriptions[name]
                 subscribed.queue.add(items)
-                _notify(subscribed, len(items))
+                subscribed.notify(len(items))
         return ids
 
     # --- subscriptions -----------------------------------------------------------------
 
     def create_subscription(self, request: protos.Subscription) -> protos.Subscription:
-        name = names.check_subscription(request.name)
-        topic = names.check_topic(request.topic)
-        deadline = request.ack_deadline_seconds or DEFAULT_ACK_DEADLINE_S
-        if not 0 < deadline <= MAX_ACK_DEADLINE_S:
-            raise invalid("ack_deadline_secs out of bounds")
-        for feature in UNSUPPORTED:
-            if _is_set(request, feature):
-                raise unsupported(f"{feature} is")
-        if request.push_config.push_endpoint:
-            raise unsupported("push subscriptions are")
-        config = protos.Subscription(
-            name=name, topic=topic, ack_deadline_seconds=deadline, labels=dict(request.labels)
-        )
-        config.push_config.SetInParent()
-        config.message_retention_duration.seconds = RETENTION_S
+        config = new_subscription_config(request)
+        name, topic = config.name, config.topic
         with self._lock:
             if name in self._subscriptions:
                 raise already_exists("Subscription already exists")
             if topic not in self._topics:
                 raise not_found("Subscription topic does not exist")
             queue = MessageQueue(self._ack_numbers)
-            self._subscriptions[name] = _Subscribed(config, queue, self._lock)
+            self._subscriptions[name] = Subscribed(config, queue, self._lock)
             self._topic_subscriptions[topic].add(name)
             return _copy(config)
 
@@ -232,11 +196,11 @@ class PubSubState:
                     if outstanding is not None:
                         outstanding.update(number for number, _ in taken)
                     if subscribed.queue.backlog:
-                        _notify(subscribed, 1)  # pass it on: more is waiting
+                        subscribed.notify(1)  # pass it on: more is waiting
                     return [(names.make_ack_id(name, n), item.message) for n, item in taken]
                 if self.closed or now >= give_up or (stopped is not None and stopped()):
                     return []
-                self._wait(subscribed, give_up - now, room == 0, now)
+                subscribed.wait(give_up - now, room == 0, now)
                 if self._subscriptions.get(name) is not subscribed:
                     raise not_found("Subscription does not exist")
 
@@ -256,42 +220,17 @@ class PubSubState:
 
     # --- inside the lock ---------------------------------------------------------------
 
-    def _wait(self, subscribed: _Subscribed, left_s: float, blocked: bool, now: float) -> None:
-        timeout = None if math.isinf(left_s) else left_s
-        expiry = subscribed.queue.next_expiry()
-        if expiry is not None:
-            # Wake when the next lease ends, to hand its message out again.
-            until_expiry = max(expiry - now, 0.001)
-            timeout = until_expiry if timeout is None else min(timeout, until_expiry)
-        if blocked:
-            subscribed.blocked_streams += 1
-        try:
-            subscribed.ready.wait(timeout)
-        finally:
-            if blocked:
-                subscribed.blocked_streams -= 1
-
     def _topic(self, name: str) -> protos.Topic:
         topic = self._topics.get(names.check_topic(name))
         if topic is None:
             raise not_found("Topic not found")
         return topic
 
-    def _subscription(self, name: str) -> _Subscribed:
+    def _subscription(self, name: str) -> Subscribed:
         subscribed = self._subscriptions.get(names.check_subscription(name))
         if subscribed is None:
             raise not_found("Subscription does not exist")
         return subscribed
-
-
-def _notify(subscribed: _Subscribed, count: int) -> None:
-    """Wake `count` waiting pulls for `count` new messages: each takes some or finds them
-    gone. A stream at its outstanding limit takes none, so while one waits, wake them all
-    rather than let it swallow a wake-up meant for a pull that has room."""
-    if subscribed.blocked_streams:
-        subscribed.ready.notify_all()
-    else:
-        subscribed.ready.notify(count)
 
 
 def _copy(message):
@@ -300,11 +239,6 @@ def _copy(message):
     copy = type(message)()
     copy.CopyFrom(message)
     return copy
-
-
-def _is_set(request: protos.Subscription, field: str) -> bool:
-    value = getattr(request, field)
-    return request.HasField(field) if hasattr(value, "ListFields") else bool(value)
 
 
 def _page(names_sorted: list[str], page_size: int, page_token: str) -> tuple[list[str], str]:

@@ -22,7 +22,8 @@ import grpc
 
 from localpubsub import protos
 from localpubsub.names import ApiError, invalid
-from localpubsub.state import MAX_ACK_DEADLINE_S, PubSubState
+from localpubsub.state import PubSubState
+from localpubsub.subscription_config import MAX_ACK_DEADLINE_S
 
 DEFAULT_MAX_OUTSTANDING = 1000  # when the client names no limit (the Python client's default)
 

@@ -1,4 +1,4 @@
-"""The `miniscan-scanner` command, and `miniscan setup` (in `ADMIN_COMMANDS`).
+"""The `miniscan-scanner` command: the mock scanner that publishes scans to Pub/Sub.
 
 Owns: declaring and validating options (bad input is a one-line click error), choosing the
 payload source (generated or replayed from a file), the Ctrl-C/SIGTERM handler that only
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import click
 from click.core import ParameterSource
 
-from broker import admin, client
+from broker import client
 from broker.client import PubSubUnavailable
 from contracts import defaults
 from scanner import generate, replay
@@ -217,51 +217,3 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-@click.command("setup", context_settings=CONTEXT_SETTINGS)
-@project_option
-@topic_option
-@click.option(
-    "--subscription",
-    default=defaults.DEFAULT_SUBSCRIPTION,
-    show_default=True,
-    help="Subscription miniscan pulls from.",
-)
-@click.option(
-    "--ack-deadline",
-    type=click.IntRange(10, 600),
-    default=defaults.DEFAULT_ACK_DEADLINE_S,
-    show_default=True,
-    help="Ack deadline of a new subscription, in seconds (an existing one is left as is).",
-)
-@connect_timeout_option
-def setup_command(
-    project: str, topic: str, subscription: str, ack_deadline: int, connect_timeout: float
-) -> None:
-    """Create the topic and the subscription when missing (safe to run again)."""
-    try:
-        publisher = client.publisher_client()
-        topic_created = admin.ensure_topic(publisher, project, topic, deadline=connect_timeout)
-        subscriber = client.subscriber_client()
-        try:
-            subscription_created = admin.ensure_subscription(
-                subscriber, project, topic, subscription, ack_deadline, deadline=connect_timeout
-            )
-        finally:
-            subscriber.close()
-    except PubSubUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    topic_path = f"projects/{project}/topics/{topic}"
-    subscription_path = f"projects/{project}/subscriptions/{subscription}"
-    click.echo(
-        f"created topic {topic_path}" if topic_created else f"topic {topic_path} already exists"
-    )
-    click.echo(
-        f"created subscription {subscription_path} (ack deadline {ack_deadline}s)"
-        if subscription_created
-        else f"subscription {subscription_path} already exists (left unchanged)"
-    )
-
-
-ADMIN_COMMANDS: list[click.Command] = [setup_command]

@@ -2,17 +2,19 @@
 
 Owns: the scanner's publishing lifecycle, in three steps a caller can drive one by one
 (`ScanPublisher.connect`, `.run`, `.flush`) or all at once (`publish_payloads`): make sure
-the topic exists within a bounded deadline, hand each payload to the batching client no
-earlier than its due time (`start + index / rate`), count what Pub/Sub confirmed, report
-progress every few seconds, and on stop hand every pending batch over and wait, bounded,
-for Pub/Sub's answer so that the count returned is exactly what was published.
+the topic exists within a bounded deadline, hand each payload to the batching client
+(a `broker.publisher.TopicPublisher`) no earlier than its due time (`start + index / rate`),
+count what Pub/Sub confirmed, report progress every few seconds, and on stop hand every
+pending batch over and wait, bounded, for Pub/Sub's answer so that the count returned is
+exactly what was published.
 
 Pacing follows a schedule rather than sleeping 1/rate between messages: several thousand
 sleeps a second would oversleep and undershoot the rate, while a schedule lets the loop
 catch up in bursts that the client batches anyway.
 
-Never: build payloads (`scanner.generate`, `scanner.replay`), print (progress goes to a
-callback), or install signal handlers: the CLI does, and sets the `stop` event watched here.
+Never: build payloads (`scanner.generate`, `scanner.replay`), call the Pub/Sub library
+(`broker` does), print (progress goes to a callback), or install signal handlers: the CLI
+does, and sets the `stop` event watched here.
 """
 
 from __future__ import annotations
@@ -21,14 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from broker import admin, client
+from broker import client
 from broker.client import PubSubUnavailable
-
-if TYPE_CHECKING:
-    from google.cloud.pubsub_v1 import PublisherClient
-    from google.cloud.pubsub_v1.publisher.futures import Future
+from broker.publisher import ClientFactory, TopicPublisher
 
 DEFAULT_PROGRESS_INTERVAL_S = 5.0
 FLUSH_TIMEOUT_S = client.PUBLISH_DEADLINE_S + 10.0
@@ -72,7 +70,7 @@ def one_line(error: BaseException) -> str:
 
 
 class _Outcomes:
-    """Counts publish futures as they settle; callbacks arrive on the client's threads."""
+    """Counts publishes as they settle; callbacks arrive on the client's threads."""
 
     def __init__(self) -> None:
         self._settled = threading.Condition()
@@ -80,8 +78,7 @@ class _Outcomes:
         self.failed = 0
         self.first_error: str | None = None
 
-    def record(self, future: Future) -> None:
-        error = future.exception()
+    def record(self, error: BaseException | None) -> None:
         with self._settled:
             if error is None:
                 self.confirmed += 1
@@ -124,14 +121,14 @@ class ScanPublisher:
         topic: str,
         connect_timeout_s: float = client.ADMIN_TIMEOUT_S,
         publish_deadline_s: float = client.PUBLISH_DEADLINE_S,
-        client_factory: Callable[..., PublisherClient] = client.batching_publisher_client,
+        client_factory: ClientFactory = client.batching_publisher_client,
     ) -> None:
         self.topic_path = f"projects/{project}/topics/{topic}"
         self._project, self._topic = project, topic
         self._connect_timeout_s = connect_timeout_s
         self._publish_deadline_s = publish_deadline_s
         self._client_factory = client_factory
-        self._client: PublisherClient | None = None
+        self._publisher: TopicPublisher | None = None
         self._outcomes = _Outcomes()
         self.submitted = 0
 
@@ -144,10 +141,9 @@ class ScanPublisher:
 
         Raises PubSubUnavailable when Pub/Sub does not answer within the connect timeout.
         """
-        self._client = self._client_factory(publish_deadline_s=self._publish_deadline_s)
-        return admin.ensure_topic(
-            self._client, self._project, self._topic, deadline=self._connect_timeout_s
-        )
+        publisher = self._client_factory(publish_deadline_s=self._publish_deadline_s)
+        self._publisher = TopicPublisher(self._project, self._topic, publisher)
+        return self._publisher.ensure_topic(deadline=self._connect_timeout_s)
 
     def run(
         self,
@@ -159,7 +155,7 @@ class ScanPublisher:
     ) -> None:
         """Hand payloads to the client, paced, until they run out, `stop` is set, or a
         publish fails. Does not flush: call `flush` afterwards, also after an exception."""
-        if self._client is None:
+        if self._publisher is None:
             raise RuntimeError("connect() first")
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive or None (unlimited), not {rate}")
@@ -170,8 +166,7 @@ class ScanPublisher:
             due = due_time(start, index, rate)
             if not self._wait_until(due, stop, clock, on_progress) or self._outcomes.failed:
                 return
-            future = self._client.publish(self.topic_path, payload)
-            future.add_done_callback(self._outcomes.record)
+            self._publisher.publish(payload, self._outcomes.record)
             self.submitted += 1
 
     def _wait_until(
@@ -199,9 +194,9 @@ class ScanPublisher:
 
         Raises PublishFailed when a message failed or stayed unconfirmed past `timeout_s`.
         """
-        if self._client is None:
+        if self._publisher is None:
             return 0
-        self._client.stop()
+        self._publisher.stop()
         settled = self._outcomes.wait_settled(self.submitted, timeout_s)
         outcomes = self._outcomes
         if outcomes.failed:

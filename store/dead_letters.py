@@ -8,7 +8,8 @@ either store through `store.reader` (listing and deleting are each backend's SQL
 `store.sqlite.reader`, `store.postgres.reader`); each chunk's delete is one short transaction
 next to the running writers, with no lock of miniscan's own.
 
-Never: hold SQL, decode payloads, print, or create/migrate a database.
+Never: hold SQL, call the Pub/Sub library (`broker.publisher` publishes and lists), decode
+payloads, print, or create/migrate a database.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from google.cloud import pubsub_v1
-
-from broker import admin, client
+from broker import client
+from broker.publisher import TopicPublisher
 from store.errors import StoreUnavailable
 from store.reader import open_store_reader
 from store.rows import StoredDeadLetter
@@ -56,14 +56,15 @@ def replay_dead_letters(
     reason: str | None = None,
     ids: Iterable[int] = (),
     dry_run: bool = False,
-    publisher: pubsub_v1.PublisherClient | None = None,
+    publisher: TopicPublisher | None = None,
     timeout_s: float = client.ADMIN_TIMEOUT_S,
     busy_timeout_ms: int = 5000,
 ) -> ReplayResult:
     """Republish the selected dead letters to `topic`, deleting each row once confirmed.
 
     `target` is a SQLite file path or a PostgreSQL URL. With neither `reason` nor `ids` every
-    dead letter is selected. `dry_run` only counts (on a read-only connection).
+    dead letter is selected. `dry_run` only counts (on a read-only connection). `publisher`,
+    built here when None, must publish to `topic` of `project`.
     Raises ReplayRefused when the topic has no subscription (the replay would vanish),
     PubSubUnavailable when Pub/Sub does not answer, StoreError subclasses for the database.
     """
@@ -77,11 +78,11 @@ def replay_dead_letters(
             selected_ids = [row.id for row in reader.list_dead_letters(reason=reason, ids=wanted)]
             return ReplayResult(len(selected_ids), 0, 0, selected_ids, where=where)
         if own_publisher:
-            publisher = client.publisher_client()
-        topic_path = _checked_topic(publisher, project, topic, timeout_s)
+            publisher = TopicPublisher.plain(project, topic)
+        _check_subscribed(publisher, timeout_s)
         selected_ids, failures, republished, deleted = [], [], 0, 0
         while chunk:
-            published, failed = _publish_chunk(publisher, topic_path, chunk, timeout_s)
+            published, failed = _publish_chunk(publisher, chunk, timeout_s)
             selected_ids.extend(row.id for row in chunk)
             failures.extend(failed)
             republished += len(published)
@@ -104,62 +105,25 @@ def replay_dead_letters(
             publisher.stop()
 
 
-def _checked_topic(
-    publisher: pubsub_v1.PublisherClient, project: str, topic: str, timeout_s: float
-) -> str:
+def _check_subscribed(publisher: TopicPublisher, timeout_s: float) -> None:
     """Ensure the topic exists and that something subscribes to it."""
-    admin.ensure_topic(publisher, project, topic, deadline=timeout_s)
-    topic_path = publisher.topic_path(project, topic)
-    try:
-        subscriptions = list(
-            publisher.list_topic_subscriptions(
-                request={"topic": topic_path},
-                retry=client.bounded_retry(timeout_s),
-                timeout=timeout_s,
-            )
-        )
-    except Exception as exc:  # any client error: report it, publish nothing
-        raise client.PubSubUnavailable(
-            f"cannot list subscriptions of {topic_path}: {exc}"
-        ) from None
-    if not subscriptions:
+    publisher.ensure_topic(deadline=timeout_s)
+    if not publisher.subscriptions(deadline=timeout_s):
         raise ReplayRefused(
-            f"topic {topic_path} has no subscription, so replayed messages would be lost;"
-            " run `miniscan setup` first (nothing was replayed)"
+            f"topic {publisher.topic_path} has no subscription, so replayed messages would be"
+            " lost; run `miniscan setup` first (nothing was replayed)"
         )
-    return topic_path
 
 
 def _publish_chunk(
-    publisher: pubsub_v1.PublisherClient,
-    topic_path: str,
-    chunk: list[StoredDeadLetter],
-    timeout_s: float,
+    publisher: TopicPublisher, chunk: list[StoredDeadLetter], timeout_s: float
 ) -> tuple[list[int], list[tuple[int, str]]]:
     """Publish every payload, then wait for each; (confirmed ids, [(id, error)])."""
-    pending, failed = [], []
-    for row in chunk:
-        try:
-            future = publisher.publish(
-                topic_path,
-                row.payload,
-                retry=client.bounded_retry(timeout_s),
-                timeout=timeout_s,
-                **{REPLAY_ATTRIBUTE: str(row.id)},
-            )
-        except Exception as exc:  # a refused publish must only keep its row, not stop others
-            failed.append((row.id, _one_line(exc)))
-        else:
-            pending.append((row.id, future))
-    confirmed = []
-    for letter_id, future in pending:
-        try:
-            future.result(timeout=timeout_s)
-        except Exception as exc:  # same: the row stays for a later replay
-            failed.append((letter_id, _one_line(exc)))
-        else:
-            confirmed.append(letter_id)
-    return confirmed, failed
+    outcome = publisher.publish_confirmed(
+        [(row.payload, {REPLAY_ATTRIBUTE: str(row.id)}) for row in chunk], timeout_s
+    )
+    confirmed = [chunk[index].id for index in outcome.confirmed]
+    return confirmed, [(chunk[index].id, _one_line(exc)) for index, exc in outcome.failed]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -69,15 +69,6 @@ def test_unreachable_pubsub_is_one_line_and_exit_1_within_the_connect_timeout():
     assert elapsed < 20
 
 
-def test_setup_against_unreachable_pubsub_is_one_line_and_exit_1():
-    env = {"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}
-    result = CliRunner().invoke(cli.setup_command, ["--connect-timeout", "0.5"], env=env)
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("Error: Pub/Sub at 127.0.0.1:")
-
-
 def test_no_emulator_and_no_credentials_says_how_to_fix_it():
     env = {
         "PUBSUB_EMULATOR_HOST": None,
@@ -87,9 +78,3 @@ def test_no_emulator_and_no_credentials_says_how_to_fix_it():
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
     assert "no Google Cloud credentials found: set PUBSUB_EMULATOR_HOST" in result.stderr
-
-
-def test_setup_is_registered_for_the_miniscan_group():
-    assert [command.name for command in cli.ADMIN_COMMANDS] == ["setup"]
-    params = {param.name for param in cli.setup_command.params}
-    assert {"project", "topic", "subscription", "ack_deadline"} <= params

@@ -1,8 +1,7 @@
 """What the scanner publishes can be pulled back from the real emulator, field by field.
 
 Covers the published stream (every field, both versions), --seed, --rate, --from-file with
-a bad line, progress and -q, Ctrl-C on a `--count 0` run, a broker lost mid-run, and
-`miniscan setup`.
+a bad line, progress and -q, Ctrl-C on a `--count 0` run, and a broker lost mid-run.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -207,22 +205,6 @@ def test_ctrl_c_flushes_and_prints_exactly_what_was_published(pubsub_target):
         if process.poll() is None:
             process.kill()
             process.communicate()
-
-
-def test_setup_creates_what_is_missing_and_is_idempotent(pubsub_emulator):
-    suffix = uuid.uuid4().hex[:10]
-    args = ["--topic", f"setup-topic-{suffix}", "--subscription", f"setup-sub-{suffix}"]
-    first = CliRunner().invoke(cli.setup_command, args)
-    assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines() == [
-        f"created topic projects/test-project/topics/setup-topic-{suffix}",
-        f"created subscription projects/test-project/subscriptions/setup-sub-{suffix} "
-        "(ack deadline 10s)",
-    ]
-    second = CliRunner().invoke(cli.setup_command, args)
-    assert second.exit_code == 0
-    assert "already exists" in second.stdout.splitlines()[0]
-    assert "already exists (left unchanged)" in second.stdout.splitlines()[1]
 
 
 def test_losing_the_broker_mid_run_fails_with_a_count_not_a_hang(pubsub_emulator, monkeypatch):

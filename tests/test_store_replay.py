@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from broker import client
+from broker.publisher import TopicPublisher
 from commands.miniscan import main as miniscan
 from contracts.records import DeadLetter
 from store import dead_letters
@@ -100,7 +101,7 @@ def test_replay_republishes_exact_bytes_and_removes_only_those_rows(
 
 
 class FailingFor:
-    """A real publisher, except that chosen payloads get a future that fails."""
+    """A real publishing client, except that chosen payloads get a future that fails."""
 
     def __init__(self, real, failing: set[bytes]) -> None:
         self._real = real
@@ -120,7 +121,8 @@ class FailingFor:
 def test_failed_publish_keeps_its_row(tmp_path, pubsub_target) -> None:
     payloads = [b"one", b"two", b"three"]
     path = make_db(tmp_path, letters_with(payloads))
-    publisher = FailingFor(client.publisher_client(), failing={b"two"})
+    failing = FailingFor(client.publisher_client(), failing={b"two"})
+    publisher = TopicPublisher(pubsub_target.project, pubsub_target.topic, failing)
     try:
         result = dead_letters.replay_dead_letters(
             path, project=pubsub_target.project, topic=pubsub_target.topic,
