@@ -22,5 +22,5 @@ Google's own ready line. Nothing is kept on disk.
 
 A leaf, like the mock scanner: production code never imports it (import-linter checks it);
 only the demo launcher starts it, as a separate process. Google's emulator stays the
-reference: tests/test_pubsub_conformance.py holds both servers to the same behaviour.
+reference: tests/pubsub/test_pubsub_conformance.py holds both servers to the same behaviour.
 """

@@ -12,7 +12,7 @@ import pytest
 from scan_traffic import publish_all
 from supervisor_harness import RunningSupervisor, wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from e2e_procs import TreeSampler
 from large_messages import large_payload
 

@@ -32,7 +32,7 @@ from supervisor.start_methods import DECODER_PRELOAD, child_contexts
 from supervisor.throughput import ThroughputSummary
 from supervisor.tree import Supervisor
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def send_half_a_message_then_hang(link, config) -> None:

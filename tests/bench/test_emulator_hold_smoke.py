@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "emulator_hold.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "emulator_hold.py"
 
 
 @pytest.mark.emulator

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # A supervisor whose children are stand-ins that ignore SIGTERM (so the kill escalation is
 # needed too), and whose loop raises on its fifth turn, as a bug or EMFILE on a respawn would.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "decode_bench.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "decode_bench.py"
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_pytest(
@@ -25,7 +25,7 @@ def run_pytest(
         env["MINISCAN_PUBSUB_SERVER"] = server
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-         "tests/test_broker_subscription.py"],
+         "tests/pubsub/test_broker_subscription.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "store_bench.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "store_bench.py"
 
 
 def test_store_bench_quick_run_prints_all_figures(tmp_path) -> None:
