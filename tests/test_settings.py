@@ -83,7 +83,10 @@ def test_every_flag_keeps_its_name_and_environment_variables():
         param.opts[0]: [param.envvar] if isinstance(param.envvar, str) else param.envvar
         for param in main.params
     }
-    assert declared == ENVIRONMENT
+    assert {flag: declared.get(flag) for flag in ENVIRONMENT} == ENVIRONMENT
+    for flag, envvars in declared.items():  # a flag added later follows the same rule
+        if flag not in ENVIRONMENT:
+            assert envvars == ["MINISCAN_" + flag[2:].replace("-", "_").upper()]
 
 
 def test_no_options_parse_into_the_default_settings_and_each_flag_into_its_field():
