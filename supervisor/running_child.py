@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from contracts import metrics
-from contracts.child_id import ChildId
+from contracts.child_id import DECODER_ROLE, WRITER_ROLE, ChildId
 from contracts.messages import (
     AckBatch,
     Crashed,
@@ -184,8 +184,8 @@ class ChildTable(dict[str, RunningChild]):
             self[name].outbox.put(message)
 
     def _count_alive(self) -> None:
-        metrics.CHILDREN_ALIVE.labels("decoder").set(len(self.decoders()))
-        metrics.CHILDREN_ALIVE.labels("writer").set(1 if WRITER in self else 0)
+        metrics.CHILDREN_ALIVE.labels(DECODER_ROLE).set(len(self.decoders()))
+        metrics.CHILDREN_ALIVE.labels(WRITER_ROLE).set(1 if WRITER in self else 0)
 
 
 def describe_exit(code: int | None) -> str:

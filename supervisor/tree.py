@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from contracts import metrics
-from contracts.child_id import ChildId
+from contracts.child_id import DECODER_ROLE, WRITER_ROLE, ChildId
 from contracts.messages import AckBatch, Crashed, StartupFailed, StopPulling, split_batch_frame
 from store.reader import describe_target
 from supervisor.children import ChildTargets
@@ -78,8 +78,8 @@ class Supervisor:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.signals.install(self.wakeups.writer.fileno())
-        for role in ("writer", "decoder"):
+        self.signals.install(self.wakeups.waker.fileno())
+        for role in (WRITER_ROLE, DECODER_ROLE):
             metrics.CHILDREN_ALIVE.labels(role).set(0)
         self.steering.publish()
         self.spawn_writer()
@@ -142,7 +142,7 @@ class Supervisor:
             context, target = self.decoder_context, self.targets.decoder
             args = (child_id.slot, self.pull_starts, self.steering.shared)
         child = start_child(context, child_id, next(self._keys), target, args, self.settings,
-                            self.wakeups.deliveries, self.wakeups.writer)  # fmt: skip
+                            self.wakeups.deliveries, self.wakeups.waker)  # fmt: skip
         self.children.add(child)
         log.info("spawned %s (pid %d)", child.name, child.process.pid)
         # The writer's backlog or the slot's held acks go first, ahead of anything new.

@@ -22,8 +22,9 @@ from supervisor.running_child import RunningChild
 
 class Wakeups:
     def __init__(self) -> None:
-        self.reader, self.writer = socket.socketpair()
-        self.writer.setblocking(False)
+        # `waker`: the end the inboxes and the signal wake-up fd write to; the loop reads the other.
+        self._woken, self.waker = socket.socketpair()
+        self.waker.setblocking(False)
         self.deliveries: queue.SimpleQueue[tuple[int, bytes | None]] = queue.SimpleQueue()
         self._selector: selectors.BaseSelector | None = None
         self._selector_keys: tuple[int, ...] = ()
@@ -34,7 +35,7 @@ class Wakeups:
         events = self._selector_for(list(children)).select(timeout=timeout)
         ready = [key.data for key, _ in events]
         if None in ready:
-            self.reader.recv(65536)
+            self._woken.recv(65536)
         return [child for child in ready if child is not None]
 
     def take_deliveries(self) -> Iterator[tuple[int, bytes | None]]:
@@ -54,7 +55,7 @@ class Wakeups:
             if self._selector is not None:
                 self._selector.close()
             self._selector = selectors.DefaultSelector()
-            self._selector.register(self.reader, selectors.EVENT_READ, None)
+            self._selector.register(self._woken, selectors.EVENT_READ, None)
             for child in children:
                 self._selector.register(child.process.sentinel, selectors.EVENT_READ, child)
             self._selector_keys = keys
