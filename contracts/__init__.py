@@ -2,7 +2,9 @@
 
 What the processes agree on, and nothing else: the records (`records`), the messages on the
 pipes (`messages`), the metric definitions (`metrics`), the reasons a message is dead-lettered
-(`reasons`), canonical forms (`canonical`), every default (`defaults`) and the lifecycle
-every process role follows (`lifecycle`). Imports nothing of
+(`reasons`), canonical forms (`canonical`), every default (`defaults`), the lifecycle
+every process role follows (`lifecycle`), which child a process is (`child_id`), how a
+setting is offered as a flag (`flags`) and the layout of the array the decoders share with
+the supervisor (`pull_share_layout`). Imports nothing of
 miniscan; everything else may import it.
 """

@@ -2,7 +2,7 @@
 
 Owns: the one spelling of each default name, path and port: the Pub/Sub project, topic and
 subscription, the subscription's ack deadline, the database path and its environment
-variable, the metrics port. Flags, `PipelineConfig`, the demo and the tests all read them
+variable, the metrics port. The settings classes, the demo and the tests all read them
 here, so changing one changes it everywhere.
 
 Never: read the environment, hold logic, or import anything.

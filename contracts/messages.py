@@ -145,10 +145,13 @@ class StartupFailed:
 
 @dataclass(frozen=True, slots=True)
 class Crashed:
-    """The child is about to exit on an unexpected error; `reason` is its last line."""
+    """The child is about to exit on an unexpected error; `reason` is its last line, and
+    `traceback` the formatted traceback of an exception ("" when nothing raised, e.g. a hung
+    pull). The supervisor logs it, once; the child does not."""
 
     role: str
     reason: str
+    traceback: str = ""
 
 
 @dataclass(frozen=True, slots=True)

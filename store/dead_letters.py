@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from broker import client
 from broker.publisher import TopicPublisher
+from store.connection_options import BUSY_TIMEOUT_MS
 from store.errors import StoreUnavailable
 from store.reader import open_store_reader
 from store.rows import StoredDeadLetter
@@ -58,7 +59,7 @@ def replay_dead_letters(
     dry_run: bool = False,
     publisher: TopicPublisher | None = None,
     timeout_s: float = client.ADMIN_TIMEOUT_S,
-    busy_timeout_ms: int = 5000,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> ReplayResult:
     """Republish the selected dead letters to `topic`, deleting each row once confirmed.
 

@@ -27,19 +27,19 @@ before the commit that covers it returned.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from contracts import defaults, metrics
+from contracts import metrics
 from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
 from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.linger import Linger
+from store.writer_settings import WriterSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,14 @@ class WriterRole:
         self,
         store: ScanStoreBackend,
         link: Connection,
-        *,
-        batch_size: int = 1000,
-        batch_bytes: int = defaults.DEFAULT_BATCH_BYTES,
-        batch_timeout_s: float = 0.0,
-        load_linger_s: float = 0.0,
+        settings: WriterSettings | None = None,
     ) -> None:
+        settings = settings or WriterSettings()
         self.store = store
         self.link = link
-        self.batch_size = batch_size
-        self.batch_bytes = batch_bytes
-        self.linger = Linger(batch_timeout_s, load_linger_s)
+        self.batch_size = settings.batch_size
+        self.batch_bytes = settings.batch_bytes
+        self.linger = Linger(settings.batch_timeout_s, settings.load_linger_s)
         self.pending: list[DecodedBatch] = []
         self.pending_count = 0
         self.pending_bytes = 0
@@ -104,26 +101,21 @@ class WriterRole:
         metrics.SCANS_ROWS.set(store.row_count())
 
     @classmethod
-    def open(
-        cls,
-        link: Connection,
-        db_path: str | os.PathLike[str],
-        *,
-        synchronous: str = "FULL",
-        busy_timeout_ms: int = 5000,
-        **settings,
-    ) -> WriterRole:
-        """Open (create, migrate) the store: a SQLite file, or PostgreSQL for a
-        postgresql:// URL (`store.backend`). NotAvailableYet if it cannot be written right
-        now; CannotStart if it was refused (not a miniscan database, a bad setting).
-        `settings` are the batch keyword arguments of the constructor."""
+    def open(cls, link: Connection, settings: WriterSettings) -> WriterRole:
+        """Open (create, migrate) the store `settings.db_path`: a SQLite file, or PostgreSQL
+        for a postgresql:// URL (`store.backend`). NotAvailableYet if it cannot be written
+        right now; CannotStart if it was refused (not a miniscan database, a bad setting)."""
         try:
-            store = open_store(db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+            store = open_store(
+                settings.db_path,
+                synchronous=settings.synchronous,
+                busy_timeout_ms=settings.busy_timeout_ms,
+            )
         except StoreUnavailable as exc:
             raise NotAvailableYet(str(exc)) from exc
         except StoreError as exc:
             raise CannotStart(str(exc)) from exc
-        return cls(store, link, **settings)
+        return cls(store, link, settings)
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
         """One turn of the loop: wait up to `timeout` (less while a batch lingers) for a

@@ -5,30 +5,32 @@ whole process group, and only the supervisor decides how to stop), turn SIGTERM 
 tag the logs, then `drive_role`: open the role, tell the supervisor `Ready`, run `run_once`
 until the role is finished or SIGTERM arrived, always `shutdown`, and exit telling the
 supervisor how it ended: `StartupFailed` and EXIT_STARTUP (a restart would not help: the tree
-halts), `Crashed` and EXIT_ERROR (restart me), or nothing and EXIT_OK (stopped as asked).
+halts), `Crashed` with its traceback and EXIT_ERROR (restart me), or nothing and EXIT_OK
+(stopped as asked). Also `ChildTargets`, the entry points the supervisor starts by default.
 
-Never: hold pipeline logic (that is `workers.decoder_process` and `store.writer_process`), or
-know one role from the other beyond building it. These functions are module-level so that
-they work under the `spawn` start method.
+Never: hold pipeline logic (that is `workers.decoder_process` and `store.writer_process`),
+know one role from the other beyond building it, or log a crash itself (the supervisor logs
+the traceback `Crashed` carries, so that it is printed once). These functions are
+module-level so that they work under the `spawn` start method.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable, MutableSequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
+from contracts.child_id import ChildId
 from contracts.lifecycle import CannotStart, NotAvailableYet, ProcessRole
 from contracts.messages import Crashed, Ready, StartupFailed
-from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from supervisor.logs import configure_logging
-
-log = logging.getLogger(__name__)
+from supervisor.settings import SupervisorSettings
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
@@ -47,7 +49,7 @@ class _StopFlag:
         self.raised = True
 
 
-def _start_child(role: str, config: PipelineConfig) -> _StopFlag:
+def _start_child(role: str, settings: SupervisorSettings) -> _StopFlag:
     stop = _StopFlag()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop.handle)
@@ -55,7 +57,7 @@ def _start_child(role: str, config: PipelineConfig) -> _StopFlag:
     # a Ctrl-C that lands while the interpreter boots waits here instead of killing us with
     # KeyboardInterrupt; now that our own handlers are in place, let it through.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    configure_logging(role, config.log_level, config.log_format)
+    configure_logging(role, settings.log_level, settings.log_format)
     return stop
 
 
@@ -84,7 +86,7 @@ def drive_role(
     except NotAvailableYet as exc:
         _exit_reporting(link, Crashed(role=name, reason=str(exc)), EXIT_ERROR)
     except Exception as exc:
-        _exit_reporting(link, Crashed(role=name, reason=_log_crash(name, exc)), EXIT_ERROR)
+        _exit_reporting(link, _crash_report(name, exc), EXIT_ERROR)
     _report(link, Ready(role=name))
     try:
         try:
@@ -95,18 +97,20 @@ def drive_role(
                 role.run_once()
         finally:
             role.shutdown()
-        crash_reason = role.crash_reason  # a hung or failing pull ends the loop without raising
+        # A hung or failing pull ends the loop without raising.
+        crash = Crashed(role=name, reason=role.crash_reason) if role.crash_reason else None
     except Exception as exc:
-        crash_reason = _log_crash(name, exc)
-    if crash_reason:
-        _exit_reporting(link, Crashed(role=name, reason=crash_reason), EXIT_ERROR)
+        crash = _crash_report(name, exc)
+    if crash is not None:
+        _exit_reporting(link, crash, EXIT_ERROR)
     sys.exit(EXIT_OK)
 
 
-def _log_crash(name: str, exc: Exception) -> str:
-    """Log the traceback (we are inside its except block); return the reason for `Crashed`."""
-    log.exception("%s crashed", name)
-    return f"{type(exc).__name__}: {exc}"
+def _crash_report(name: str, exc: Exception) -> Crashed:
+    """`Crashed` for `exc`, with its traceback (we are inside its except block)."""
+    return Crashed(
+        role=name, reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+    )
 
 
 # The role modules are imported inside each entry point so that a child loads only its own
@@ -114,17 +118,17 @@ def _log_crash(name: str, exc: Exception) -> str:
 
 
 def decoder_main(
+    link: Connection,
+    settings: SupervisorSettings,
     slot: int,
     pull_starts: MutableSequence[float],
     pull_share: MutableSequence[float],
-    link: Connection,
-    config: PipelineConfig,
 ) -> None:
     """`pull_starts`, `pull_share`: the arrays in shared memory through which the tree's
     decoders time their pulls (`workers.pull_turns`) and learn how many of them may pull
-    (`workers.pull_share`)."""
-    name = f"decoder-{slot}"
-    stop = _start_child(name, config)
+    (`contracts.pull_share_layout`)."""
+    name = ChildId.decoder(slot).name
+    stop = _start_child(name, settings)
     from workers.decoder_process import DecoderRole
 
     drive_role(
@@ -132,37 +136,24 @@ def decoder_main(
         link,
         stop,
         lambda: DecoderRole.open(
-            slot,
-            link,
-            config.project,
-            config.subscription,
-            max_in_flight=config.max_in_flight,
-            max_in_flight_bytes=config.max_in_flight_bytes,
-            pull_batch=config.pull_batch,
-            lease_s=config.lease_s,
-            pull_starts=pull_starts,
-            pull_share=pull_share,
+            slot, link, settings.decoder, pull_starts=pull_starts, pull_share=pull_share
         ),
     )
 
 
-def writer_main(link: Connection, config: PipelineConfig) -> None:
-    name = "writer"
-    stop = _start_child(name, config)
+def writer_main(link: Connection, settings: SupervisorSettings) -> None:
+    name = ChildId.writer().name
+    stop = _start_child(name, settings)
     from store.writer_process import WriterRole
 
-    drive_role(
-        name,
-        link,
-        stop,
-        lambda: WriterRole.open(
-            link,
-            config.db_path,
-            synchronous=config.synchronous,
-            busy_timeout_ms=config.busy_timeout_ms,
-            batch_size=config.batch_size,
-            batch_bytes=config.batch_bytes,
-            batch_timeout_s=config.batch_timeout_s,
-            load_linger_s=config.load_linger_s,
-        ),
-    )
+    drive_role(name, link, stop, lambda: WriterRole.open(link, settings.writer))
+
+
+@dataclass(frozen=True)
+class ChildTargets:
+    """The module-level functions the supervisor starts its children with. Each is called
+    in the child as `target(link, settings, *role_args)`: the writer with no role arguments,
+    a decoder with (slot, pull_starts, pull_share). Tests pass stand-ins."""
+
+    writer: Callable[..., None] = writer_main
+    decoder: Callable[..., None] = decoder_main

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from supervisor.config import PipelineConfig
 from supervisor.running_child import RunningChild
+from supervisor.settings import SupervisorSettings
 from supervisor.stopping import RUNNING
 
 # A loop turn this much later than expected means the whole tree was suspended (Ctrl-Z, a
@@ -30,15 +30,15 @@ def forgive_suspension(children: Iterable[RunningChild], last_tick: float, now: 
         child.started_at = max(child.started_at, now - 1.0)
 
 
-def stall_reason(child: RunningChild, now: float, config: PipelineConfig) -> str | None:
+def stall_reason(child: RunningChild, now: float, settings: SupervisorSettings) -> str | None:
     """Why `child` must be killed as stuck, or None while it looks alive."""
     if child.ready:
         silent = now - child.last_heartbeat
-        if silent > config.child_timeout_s:
+        if silent > settings.child_timeout_s:
             return f"stalled: no heartbeat for {silent:.0f}s"
         return None
-    if now - child.started_at > config.startup_timeout_s:
-        return f"not ready after {config.startup_timeout_s:.0f}s"
+    if now - child.started_at > settings.startup_timeout_s:
+        return f"not ready after {settings.startup_timeout_s:.0f}s"
     return None
 
 
@@ -46,12 +46,12 @@ def readiness(phase: str, children: list[RunningChild]) -> tuple[bool, str]:
     """/readyz: running, the writer has the database open, and a decoder is pulling: ready
     and, by its last heartbeat, able to reach Pub/Sub (issue 12: during an outage the
     decoders wait it out, and /readyz says so instead of claiming all is well)."""
-    writer = next((c for c in children if c.slot < 0), None)
+    writer = next((c for c in children if c.id.is_writer), None)
     if phase != RUNNING:
         return False, f"stopping ({phase})"
     if writer is None or not writer.ready:
         return False, "writer not ready"
-    decoders = [c for c in children if c.slot >= 0 and c.ready]
+    decoders = [c for c in children if not c.id.is_writer and c.ready]
     if not decoders:
         return False, "no decoder ready"
     if not any(c.pubsub_ok for c in decoders):

@@ -3,6 +3,9 @@
 Owns: the log format (`text` for people, `json` for log shippers) and the role tag
 (`supervisor`, `writer`, `decoder-3`) that each process sets once at start.
 
+A traceback is part of its event's line: a child's crash is logged once, by the supervisor,
+with the traceback the child reported (`CHILD_TRACEBACK`).
+
 Never: log per message at INFO; the supervisor logs a periodic throughput summary instead.
 """
 
@@ -16,9 +19,12 @@ import time
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("text", "json")
+# The `extra` key under which the supervisor logs a traceback a child sent in its crash report:
+# printed like the record's own exception would be, on the same line.
+CHILD_TRACEBACK = "child_traceback"
 
 
-class _TextFormatter(logging.Formatter):
+class TextFormatter(logging.Formatter):
     def __init__(self, role: str) -> None:
         super().__init__()
         self.role = role
@@ -26,12 +32,14 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
         line = f"{stamp} {record.levelname:<7} {self.role}[{os.getpid()}] {record.getMessage()}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            line += " | " + self.formatException(record.exc_info).replace("\n", " | ")
+        if record.levelno >= logging.ERROR:
+            traceback = _traceback(self, record)
+            if traceback:
+                line += " | " + traceback.rstrip().replace("\n", " | ")
         return line
 
 
-class _JsonFormatter(logging.Formatter):
+class JsonFormatter(logging.Formatter):
     def __init__(self, role: str) -> None:
         super().__init__()
         self.role = role
@@ -45,15 +53,23 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        traceback = _traceback(self, record)
+        if traceback:
+            entry["exc"] = traceback
         return json.dumps(entry)
+
+
+def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    """The record's own exception, or the traceback a child reported (`CHILD_TRACEBACK`)."""
+    if record.exc_info:
+        return formatter.formatException(record.exc_info)
+    return getattr(record, CHILD_TRACEBACK, "")
 
 
 def configure_logging(role: str, level: str = "INFO", fmt: str = "text") -> None:
     """Send this process's log lines to stderr, tagged with `role`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter(role) if fmt == "json" else _TextFormatter(role))
+    handler.setFormatter(JsonFormatter(role) if fmt == "json" else TextFormatter(role))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

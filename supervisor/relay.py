@@ -16,16 +16,13 @@ and `supervisor.stopping` do).
 
 from __future__ import annotations
 
+from contracts.child_id import ChildId
 from contracts.messages import AckBatch, WriterLost
 from supervisor.outbox import RawFrame
 
-WRITER = "writer"
+WRITER = ChildId.writer().name
 
 Delivery = tuple[str, object]  # (child name, message or RawFrame to send it)
-
-
-def decoder_name(slot: int) -> str:
-    return f"decoder-{slot}"
 
 
 class Relay:
@@ -56,9 +53,19 @@ class Relay:
             # Its decoder died after sending the batch; the acks stay this slot's due.
             self.undelivered_acks.setdefault(message.slot, []).append(message)
             return []
-        return [(decoder_name(message.slot), message)]
+        return [(ChildId.decoder(message.slot).name, message)]
 
     # --- who is up ------------------------------------------------------------------------------
+
+    def child_started(self, child: ChildId) -> list[Delivery]:
+        """What a child that just started is owed, first."""
+        return self.writer_started() if child.is_writer else self.decoder_started(child.slot)
+
+    def child_exited(self, child: ChildId, *, lost: bool) -> list[Delivery]:
+        """A child is gone; `lost` when it was not asked to stop and exit cleanly."""
+        if child.is_writer:
+            return self.writer_exited(lost=lost)
+        return self.decoder_exited(child.slot)
 
     def writer_started(self) -> list[Delivery]:
         self.writer_up = True
@@ -74,7 +81,7 @@ class Relay:
         return [(name, WriterLost()) for name in self.decoders_up.values()]
 
     def decoder_started(self, slot: int) -> list[Delivery]:
-        name = decoder_name(slot)
+        name = ChildId.decoder(slot).name
         self.decoders_up[slot] = name
         return [(name, acks) for acks in self.undelivered_acks.pop(slot, [])]
 

@@ -1,4 +1,4 @@
-"""Start-up and hand-over: from a `PipelineConfig` to a running tree and its exit code.
+"""Start-up and hand-over: from a `SupervisorSettings` to a running tree and its exit code.
 
 Owns: the order of start-up (metrics directory before prometheus_client is imported, logging,
 checks that fail fast with one line: the single writer of a SQLite file, subscription,
@@ -20,10 +20,10 @@ import click
 from store.backend import open_store
 from store.errors import StoreError
 from store.writer_lock import WriterLock, hold_writer_lock
-from supervisor.config import PipelineConfig
 from supervisor.exit_codes import EXIT_STARTUP
 from supervisor.logs import configure_logging
 from supervisor.metrics_dir import prepare_metrics_dir
+from supervisor.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,71 +51,75 @@ def subscription_problem(project: str, subscription: str) -> str | None:
     return None
 
 
-def claim_store(config: PipelineConfig) -> WriterLock:
+def claim_store(settings: SupervisorSettings) -> WriterLock:
     """The writer lock of a SQLite file, taken before anything else, so that a second
     supervisor on the same file is refused at once, before it touches Pub/Sub."""
     try:
-        return hold_writer_lock(config.db_path)
+        return hold_writer_lock(settings.writer.db_path)
     except StoreError as exc:
         raise StartupError(str(exc)) from None
 
 
-def check_setup(config: PipelineConfig) -> None:
+def check_setup(settings: SupervisorSettings) -> None:
     """Fail fast, before any child exists: Pub/Sub, the subscription, the database (a SQLite
     file or PostgreSQL, through `store.backend.open_store`, as the writer opens it)."""
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        problem = pool.submit(subscription_problem, config.project, config.subscription).result()
+        decoder = settings.decoder
+        problem = pool.submit(subscription_problem, decoder.project, decoder.subscription).result()
     if problem:
         raise StartupError(problem)
     try:
-        open_store(config.db_path, synchronous=config.synchronous).close()
+        open_store(settings.writer.db_path, synchronous=settings.writer.synchronous).close()
     except StoreError as exc:
         raise StartupError(str(exc)) from None
 
 
-def run_supervisor(config: PipelineConfig) -> int:
+def run_supervisor(settings: SupervisorSettings) -> int:
     prepare_metrics_dir()
-    configure_logging("supervisor", config.log_level, config.log_format)
+    configure_logging("supervisor", settings.log_level, settings.log_format)
     try:
-        writer_lock = claim_store(config)
+        writer_lock = claim_store(settings)
     except StartupError as exc:
         click.echo(f"miniscan-supervisor: error: {exc}", err=True)
         return EXIT_STARTUP
     try:
-        return run_tree(config)
+        return run_tree(settings)
     finally:
         writer_lock.close()
 
 
-def run_tree(config: PipelineConfig) -> int:
+def run_tree(settings: SupervisorSettings) -> int:
     """Check the setup, serve /metrics, run the tree until it stops; its exit code."""
     from contracts import metrics
     from supervisor.http import start_http_server
     from supervisor.tree import Supervisor
 
     try:
-        check_setup(config)
+        check_setup(settings)
     except StartupError as exc:
         click.echo(f"miniscan-supervisor: error: {exc}", err=True)
         return EXIT_STARTUP
-    supervisor = Supervisor(config)
+    supervisor = Supervisor(settings)
     server = None
-    if config.metrics_port:
+    if settings.metrics_port:
         try:
             server = start_http_server(
-                config.metrics_host, config.metrics_port, supervisor.is_alive, supervisor.is_ready
+                settings.metrics_host,
+                settings.metrics_port,
+                supervisor.is_alive,
+                supervisor.is_ready,
             )
         except OSError as exc:
             click.echo(
                 f"miniscan-supervisor: error: cannot serve metrics on "
-                f"{config.metrics_host}:{config.metrics_port}: {exc.strerror}",
+                f"{settings.metrics_host}:{settings.metrics_port}: {exc.strerror}",
                 err=True,
             )
             return EXIT_STARTUP
     from importlib.metadata import version
 
-    metrics.BUILD_INFO.labels(version("miniscan"), str(config.workers)).set(1)
+    metrics.BUILD_INFO.labels(version("miniscan"), str(settings.workers)).set(1)
     metrics.export_known_labels()
     try:
         return supervisor.run()

@@ -1,19 +1,21 @@
 """One incarnation of a child process, as the supervisor holds it while it runs.
 
-Owns: `RunningChild`, what the supervisor knows of one incarnation (its process, its end of
-the pipe with the Inbox and Outbox threads on it, heartbeat, readiness, whether it was asked
-to stop), `start_child`, which wires a fresh duplex pipe and starts the process with the stop
-signals blocked, `release`, which collects the exit code and what is left of it (its pipe,
-its live gauges), and
-`ChildTable`, the children alive now by name, which performs the relay's deliveries and keeps
-the children-alive gauge.
+Owns: `RunningChild`, what the supervisor knows of one incarnation (which child it is, its
+process, its end of the pipe with the Inbox and Outbox threads on it, heartbeat, readiness,
+whether it was asked to stop, as its messages tell: `note`), `start_child`, which wires a
+fresh duplex pipe and starts the process with the stop signals blocked, `release`, which
+collects the exit code and what is left of it (its pipe, its live gauges), and `ChildTable`,
+the children alive now by name, which performs the relay's deliveries and the kills of
+stalled children, and keeps the children-alive gauge.
 
-Never: decide about a child (route, restart, kill, stop: `supervisor.tree` does), or reuse a
-pipe for a second incarnation: a fresh pipe cannot be corrupted by an earlier one's death.
+Never: decide about a child (route, restart, whether it stalled, stop: `supervisor.tree` and
+`supervisor.health` do), or reuse a pipe for a second incarnation: a fresh pipe cannot be
+corrupted by an earlier one's death.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -26,19 +28,30 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from contracts import metrics
-from supervisor.config import PipelineConfig
+from contracts.child_id import DECODER_ROLE, WRITER_ROLE, ChildId
+from contracts.messages import (
+    AckBatch,
+    Crashed,
+    EndOfStream,
+    Heartbeat,
+    Ready,
+    StartupFailed,
+    Stopped,
+)
 from supervisor.inbox import Inbox
 from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
 from supervisor.outbox import Outbox
 from supervisor.relay import WRITER, Delivery
+from supervisor.settings import SupervisorSettings
 from supervisor.spawning import start_with_stop_signals_blocked
 from supervisor.start_methods import ensure_server_running
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunningChild:
-    name: str  # "writer" or "decoder-<slot>"
-    slot: int  # decoder slot; -1 for the writer
+    id: ChildId
     key: int  # unique per incarnation: a restarted child reuses the name, never the key
     process: BaseProcess
     link: Connection
@@ -54,8 +67,27 @@ class RunningChild:
     last_error: str = ""
 
     @property
+    def name(self) -> str:
+        return self.id.name
+
+    @property
     def role(self) -> str:
-        return WRITER if self.slot < 0 else "decoder"
+        return self.id.role
+
+    def note(self, message: object, now: float) -> None:
+        """What a message from the child says about it: alive, ready, drained, failing."""
+        if isinstance(message, (Heartbeat, AckBatch, Ready)):
+            self.last_heartbeat = now
+        if isinstance(message, Heartbeat):
+            self.pubsub_ok = message.pubsub_ok
+        elif isinstance(message, Ready):
+            self.ready = True
+        elif isinstance(message, EndOfStream):
+            self.end_of_stream = True
+        elif isinstance(message, (StartupFailed, Crashed)):
+            self.last_error = message.reason
+        elif isinstance(message, Stopped):
+            self.stopping = True
 
     def release(self) -> int | None:
         """Once its pipe was read to the end: collect the exit code, close our end of the
@@ -73,23 +105,26 @@ class RunningChild:
 
 def start_child(
     context: multiprocessing.context.BaseContext,
-    name: str,
-    slot: int,
+    child_id: ChildId,
     key: int,
     target: Callable[..., None],
     args: tuple,
-    config: PipelineConfig,
+    settings: SupervisorSettings,
     deliveries: queue.SimpleQueue[tuple[int, bytes | None]],
     wake: socket.socket,
 ) -> RunningChild:
-    """Start `target(*args, link, config)` as child `name`; its messages go to `deliveries`."""
+    """Start `target(link, settings, *args)` as child `child_id`; its messages go to
+    `deliveries`."""
+    name = child_id.name
     ours, theirs = context.Pipe(duplex=True)
-    process = context.Process(target=target, args=(*args, theirs, config), name=name, daemon=False)
+    process = context.Process(
+        target=target, args=(theirs, settings, *args), name=name, daemon=False
+    )
     start_with_stop_signals_blocked(process, before_start=lambda: ensure_server_running(context))
     theirs.close()  # only the child holds its end: its death closes the pipe
     now = time.monotonic()
     return RunningChild(
-        name=name, slot=slot, key=key, process=process, link=ours,
+        id=child_id, key=key, process=process, link=ours,
         outbox=Outbox(ours, name), inbox=Inbox(ours, key, deliveries, wake),
         started_at=now, last_heartbeat=now,
     )  # fmt: skip
@@ -107,7 +142,7 @@ class ChildTable(dict[str, RunningChild]):
         self._count_alive()
 
     def decoders(self) -> list[RunningChild]:
-        return [child for child in self.values() if child.slot >= 0]
+        return [child for child in self.values() if not child.id.is_writer]
 
     def terminate_all(self) -> None:
         """SIGTERM to everyone: each nacks what it holds and exits."""
@@ -133,14 +168,24 @@ class ChildTable(dict[str, RunningChild]):
         for child in self.values():
             child.process.join(5.0)
 
+    def kill_stalled(self, stall_reason: Callable[[RunningChild], str | None]) -> None:
+        """SIGKILL each child not yet killed for which `stall_reason` gives a reason."""
+        for child in list(self.values()):
+            reason = None if child.killed else stall_reason(child)
+            if reason:
+                child.last_error = reason
+                log.warning("%s %s: killing it", child.name, reason)
+                child.killed = True
+                child.process.kill()
+
     def send(self, deliveries: list[Delivery]) -> None:
         # The relay only names children it was told are up, and so are in this table.
         for name, message in deliveries:
             self[name].outbox.put(message)
 
     def _count_alive(self) -> None:
-        metrics.CHILDREN_ALIVE.labels("decoder").set(len(self.decoders()))
-        metrics.CHILDREN_ALIVE.labels("writer").set(1 if WRITER in self else 0)
+        metrics.CHILDREN_ALIVE.labels(DECODER_ROLE).set(len(self.decoders()))
+        metrics.CHILDREN_ALIVE.labels(WRITER_ROLE).set(1 if WRITER in self else 0)
 
 
 def describe_exit(code: int | None) -> str:

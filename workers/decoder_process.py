@@ -12,13 +12,12 @@ Pub/Sub errors are weather (issue 12): a failed pull is waited out (`workers.pul
 while the main loop keeps heartbeating with `pubsub_ok=False`; a settle call that fails only
 causes a redelivery. Only a pull hung past its own deadline ends the process.
 
-Three threads: the puller (pull, decode, send), the settler (`workers.settler`: ack, nack and
-lease calls, which may retry for seconds; acks queued behind a call are merged) and the
-main loop (supervisor messages, leases, heartbeats): the lifecycle of
-`contracts.lifecycle`; the first `run_once` starts the puller (after `Ready` was sent),
-`shutdown` stops it. When the subscription is caught up, the puller times its next pull by
-`workers.pull_turns`; under a backlog it pulls only while the supervisor lets its slot
-(`workers.pull_share`), and says when each pull returned and whether it came back full.
+Three threads: the puller (`workers.puller`: pull, decode, send; it paces its pulls, and
+this role gives it the room the budgets leave and registers what it pulled), the settler
+(`workers.settler`: ack, nack and lease calls, which may retry for seconds; acks queued
+behind a call are merged) and the main loop (supervisor messages, leases, heartbeats): the
+lifecycle of `contracts.lifecycle`; the first `run_once` starts the puller (after `Ready`
+was sent), `shutdown` stops it.
 
 Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
 message whose batch has not been committed.
@@ -33,8 +32,9 @@ from collections.abc import MutableSequence
 from multiprocessing.connection import Connection, wait
 
 from broker.client import PubSubUnavailable
-from broker.subscription import PubSubOutage, PulledMessage, Subscription, SubscriptionMissing
-from contracts import defaults, metrics
+from broker.subscription import PulledMessage, Subscription, SubscriptionMissing
+from contracts import metrics
+from contracts.child_id import ChildId
 from contracts.lifecycle import CannotStart, NotAvailableYet
 from contracts.messages import (
     AckBatch,
@@ -46,86 +46,58 @@ from contracts.messages import (
     WriterLost,
     encode_batch,
 )
-from workers.held import HeldMessages
-from workers.pull_backoff import PullBackoff
-from workers.pull_share import PullShare
-from workers.pull_turns import PullTurns
-from workers.pulled import decode_pulled, rejected_batch
+from workers.decoder_settings import DecoderSettings
+from workers.held import LEASE_MARGIN_S, MAX_LEASE_S, MIN_ACK_DEADLINE_S, HeldMessages
+from workers.pulled import rejected_batch
+from workers.puller import PULL_TIMEOUT_S, Puller
 from workers.settler import Settler, SettleRequest, count_outcome
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
-# The shortest ack deadline Pub/Sub allows; we assume no more than this of any subscription.
-MIN_ACK_DEADLINE_S = 10.0
-# Extend a lease when less than this is left on it; one extension round-trip fits easily.
-LEASE_MARGIN_S = 4.0
-# How often a decoder that may not pull now (`workers.pull_share`) looks again.
-SHARE_RECHECK_S = 0.05
-# A long poll returns as soon as messages arrive; this only bounds an idle pull.
-PULL_TIMEOUT_S = 10.0
-# A pull that has not returned long after its own deadline is a hung gRPC call: the main loop
-# would keep heartbeating while nothing is pulled, so the decoder reports it and exits.
-PULL_HUNG_AFTER_S = 3 * PULL_TIMEOUT_S
-# Leases are not extended past this (the client library's max_lease_duration default): a
-# message held an hour is stuck somewhere, and a redelivery is the way out.
-MAX_LEASE_S = 3600.0
 # How long shutdown waits for queued acks and the final nack before exiting anyway.
 SETTLE_ON_EXIT_S = 5.0
 
 
 class DecoderRole:
-    """One decoder process's state and loop. Tests drive `run_once`, `pull_once` and
-    `handle` in-process."""
+    """One decoder process's state and loop; tests drive `run_once`, `pull_once`, `handle`."""
 
     def __init__(
         self,
         slot: int,
         subscription: Subscription,
         link: Connection,
+        settings: DecoderSettings | None = None,
         *,
-        max_in_flight: int = 2000,
-        max_in_flight_bytes: int = defaults.DEFAULT_MAX_IN_FLIGHT_BYTES,
-        pull_batch: int = 1000,
-        lease_s: int = 10,
         pull_starts: MutableSequence[float] | None = None,
         pull_share: MutableSequence[float] | None = None,
     ) -> None:
+        self.settings = settings = settings or DecoderSettings()
         self.slot = slot
-        self.role = f"decoder-{slot}"
+        self.role = ChildId.decoder(slot).name
         self.subscription = subscription
         self.link = link
-        self.max_in_flight = max_in_flight
-        self.max_in_flight_bytes = max_in_flight_bytes
-        self.pull_batch = pull_batch
-        self.lease_s = lease_s
-        self.held = HeldMessages(lease_s=lease_s, max_lease_s=MAX_LEASE_S)  # guarded by _room
+        self.held = HeldMessages(settings.lease_s, max_lease_s=MAX_LEASE_S)  # under _room
         self._room = threading.Condition()
         self._send_lock = threading.Lock()
         self.settler = Settler(subscription, self._settled)
-        self.backoff = PullBackoff()
-        self.turns = PullTurns(pull_starts, slot)  # shared with the tree's other decoders
-        self.share = PullShare(pull_share, slot)  # may this one pull now (a backlog)
-        self._stop_pulling = threading.Event()
         self.pulling = True
         self.finished = False
-        self.puller: threading.Thread | None = None  # started by the first run_once
+        self.puller = Puller(self, pull_starts, pull_share)  # run_once starts it
         self._next_heartbeat = 0.0
         self.crash_reason: str | None = None
-        self.pull_started_at: float | None = None  # monotonic; None while not in a pull
-        self.average_message_bytes = 1024.0  # sizes the next pull to the byte budget
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
     def open(
-        cls, slot: int, link: Connection, project: str, subscription: str, **settings
+        cls, slot: int, link: Connection, settings: DecoderSettings, **shared_arrays
     ) -> DecoderRole:
         """Find the subscription. CannotStart if it does not exist; NotAvailableYet if
-        Pub/Sub does not answer (or there are no credentials). `settings` are the keyword
-        arguments of the constructor."""
+        Pub/Sub does not answer (or there are no credentials). `shared_arrays`: the
+        constructor's `pull_starts` and `pull_share`."""
         try:
-            found = Subscription(project, subscription)
+            found = Subscription(settings.project, settings.subscription)
         except PubSubUnavailable as exc:
             raise NotAvailableYet(str(exc)) from exc
         try:
@@ -134,15 +106,13 @@ class DecoderRole:
             found.close()
             failure = CannotStart if isinstance(exc, SubscriptionMissing) else NotAvailableYet
             raise failure(str(exc)) from exc
-        return cls(slot, found, link, **settings)
+        return cls(slot, found, link, settings, **shared_arrays)
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
         """One turn of the main loop: act on at most one supervisor message (waiting up to
         `timeout` for it), extend leases that are due, check the pull, heartbeat. Returns
         False once the decoder is finished (Stop, link closed, hung or failed pull)."""
-        if self.puller is None:
-            self.puller = threading.Thread(target=self._pull_loop, name="puller", daemon=True)
-            self.puller.start()
+        self.puller.start()
         if wait([self.link], timeout=timeout):
             try:
                 message = self.link.recv()
@@ -169,12 +139,10 @@ class DecoderRole:
         with self._room:
             self.finished = True
             self._room.notify_all()
-        self.backoff.interrupt()
-        self._stop_pulling.set()
-        if self.puller is not None:
-            # A long-poll pull may still be open: what it returns is nacked by the puller, and
-            # if we exit first, those messages come back when their short lease runs out.
-            self.puller.join(timeout=0.5)
+        self.puller.stop()
+        # A long-poll pull may still be open: what it returns is nacked by the puller, and if
+        # we exit first, those messages come back when their short lease runs out.
+        self.puller.join(timeout=0.5)
         self.nack_all("stopping")
         if not self.settler.close(timeout=SETTLE_ON_EXIT_S):
             log.warning("exiting with settle calls unfinished: those messages are redelivered")
@@ -184,34 +152,8 @@ class DecoderRole:
     # --- one step each ----------------------------------------------------------------------
 
     def pull_once(self, timeout: float = PULL_TIMEOUT_S) -> int:
-        """Pull and decode at most what fits in the in-flight budgets; return messages sent."""
-        if not self.share.may_pull():
-            self._stop_pulling.wait(SHARE_RECHECK_S)
-            return 0
-        with self._room:
-            size = self._pull_size()
-            if size <= 0:
-                self._room.wait(timeout=1.0)
-                return 0
-        if not self.turns.wait_for_turn(self._stop_pulling):
-            return 0
-        self.pull_started_at = started = time.monotonic()
-        messages = []
-        try:
-            messages = self.subscription.pull(size, timeout=timeout)
-        finally:
-            self.pull_started_at = None
-            returned = time.monotonic()
-            self.turns.pull_returned(returned - started, len(messages), size)
-            self.share.pull_returned(returned, full=self.turns.backlog)
-        if not messages:
-            return 0
-        metrics.MESSAGES_PULLED.inc(len(messages))
-        batch = decode_pulled(self.slot, messages, received_at=time.time())
-        self.average_message_bytes = 0.8 * self.average_message_bytes + 0.2 * (
-            batch.nbytes / len(messages)
-        )
-        return self._send_pulled(messages, encode_batch(batch))
+        """One pull of the puller's, on the caller's thread; return messages sent."""
+        return self.puller.pull_once(timeout)
 
     def handle(self, message: object) -> None:
         """Act on one message from the supervisor."""
@@ -228,8 +170,7 @@ class DecoderRole:
                     self._send_locked(EndOfStream(slot=self.slot))
             with self._room:
                 self._room.notify_all()
-            self.backoff.interrupt()
-            self._stop_pulling.set()
+            self.puller.stop()
         elif isinstance(message, Stop):
             self.finished = True
         else:
@@ -273,36 +214,40 @@ class DecoderRole:
         if expired:
             log.warning("%d leases ran out (held too long or not extended): they are "
                         "redelivered", len(expired))  # fmt: skip
-        self.settler.submit("extend", due, seconds=self.lease_s)
+        self.settler.submit("extend", due, seconds=self.settings.lease_s)
 
     def pull_is_hung(self, now: float | None = None) -> bool:
-        started = self.pull_started_at
-        now = time.monotonic() if now is None else now
-        if started is not None and now - started > PULL_HUNG_AFTER_S:
-            self.crash_reason = f"pull hung for {now - started:.0f}s"
+        hung_s = self.puller.hung_for(time.monotonic() if now is None else now)
+        if hung_s is not None:
+            self.crash_reason = f"pull hung for {hung_s:.0f}s"
             log.error("%s: exiting so that a fresh decoder replaces this one", self.crash_reason)
-            return True
-        return False
+        return hung_s is not None
 
     def heartbeat_if_due(self) -> None:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
-            self._send(Heartbeat(role=self.role, pubsub_ok=not self.backoff.failing))
+            self._send(Heartbeat(role=self.role, pubsub_ok=not self.puller.backoff.failing))
 
-    # --- internals ----------------------------------------------------------------------------
+    # --- for the puller ------------------------------------------------------------------------
 
-    def _pull_size(self) -> int:
-        """How many messages the next pull may ask for (under `_room`): what the count budget
-        leaves, and what the byte budget leaves at the average message size so far. With
-        nothing held, at least one, so that a message larger than the budget still gets in
-        (alone)."""
-        messages, room_bytes = self.held.room(self.max_in_flight, self.max_in_flight_bytes)
-        by_bytes = int(room_bytes // max(1.0, self.average_message_bytes))
-        size = min(self.pull_batch, messages, by_bytes)
-        return max(size, 1) if not self.held else size
+    def room_for_pull(self, average_message_bytes: float) -> int:
+        """How many messages the next pull may ask for: what the count budget leaves, and
+        what the byte budget leaves at the average message size so far. With nothing held,
+        at least one, so that a message larger than the budget still gets in (alone). With
+        no room, 0 after waiting up to a second for some."""
+        budget = self.settings
+        with self._room:
+            messages, room_bytes = self.held.room(budget.max_in_flight, budget.max_in_flight_bytes)
+            by_bytes = int(room_bytes // max(1.0, average_message_bytes))
+            size = min(budget.pull_batch, messages, by_bytes)
+            size = max(size, 1) if not self.held else size
+            if size <= 0:
+                self._room.wait(timeout=1.0)
+            return size
 
-    def _send_pulled(self, messages: list[PulledMessage], frame: bytes) -> int:
+    def send_pulled(self, messages: list[PulledMessage], frame: bytes) -> int:
+        """Hold the pulled messages and send their batch; the number sent."""
         now = time.monotonic()
         lease_end = now + MIN_ACK_DEADLINE_S
         with self._send_lock:
@@ -334,19 +279,11 @@ class DecoderRole:
                     self.held.extension_failed(request.ack_ids)
         count_outcome(request, error)
 
-    def _pull_loop(self) -> None:
-        try:
-            while self.pulling:
-                try:
-                    self.pull_once()
-                except PubSubOutage as exc:
-                    self.backoff.wait_after_failure(exc)
-                else:
-                    self.backoff.succeeded()
-        except Exception as exc:  # reported, then the main loop exits
-            log.error("pulling failed: %s", exc)
-            self.crash_reason = f"pulling failed: {exc}"
-            self.finished = True
+    def pull_failed(self, reason: str) -> None:
+        self.crash_reason = reason
+        self.finished = True
+
+    # --- internals ----------------------------------------------------------------------------
 
     def _send(self, message: object) -> None:
         with self._send_lock:

@@ -9,6 +9,8 @@ received), when each lease runs out, which leases are being extended right now, 
 message was first pulled (leases are not extended past `max_lease_s`, like the client
 library's `max_lease_duration`).
 
+Also the lease facts the decoder works by (MIN_ACK_DEADLINE_S, LEASE_MARGIN_S, MAX_LEASE_S).
+
 Never: call Pub/Sub, sleep, read the clock, or decide what to send: `workers.decoder_process`
 does, using the answers this gives.
 """
@@ -16,6 +18,14 @@ does, using the answers this gives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+# The shortest ack deadline Pub/Sub allows; we assume no more than this of any subscription.
+MIN_ACK_DEADLINE_S = 10.0
+# Extend a lease when less than this is left on it; one extension round-trip fits easily.
+LEASE_MARGIN_S = 4.0
+# Leases are not extended past this (the client library's max_lease_duration default): a
+# message held an hour is stuck somewhere, and a redelivery is the way out.
+MAX_LEASE_S = 3600.0
 
 
 @dataclass(slots=True)

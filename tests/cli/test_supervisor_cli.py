@@ -14,6 +14,7 @@ from supervisor_harness import BIN
 from broker.subscription import Subscription
 from demo.emulator import free_port
 from workers.decoder_process import DecoderRole
+from workers.decoder_settings import DecoderSettings
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60):
@@ -97,7 +98,7 @@ def test_leases_of_held_messages_are_extended_past_the_ack_deadline(pubsub_targe
     holder = Subscription(pubsub_target.project, pubsub_target.subscription)
     other = Subscription(pubsub_target.project, pubsub_target.subscription)
     supervisor_end, theirs = Pipe()
-    role = DecoderRole(0, holder, theirs, lease_s=10)
+    role = DecoderRole(0, holder, theirs, DecoderSettings(lease_s=10))
     try:
         deadline = time.monotonic() + 20
         while not role.held and time.monotonic() < deadline:

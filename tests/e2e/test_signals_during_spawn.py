@@ -23,7 +23,7 @@ import pytest
 from supervisor_harness import RunningSupervisor, wait_until
 
 from supervisor import children
-from supervisor.config import PipelineConfig
+from supervisor.settings import SupervisorSettings
 from supervisor.spawning import start_with_stop_signals_blocked
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -69,13 +69,13 @@ def test_the_mask_is_restored_when_start_fails(usr1_blocked):
     assert blocked_now() == {signal.SIGUSR1}
 
 
-def boot_like_a_child_while_ctrl_c_lands(link, config) -> None:
+def boot_like_a_child_while_ctrl_c_lands(link, settings) -> None:
     """Report the mask we booted with, wait while the parent sends SIGINT, then set up as
     every real child does and report that we are still here."""
     link.send(blocked_now())
     link.recv()
     link.send(signal.SIGINT in signal.sigpending())
-    children._start_child("decoder-0", config)  # ignores SIGINT, then unblocks it
+    children._start_child("decoder-0", settings)  # ignores SIGINT, then unblocks it
     link.send(blocked_now() & STOP_SIGNALS)
 
 
@@ -85,7 +85,7 @@ def test_a_child_boots_with_stop_signals_blocked_and_a_ctrl_c_meanwhile_is_dropp
     resource_tracker.ensure_running()
     ours, theirs = Pipe()
     process = get_context("spawn").Process(
-        target=boot_like_a_child_while_ctrl_c_lands, args=(theirs, PipelineConfig())
+        target=boot_like_a_child_while_ctrl_c_lands, args=(theirs, SupervisorSettings())
     )
     start_with_stop_signals_blocked(process)
     try:

@@ -1,5 +1,6 @@
 """The decoder in-process, one step at a time: byte budgets, refused records, Pub/Sub weather,
-taking turns to pull, merged acks; and the writer's bulk histogram observe."""
+taking turns to pull; and the writer's bulk histogram observe. The settler's own tests are in
+test_settler.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
-from test_supervisor_roles import (
+from role_doubles import (
     RecordingSubscription,
     decoder,
     held,
@@ -24,7 +25,6 @@ from workers import pull_turns
 from workers.held import HeldMessages
 from workers.pull_backoff import PullBackoff
 from workers.pull_turns import PullTurns
-from workers.settler import Settler
 
 
 def big(i: int, size: int) -> PulledMessage:
@@ -48,7 +48,7 @@ class SizedPulls(RecordingSubscription):
 def test_pulls_are_sized_to_the_byte_budget_and_stop_when_it_is_spent():
     role, _, supervisor_end = decoder([], max_in_flight=1000, max_in_flight_bytes=10_000)
     role.subscription = subscription = SizedPulls(size=1_000, count=50)
-    role.average_message_bytes = 1_000.0
+    role.puller.average_message_bytes = 1_000.0
     assert role.pull_once() == 10  # 10,000 bytes of room at 1,000 a message
     assert subscription.asked == [10]
     assert role.held.bytes_held == 10_000
@@ -95,38 +95,6 @@ def test_a_record_the_database_refused_comes_back_as_a_dead_letter_with_its_byte
     role.shutdown()
 
 
-class FailingSettles(RecordingSubscription):
-    def __init__(self):
-        super().__init__([])
-        self.fail = True
-
-    def modify_deadline(self, ack_ids, seconds, deadline=None):
-        if self.fail:
-            raise PubSubOutage("modify_ack_deadline gave up after 8s")
-        super().modify_deadline(ack_ids, seconds)
-
-    def acknowledge(self, ack_ids, deadline=None):
-        raise PubSubOutage("acknowledge gave up after 60s")
-
-
-def test_failed_extensions_are_tried_again_and_failed_acks_only_cost_a_redelivery():
-    role, _, _ = decoder([])
-    role.subscription = role.settler.subscription = subscription = FailingSettles()
-    now = time.monotonic()
-    role.held.add("a", b"x", "1", now, now + 1.0)
-    role.extend_leases_if_due(now)
-    settled(role)
-    assert role.held.get("a").lease_end == now + 1.0, "lease recorded before the call succeeded"
-    subscription.fail = False
-    role.extend_leases_if_due(now)  # the failed one is due again, and tried again
-    settled(role)
-    assert subscription.extended == ["a"] and role.held.get("a").lease_end > now + 5
-    role.handle(messages.AckBatch(slot=0, ack_ids=["a"]))
-    settled(role)  # the failure is logged and counted, nothing raises
-    assert held(role) == set()
-    role.shutdown()
-
-
 def test_leases_that_ran_out_are_released_and_never_extended_past_the_maximum():
     messages_held = HeldMessages(lease_s=10, max_lease_s=100)
     messages_held.add("old", b"x", "1", now=0.0, lease_end=10.0)
@@ -141,11 +109,11 @@ def test_leases_that_ran_out_are_released_and_never_extended_past_the_maximum():
 
 def test_heartbeats_say_when_pubsub_is_unreachable_and_when_it_is_back():
     role, _, supervisor_end = decoder([])
-    role.backoff = PullBackoff(initial_s=0.01, maximum_s=0.02)
-    role.backoff.wait_after_failure(PubSubOutage("UNAVAILABLE"))
+    role.puller.backoff = PullBackoff(initial_s=0.01, maximum_s=0.02)
+    role.puller.backoff.wait_after_failure(PubSubOutage("UNAVAILABLE"))
     role.heartbeat_if_due()
     assert read_sent(supervisor_end) == [messages.Heartbeat("decoder-0", pubsub_ok=False)]
-    role.backoff.succeeded()
+    role.puller.backoff.succeeded()
     role._next_heartbeat = 0.0
     role.heartbeat_if_due()
     assert read_sent(supervisor_end) == [messages.Heartbeat("decoder-0", pubsub_ok=True)]
@@ -209,38 +177,6 @@ def test_waiting_for_a_turn_marks_the_start_and_stops_at_once_when_asked():
     assert turns.wait_for_turn(threading.Event()) is True and starts[0] > 0
     turns.pull_returned(0.01, brought=0, asked=1000)
     assert starts[0] == 0.0
-
-
-def test_acks_queued_behind_a_call_go_out_in_one_call_and_each_is_reported():
-    class SlowAcks(RecordingSubscription):
-        def __init__(self):
-            super().__init__([])
-            self.calls: list[list[str]] = []
-            self.release = threading.Event()
-
-        def acknowledge(self, ack_ids, deadline=None):
-            self.calls.append(list(ack_ids))
-            self.release.wait(10)
-            super().acknowledge(ack_ids)
-
-    subscription = SlowAcks()
-    outcomes: list[tuple[str, int]] = []
-    settler = Settler(subscription, lambda r, e: outcomes.append((r.kind, len(r.ack_ids))))
-    settler.submit("ack", ["a"])
-    deadline = time.monotonic() + 10
-    while not subscription.calls:  # the first call is under way, and blocks
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    settler.submit("ack", ["b", "c"])
-    settler.submit("ack", ["d"])
-    settler.submit("nack", ["e"], why="test")
-    settler.submit("ack", ["f"])
-    subscription.release.set()
-    assert settler.wait_idle(10)
-    assert subscription.calls == [["a"], ["b", "c", "d"], ["f"]]  # the nack kept its place
-    assert subscription.nacked == ["e"]
-    assert outcomes == [("ack", 1), ("ack", 2), ("ack", 1), ("nack", 1), ("ack", 1)]
-    assert settler.close(5)
 
 
 def test_observe_many_fills_the_histogram_exactly_as_observing_one_by_one():

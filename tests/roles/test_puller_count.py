@@ -1,5 +1,6 @@
 """How many decoders pull while there is a backlog: the supervisor's rule, the CPU figure it
-steers by, and the decoders that obey it (`supervisor.puller_count`, `supervisor.cpu_busy`,
+steers by, the steering that writes the answer, and the decoders that obey it
+(`supervisor.puller_count`, `supervisor.cpu_busy`, `supervisor.pull_steering`,
 `workers.pull_share`)."""
 
 from __future__ import annotations
@@ -7,20 +8,19 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-from test_supervisor_roles import decoder, pulled, received_batch
+from role_doubles import decoder, pulled, received_batch
 
-from supervisor.config import PipelineConfig
-from supervisor.cpu_busy import CpuBusy, usable_cpus
-from supervisor.puller_count import GROW_BELOW, SHRINK_ABOVE, PullerCount
-from supervisor.tree import Supervisor
-from workers.pull_share import (
-    PullShare,
+from contracts.pull_share_layout import (
     allowed,
     any_pull_returned,
     last_backlog_seen,
     set_allowed,
     shared_size,
 )
+from supervisor.cpu_busy import CpuBusy, usable_cpus
+from supervisor.pull_steering import PullSteering
+from supervisor.puller_count import GROW_BELOW, SHRINK_ABOVE, STEER_INTERVAL_S, PullerCount
+from workers.pull_share import PullShare
 
 BUSY = (SHRINK_ABOVE + 1.0) / 2
 IDLE = GROW_BELOW / 2
@@ -80,20 +80,20 @@ def test_a_decoder_pulls_only_while_its_slot_is_allowed_and_says_what_its_pulls_
     set_allowed(shared, 1)
     pulls = [pulled(10), pulled(3, start=10)]
     role, subscription, supervisor_end = decoder(pulls, max_in_flight=100)
-    role.share = PullShare(shared, slot=0)
+    role.puller.share = PullShare(shared, slot=0)
     assert not any_pull_returned(shared)
     assert role.pull_once() == 10  # slot 0 < 1: may pull; 10 of the 10 asked: a backlog
     received_batch(supervisor_end)
     assert any_pull_returned(shared)
     assert last_backlog_seen(shared) > 0.0
-    role.share = PullShare(shared, slot=1)
+    role.puller.share = PullShare(shared, slot=1)
     started = time.monotonic()
     assert role.pull_once() == 0  # slot 1 may not: no pull, a short wait
     assert subscription.pull_calls == 1
     assert time.monotonic() - started < 5
     caught_up = [0.0] * shared_size(2)
     set_allowed(caught_up, 2)
-    role.share = PullShare(caught_up, slot=1)
+    role.puller.share = PullShare(caught_up, slot=1)
     assert role.pull_once() == 3  # fewer than asked: returned, and no backlog marked
     assert subscription.pull_calls == 2
     assert any_pull_returned(caught_up)
@@ -109,15 +109,13 @@ class FixedCpuBusy:
         return self.value
 
 
-def test_the_supervisor_keeps_the_starting_count_until_a_pull_has_returned():
-    supervisor = Supervisor(PipelineConfig(workers=8), context=multiprocessing.get_context("spawn"))
-    supervisor.puller_count = PullerCount(workers=8, cpus=2)
-    supervisor.cpu_busy = FixedCpuBusy(BUSY)
-    share = supervisor.pull_share
+def test_steering_keeps_the_starting_count_until_a_pull_has_returned():
+    share = [0.0] * shared_size(8)
+    steering = PullSteering(share, PullerCount(workers=8, cpus=2), FixedCpuBusy(BUSY))
+    assert allowed(share) == 2  # told before any decoder starts
 
     def steer() -> int:
-        supervisor._next_steer = 0.0
-        supervisor._steer_pullers_if_due()
+        steering.steer(time.monotonic())
         return allowed(share)
 
     assert steer() == 2  # nothing has returned: no news of a backlog is not "caught up"
@@ -126,3 +124,18 @@ def test_the_supervisor_keeps_the_starting_count_until_a_pull_has_returned():
     assert steer() == 8  # a short pull, no full one lately: caught up, everyone pulls
     PullShare(share, slot=0).pull_returned(time.monotonic(), full=True)
     assert steer() == 2  # a backlog on busy CPUs: one puller a CPU
+
+
+def test_steering_steers_once_an_interval_over_an_array_the_decoders_share():
+    steering = PullSteering.in_shared_memory(multiprocessing.get_context("spawn"), workers=8)
+    steering.count = PullerCount(workers=8, cpus=2)
+    steering.cpu = FixedCpuBusy(BUSY)
+    assert len(steering.shared) == shared_size(8)
+    PullShare(steering.shared, slot=5).pull_returned(time.monotonic(), full=False)
+    steering.steer_if_due(now=100.0)
+    assert allowed(steering.shared) == 8  # caught up: everyone pulls
+    PullShare(steering.shared, slot=0).pull_returned(time.monotonic(), full=True)
+    steering.steer_if_due(now=100.0 + STEER_INTERVAL_S / 2)
+    assert allowed(steering.shared) == 8, "steered again before the interval was over"
+    steering.steer_if_due(now=time.monotonic())
+    assert allowed(steering.shared) == 2

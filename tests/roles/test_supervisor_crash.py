@@ -17,21 +17,16 @@ REPO = Path(__file__).resolve().parents[2]
 # needed too), and whose loop raises on its fifth turn, as a bug or EMFILE on a respawn would.
 SCRIPT = """
 import json, signal, sys, time
-from supervisor.config import PipelineConfig
+from supervisor.children import ChildTargets
+from supervisor.settings import SupervisorSettings
 from supervisor.tree import Supervisor
 
-def stubborn_child(link, config):
+def stubborn_child(link, settings, *role_args):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(600)
 
 class Broken(Supervisor):
     turns = 0
-
-    def spawn_writer(self):
-        self._spawn(-1, stubborn_child, ())
-
-    def spawn_decoder(self, slot):
-        self._spawn(slot, stubborn_child, ())
 
     def _log_summary_if_due(self):
         self.turns += 1
@@ -41,7 +36,9 @@ class Broken(Supervisor):
             raise RuntimeError("a bug in the supervisor loop")
 
 if __name__ == "__main__":
-    sys.exit(Broken(PipelineConfig(workers=2, shutdown_timeout_s=2.0)).run())
+    stubborn = ChildTargets(writer=stubborn_child, decoder=stubborn_child)
+    settings = SupervisorSettings(workers=2, shutdown_timeout_s=2.0)
+    sys.exit(Broken(settings, targets=stubborn).run())
 """
 
 

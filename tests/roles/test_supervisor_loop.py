@@ -1,8 +1,10 @@
 """The supervisor's loop, driven one turn at a time in-process, with real child processes
-(stand-ins, not the real roles); and the loop's small pure pieces, without any."""
+(stand-ins, not the real roles, given as its `ChildTargets`); and the loop's small pure
+pieces, without any."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import pickle
@@ -16,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from contracts import messages
+from contracts.child_id import ChildId
 from contracts.messages import (
     AckBatch,
     DecodedBatch,
@@ -24,10 +27,11 @@ from contracts.messages import (
     split_batch_frame,
 )
 from contracts.records import ScanRecord
-from supervisor.config import PipelineConfig
+from supervisor.children import ChildTargets
 from supervisor.health import stall_reason
 from supervisor.respawns import RespawnSchedule
 from supervisor.restarts import RestartPolicy
+from supervisor.settings import SupervisorSettings
 from supervisor.start_methods import DECODER_PRELOAD, child_contexts
 from supervisor.throughput import ThroughputSummary
 from supervisor.tree import Supervisor
@@ -35,7 +39,10 @@ from supervisor.tree import Supervisor
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
-def send_half_a_message_then_hang(link, config) -> None:
+# Stand-in targets: each is called as target(link, settings, *role_args), like the real ones.
+
+
+def send_half_a_message_then_hang(link, settings, *role_args) -> None:
     """What a decoder frozen in the middle of sending a large batch leaves in its pipe."""
     fd = link.fileno()
     os.write(fd, struct.pack("!i", 2_000_000))
@@ -43,16 +50,56 @@ def send_half_a_message_then_hang(link, config) -> None:
     time.sleep(120)
 
 
-def sleep_quietly(link, config) -> None:
+def sleep_quietly(link, settings, *role_args) -> None:
     time.sleep(60)
+
+
+def send_then_sleep(frame, link, settings, *role_args) -> None:
+    link.send_bytes(frame)
+    time.sleep(60)
+
+
+def echo_to(out, link, settings, *role_args) -> None:
+    """Pass on to `out` every frame received from the supervisor."""
+    while True:
+        try:
+            out.send_bytes(link.recv_bytes())
+        except EOFError:
+            return
+
+
+def exit_at_once(link, settings, *role_args) -> None:
+    sys.exit(1)
+
+
+def stand_ins(writer=sleep_quietly, decoder=sleep_quietly) -> ChildTargets:
+    return ChildTargets(writer=writer, decoder=decoder)
+
+
+def echoing(context=None):
+    """A stand-in that passes on what it receives, and the end the test reads it from."""
+    ours, theirs = (context or multiprocessing).Pipe(duplex=False)
+    return functools.partial(echo_to, theirs), ours
+
+
+def next_received(ours) -> object:
+    assert ours.poll(30), "the stand-in received nothing"
+    return pickle.loads(ours.recv_bytes())
+
+
+def kill_children(supervisor: Supervisor) -> None:
+    for child in supervisor.children.values():
+        child.process.kill()
+        child.process.join()
 
 
 def test_a_child_frozen_mid_message_cannot_freeze_the_loop():
     supervisor = Supervisor(
-        PipelineConfig(workers=1, child_timeout_s=1.0),
+        SupervisorSettings(workers=1, child_timeout_s=1.0),
         context=multiprocessing.get_context("spawn"),
+        targets=stand_ins(decoder=send_half_a_message_then_hang),
     )
-    supervisor._spawn(0, send_half_a_message_then_hang, ())
+    supervisor.spawn_decoder(0)
     child = supervisor.children["decoder-0"]
     child.ready = True  # as if it had said Ready, so the heartbeat deadline applies
     deadline = time.monotonic() + 20
@@ -69,8 +116,8 @@ def test_a_child_frozen_mid_message_cannot_freeze_the_loop():
 
 
 def test_children_are_not_blamed_for_a_suspended_tree():
-    supervisor = Supervisor(PipelineConfig(workers=1, child_timeout_s=5.0))
-    supervisor._spawn(0, sleep_quietly, ())
+    supervisor = Supervisor(SupervisorSettings(workers=1, child_timeout_s=5.0), targets=stand_ins())
+    supervisor.spawn_decoder(0)
     child = supervisor.children["decoder-0"]
     try:
         assert child.process.is_alive()
@@ -87,9 +134,9 @@ def test_children_are_not_blamed_for_a_suspended_tree():
 
 
 def test_readiness_needs_the_writer_and_a_decoder_and_liveness_needs_the_loop():
-    supervisor = Supervisor(PipelineConfig(workers=1))
-    supervisor._spawn(-1, sleep_quietly, ())
-    supervisor._spawn(0, sleep_quietly, ())
+    supervisor = Supervisor(SupervisorSettings(workers=1), targets=stand_ins())
+    supervisor.spawn_writer()
+    supervisor.spawn_decoder(0)
     try:
         assert supervisor.is_ready() == (False, "writer not ready")
         supervisor.children["writer"].ready = True
@@ -117,78 +164,53 @@ def test_readiness_needs_the_writer_and_a_decoder_and_liveness_needs_the_loop():
 # --- the relay's deliveries, performed through real pipes ------------------------------------
 
 
-def echo_what_arrives(link, config) -> None:
-    """A stand-in child that sends back, as ("got", frame), every frame it receives."""
-    while True:
-        try:
-            frame = link.recv_bytes()
-        except EOFError:
-            return
-        link.send(("got", frame))
-
-
-def exit_at_once(link, config) -> None:
-    sys.exit(1)
-
-
-def next_frame_from(supervisor: Supervisor, child) -> bytes:
-    """The next message `child` sent the supervisor, read off the queue its inbox feeds."""
-    while True:
-        key, frame = supervisor._deliveries.get(timeout=30)
-        if key == child.key and frame is not None:
-            return frame
-
-
-def kill_children(supervisor: Supervisor) -> None:
-    for child in supervisor.children.values():
-        child.process.kill()
-        child.process.join()
-
-
 def test_a_batch_that_arrived_with_no_writer_reaches_the_next_writer_byte_for_byte():
-    supervisor = Supervisor(PipelineConfig(workers=1))
+    frame = encode_batch(
+        DecodedBatch(slot=0, records=[ScanRecord("10.0.0.1", 80, "HTTP", 1, "r", 2)],
+                     record_ack_ids=["ack-1"], record_publish_times=[1.0])
+    )  # fmt: skip
+    writer, received = echoing()
+    targets = stand_ins(writer=writer, decoder=functools.partial(send_then_sleep, frame))
+    supervisor = Supervisor(SupervisorSettings(workers=1), targets=targets)
     try:
-        supervisor._spawn(0, sleep_quietly, ())
-        decoder = supervisor.children["decoder-0"]
-        frame = encode_batch(
-            DecodedBatch(slot=0, records=[ScanRecord("10.0.0.1", 80, "HTTP", 1, "r", 2)],
-                         record_ack_ids=["ack-1"], record_publish_times=[1.0])
-        )  # fmt: skip
-        supervisor._deliveries.put((decoder.key, frame))  # as decoder-0's inbox would
-        supervisor._process_deliveries()
-        supervisor._spawn(-1, echo_what_arrives, ())
-        got = pickle.loads(next_frame_from(supervisor, supervisor.children["writer"]))
-        assert got == ("got", split_batch_frame(frame)[1])
+        supervisor.spawn_decoder(0)
+        deadline = time.monotonic() + 30
+        while not supervisor.relay.backlog:  # no writer yet: the batch waits
+            assert time.monotonic() < deadline, "the decoder's batch never arrived"
+            supervisor.run_once()
+        supervisor.spawn_writer()
+        assert received.poll(30), "the writer received nothing"
+        assert received.recv_bytes() == split_batch_frame(frame)[1]
     finally:
         kill_children(supervisor)
 
 
 def test_acks_for_an_empty_slot_reach_the_decoder_spawned_into_it():
-    supervisor = Supervisor(PipelineConfig(workers=1))
+    decoder, received = echoing()
+    supervisor = Supervisor(SupervisorSettings(workers=1), targets=stand_ins(decoder=decoder))
     try:
-        supervisor._spawn(-1, sleep_quietly, ())
+        supervisor.spawn_writer()
         acks = AckBatch(slot=0, ack_ids=["ack-1", "ack-2"])
         supervisor.handle_message(supervisor.children["writer"], acks)
-        supervisor._spawn(0, echo_what_arrives, ())
-        kind, frame = pickle.loads(next_frame_from(supervisor, supervisor.children["decoder-0"]))
-        assert (kind, pickle.loads(frame)) == ("got", acks)
+        supervisor.spawn_decoder(0)
+        assert next_received(received) == acks
     finally:
         kill_children(supervisor)
 
 
 def test_a_writer_that_dies_unasked_costs_each_decoder_a_writer_lost():
-    supervisor = Supervisor(PipelineConfig(workers=1))
+    decoder, received = echoing()
+    targets = stand_ins(writer=exit_at_once, decoder=decoder)
+    supervisor = Supervisor(SupervisorSettings(workers=1), targets=targets)
     try:
-        supervisor._spawn(0, echo_what_arrives, ())
-        decoder = supervisor.children["decoder-0"]
-        supervisor._spawn(-1, exit_at_once, ())
+        supervisor.spawn_decoder(0)
+        supervisor.spawn_writer()
         deadline = time.monotonic() + 30
         while "writer" in supervisor.children and time.monotonic() < deadline:
             supervisor.run_once()
         assert "writer" not in supervisor.children, "the dead writer was never reaped"
-        assert "writer" in supervisor.respawns.due
-        kind, frame = pickle.loads(next_frame_from(supervisor, decoder))
-        assert (kind, pickle.loads(frame)) == ("got", WriterLost())
+        assert ChildId.writer() in supervisor.respawns.due
+        assert next_received(received) == WriterLost()
     finally:
         kill_children(supervisor)
 
@@ -198,24 +220,25 @@ def test_a_writer_that_dies_unasked_costs_each_decoder_a_writer_lost():
 
 def test_respawns_come_due_in_crash_order_and_bound_the_wait():
     schedule = RespawnSchedule(RestartPolicy(max_restarts=1, window_s=30))
-    assert schedule.crashed("decoder-1", now=10.0) == 0.25
-    assert schedule.crashed("writer", now=10.1) == 0.25
+    decoder_1, writer = ChildId.decoder(1), ChildId.writer()
+    assert schedule.crashed(decoder_1, now=10.0) == 0.25
+    assert schedule.crashed(writer, now=10.1) == 0.25
     assert schedule.wait_at_most(now=10.2, longest=0.5) == pytest.approx(0.05)
-    assert schedule.take_due(now=10.3) == ["decoder-1"]
-    assert schedule.take_due(now=10.4) == ["writer"]
+    assert schedule.take_due(now=10.3) == [decoder_1]
+    assert schedule.take_due(now=10.4) == [writer]
     assert not schedule and schedule.wait_at_most(now=11.0, longest=0.5) == 0.5
-    assert schedule.crashed("writer", now=12.0) is None  # twice within the window: a storm
+    assert schedule.crashed(writer, now=12.0) is None  # twice within the window: a storm
     assert not schedule
 
 
 def test_stall_rules_and_the_throughput_summary():
-    config = PipelineConfig(child_timeout_s=5, startup_timeout_s=20)
+    settings = SupervisorSettings(child_timeout_s=5, startup_timeout_s=20)
     child = SimpleNamespace(ready=False, started_at=100.0, last_heartbeat=100.0)
-    assert stall_reason(child, 119.0, config) is None
-    assert stall_reason(child, 121.0, config) == "not ready after 20s"
+    assert stall_reason(child, 119.0, settings) is None
+    assert stall_reason(child, 121.0, settings) == "not ready after 20s"
     child.ready = True
-    assert stall_reason(child, 104.0, config) is None
-    assert stall_reason(child, 106.0, config) == "stalled: no heartbeat for 6s"
+    assert stall_reason(child, 104.0, settings) is None
+    assert stall_reason(child, 106.0, settings) == "stalled: no heartbeat for 6s"
     summary = ThroughputSummary(next_at=10.0, interval_s=10.0)
     assert summary.rates_if_due(9.9, lambda: pytest.fail("counted before it was due")) is None
     assert summary.rates_if_due(15.0, lambda: (300, 150)) == (20.0, 10.0)  # over 15 s

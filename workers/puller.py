@@ -1,0 +1,135 @@
+"""The decoder's puller thread: pull, decode, hand the batch to the role, again.
+
+Owns: `Puller`, the thread and its pacing: it pulls only while the supervisor lets its slot
+(`workers.pull_share`), times a pull when the subscription is caught up
+(`workers.pull_turns`), sizes each pull to the room the role's budgets leave at the average
+message size so far, waits a failing Pub/Sub out (`workers.pull_backoff`), and says when
+its open pull started, so that the role can tell a hung one.
+
+Never: hold the messages it pulled (the role registers them before their batch leaves, and
+owns their leases), talk to the supervisor, or decide what a valid scan is
+(`workers.decode`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import MutableSequence
+from typing import Protocol
+
+from broker.subscription import PubSubOutage, PulledMessage, Subscription
+from contracts import metrics
+from contracts.messages import encode_batch
+from workers.pull_backoff import PullBackoff
+from workers.pull_share import PullShare
+from workers.pull_turns import PullTurns
+from workers.pulled import decode_pulled
+
+log = logging.getLogger(__name__)
+
+# How often a decoder that may not pull now (`workers.pull_share`) looks again.
+SHARE_RECHECK_S = 0.05
+# A long poll returns as soon as messages arrive; this only bounds an idle pull.
+PULL_TIMEOUT_S = 10.0
+# A pull that has not returned long after its own deadline is a hung gRPC call: the main loop
+# would keep heartbeating while nothing is pulled, so the decoder reports it and exits.
+PULL_HUNG_AFTER_S = 3 * PULL_TIMEOUT_S
+
+
+class PullOwner(Protocol):
+    """What the puller needs of its decoder role."""
+
+    slot: int
+    subscription: Subscription
+    pulling: bool  # False once the role stopped pulling: the thread ends
+
+    def room_for_pull(self, average_message_bytes: float) -> int:
+        """Messages the next pull may ask for; 0 after waiting a while for room."""
+
+    def send_pulled(self, messages: list[PulledMessage], frame: bytes) -> int:
+        """Hold these and send their batch; messages sent."""
+
+    def pull_failed(self, reason: str) -> None:
+        """Pulling failed for good: the role reports it and exits."""
+
+
+class Puller:
+    def __init__(
+        self,
+        owner: PullOwner,
+        pull_starts: MutableSequence[float] | None = None,
+        pull_share: MutableSequence[float] | None = None,
+    ) -> None:
+        self.owner = owner
+        self.backoff = PullBackoff()
+        self.turns = PullTurns(pull_starts, owner.slot)  # shared with the tree's other decoders
+        self.share = PullShare(pull_share, owner.slot)  # may this one pull now (a backlog)
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None  # started by `start`
+        self.started_at: float | None = None  # monotonic; None while not in a pull
+        self.average_message_bytes = 1024.0  # sizes the next pull to the byte budget
+
+    def start(self) -> None:
+        """Start the thread, once."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, name="puller", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        """Wake whatever the thread waits on; it ends once the role stopped pulling."""
+        self.backoff.interrupt()
+        self.stopping.set()
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def hung_for(self, now: float) -> float | None:
+        """How long the open pull has been open, if that is past PULL_HUNG_AFTER_S."""
+        started = self.started_at
+        if started is not None and now - started > PULL_HUNG_AFTER_S:
+            return now - started
+        return None
+
+    def pull_once(self, timeout: float = PULL_TIMEOUT_S) -> int:
+        """Pull and decode at most what fits in the in-flight budgets; return messages sent."""
+        if not self.share.may_pull():
+            self.stopping.wait(SHARE_RECHECK_S)
+            return 0
+        size = self.owner.room_for_pull(self.average_message_bytes)
+        if size <= 0:
+            return 0
+        if not self.turns.wait_for_turn(self.stopping):
+            return 0
+        self.started_at = started = time.monotonic()
+        messages = []
+        try:
+            messages = self.owner.subscription.pull(size, timeout=timeout)
+        finally:
+            self.started_at = None
+            returned = time.monotonic()
+            self.turns.pull_returned(returned - started, len(messages), size)
+            self.share.pull_returned(returned, full=self.turns.backlog)
+        if not messages:
+            return 0
+        metrics.MESSAGES_PULLED.inc(len(messages))
+        batch = decode_pulled(self.owner.slot, messages, received_at=time.time())
+        self.average_message_bytes = 0.8 * self.average_message_bytes + 0.2 * (
+            batch.nbytes / len(messages)
+        )
+        return self.owner.send_pulled(messages, encode_batch(batch))
+
+    def _loop(self) -> None:
+        try:
+            while self.owner.pulling:
+                try:
+                    self.pull_once()
+                except PubSubOutage as exc:
+                    self.backoff.wait_after_failure(exc)
+                else:
+                    self.backoff.succeeded()
+        except Exception as exc:  # reported, then the main loop exits
+            log.error("pulling failed: %s", exc)
+            self.owner.pull_failed(f"pulling failed: {exc}")
