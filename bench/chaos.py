@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fault_proxy import FaultProxy  # noqa: E402
 
 from broker import admin, client  # noqa: E402
-from demo.emulator import start_emulator  # noqa: E402
-from demo.launch import SupervisorSettings, launch_supervisor  # noqa: E402
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
 from store.query import open_reader  # noqa: E402
+from testkit.emulator import start_emulator  # noqa: E402
+from testkit.launch import LaunchOptions, launch_supervisor  # noqa: E402
 
 PROJECT = "test-project"
 FAULTS = ("kill decoder", "kill writer", "cut network", "blackhole network")
@@ -124,7 +124,7 @@ def main() -> int:
         subscriber_client.close()
         with tempfile.TemporaryDirectory(prefix="miniscan-chaos-") as workdir:
             db_path = str(Path(workdir) / "chaos.db")
-            settings = SupervisorSettings(proxy.host, db_path, project=PROJECT,
+            settings = LaunchOptions(proxy.host, db_path, project=PROJECT,
                                           subscription="chaos-sub", workers=2,
                                           extra_args=("--restart-max", "1000"))  # fmt: skip
             supervisor = launch_supervisor(settings, Path(workdir) / "supervisor.log")

@@ -2,7 +2,7 @@
 
 Owns: starting each candidate as its own process tree (`raw` and `naive` are the scripts
 next to this file, `miniscan` is the real `miniscan-supervisor` command, started and stopped
-by `demo.launch` as the demo and the tests start it), knowing when it is ready and when it
+by `testkit.launch` as the demo and the tests start it), knowing when it is ready and when it
 is done, sampling its memory and CPU (and the emulator's CPU) meanwhile, stopping it, and
 reading the table it wrote back to count wrong rows.
 
@@ -43,8 +43,8 @@ from e2e_procs import (
 )
 from e2e_pubsub import Target, create_target, delete_target, publish_backlog
 
-from demo.launch import SupervisorProcess, SupervisorSettings, child_env, launch_supervisor
 from scanner.workload import Key, Row, rows_wrong
+from testkit.launch import LaunchOptions, SupervisorProcess, child_env, launch_supervisor
 
 BENCH_DIR = Path(__file__).resolve().parent
 ACKED = "miniscan_messages_acked_total"
@@ -291,7 +291,7 @@ def start_miniscan(
     testbed: Testbed, target: Target, db_path: str, workers: int | None, *extra: str
 ) -> SupervisorProcess:
     """`miniscan-supervisor` on `target`: `workers` None means its default (CPU count)."""
-    settings = SupervisorSettings(
+    settings = LaunchOptions(
         testbed.emulator_host,
         db_path,
         project=target.project,

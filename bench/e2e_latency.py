@@ -8,7 +8,7 @@ when each message became visible, and the percentiles of both measures of latenc
   reader of the database sees, at most one poll (5 ms, 2.5 ms on average) pessimistic;
 - `histogram`: miniscan's own `miniscan_end_to_end_latency_seconds` (Pub/Sub's publish time
   to commit), interpolated within its buckets the way Prometheus' histogram_quantile does
-  (`demo.status.estimate_quantile`, the estimate `miniscan demo`'s status line shows).
+  (`testkit.scrape.estimate_quantile`, the estimate `miniscan demo`'s status line shows).
 
 Never: judge the figures (`e2e.py` does) or start the emulator.
 """
@@ -28,8 +28,7 @@ from e2e_pubsub import Target
 from e2e_workload import latency_payload, sent_at_of
 
 from broker import client
-from demo.scrape import histogram_buckets
-from demo.status import estimate_quantile
+from testkit.scrape import estimate_quantile, histogram_buckets
 
 # Issue 13: the probe polled every 10 ms through the scanner's 20 ms publish batching, so
 # up to 30 ms of every figure was the probe's; these are the issue's figures.

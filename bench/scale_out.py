@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
 from postgres_server import start_cluster  # noqa: E402
 
-from demo.emulator import start_emulator  # noqa: E402
-from demo.launch import SupervisorSettings, child_env, launch_supervisor  # noqa: E402
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
 from store.reader import open_store_reader  # noqa: E402
+from testkit.emulator import start_emulator  # noqa: E402
+from testkit.launch import LaunchOptions, child_env, launch_supervisor  # noqa: E402
 
 
 def read_table(target: str) -> dict:
@@ -75,7 +75,7 @@ def run_miniscan(emulator_host: str, target, db: str, trees: int, workers: int, 
                  workdir: Path) -> float:  # fmt: skip
     supervisors = []
     for i in range(trees):
-        settings = SupervisorSettings(
+        settings = LaunchOptions(
             emulator_host, db, project=target.project, subscription=target.subscription,
             workers=workers,
         )

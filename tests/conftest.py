@@ -1,6 +1,6 @@
 """Shared fixtures: one real Pub/Sub server per test session, fresh names per test.
 
-The server is the one `demo.emulator.start_emulator` picks: Google's emulator where it is
+The server is the one `testkit.emulator.start_emulator` picks: Google's emulator where it is
 installed, else the built-in one (localpubsub); MINISCAN_PUBSUB_SERVER=google|builtin forces
 either, and the run's header (tests/preflight.py) names it. Set MINISCAN_REQUIRE_EMULATOR=1
 (CI does) to turn a server that cannot start into a failure instead of a skip, so that CI can
@@ -18,7 +18,7 @@ import pytest
 
 from broker import admin, client
 from contracts import defaults
-from demo.emulator import EmulatorError, start_emulator
+from testkit.emulator import EmulatorError, start_emulator
 
 PROJECT = defaults.DEFAULT_PROJECT
 

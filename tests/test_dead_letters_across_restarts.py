@@ -13,8 +13,8 @@ from scan_traffic import publish_all
 from supervisor_harness import RunningSupervisor, wait_until
 
 from broker import admin, client
-from demo.emulator import start_emulator
 from store.query import open_reader
+from testkit.emulator import start_emulator
 
 pytestmark = pytest.mark.emulator
 

@@ -38,9 +38,9 @@ from ops_support import (
 from supervisor_harness import RunningSupervisor, wait_until
 
 from broker import client
-from demo.emulator import free_port
-from demo.scrape import fetch
 from scanner.generate import scan_payloads
+from testkit.emulator import free_port
+from testkit.scrape import fetch
 
 pytestmark = pytest.mark.emulator
 
@@ -155,7 +155,7 @@ def test_every_dashboard_query_and_alert_expression_works_against_live_metrics(
     pubsub_target, tmp_path, prometheus_binary
 ):
     supervisor = RunningSupervisor(pubsub_target, tmp_path / "x.db", tmp_path / "supervisor.log")
-    metrics_target = f"{supervisor.settings.metrics_host}:{supervisor.metrics_port}"
+    metrics_target = f"{supervisor.options.metrics_host}:{supervisor.metrics_port}"
     prometheus, prometheus_url = None, ""
     supervisor_exit = None
     try:

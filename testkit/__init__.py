@@ -1,0 +1,9 @@
+"""testkit/: what the tests, the benchmarks, `.ci/run` and the demo share to run miniscan.
+
+Owns: starting a local Pub/Sub server (`testkit.emulator`), starting `miniscan-supervisor`
+as a subprocess and stopping it (`testkit.launch`, on `testkit.processes`), reading its
+/metrics (`testkit.scrape`), and the other tools of an end-to-end run.
+
+Never: be imported by production code (supervisor, workers, store, broker, contracts, the
+scanner): an import-linter contract holds that. The demo (`demo/`) sits above it.
+"""
