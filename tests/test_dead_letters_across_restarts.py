@@ -10,11 +10,12 @@ import os
 import pytest
 from conftest import PubSubTarget
 from scan_traffic import publish_all
-from supervisor_harness import RunningSupervisor, wait_until
+from supervisor_harness import RunningSupervisor
 
 from broker import admin, client
 from store.query import open_reader
 from testkit.emulator import start_emulator
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.emulator
 

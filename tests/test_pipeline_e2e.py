@@ -20,9 +20,10 @@ from scan_traffic import (
     publish_all,
     read_table,
 )
-from supervisor_harness import RunningSupervisor, pid_alive, wait_until
+from supervisor_harness import RunningSupervisor, pid_alive
 
 from supervisor.cpu_busy import usable_cpus
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.emulator
 

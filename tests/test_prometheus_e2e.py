@@ -35,12 +35,13 @@ from ops_support import (
     substitute_grafana_variables,
     variable_selector,
 )
-from supervisor_harness import RunningSupervisor, wait_until
+from supervisor_harness import RunningSupervisor
 
 from broker import client
 from scanner.generate import scan_payloads
 from testkit.emulator import free_port
 from testkit.scrape import fetch
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.emulator
 

@@ -22,7 +22,7 @@ import time
 
 import pytest
 from scan_traffic import PacedPublisher, build_workload, leftover_messages
-from supervisor_harness import BIN, RunningSupervisor, wait_until
+from supervisor_harness import BIN, RunningSupervisor
 
 from contracts import defaults
 from store.errors import StoreError
@@ -30,6 +30,7 @@ from store.reader import describe_target, open_store_reader
 from store.writer_lock import WriterLocked, hold_writer_lock
 from supervisor.exit_codes import EXIT_STARTUP
 from testkit.processes import group_alive
+from testkit.waiting import wait_until
 
 # Scans arrive for about 40 s (a backlog published up front drained in under 10 s with three
 # trees), so that the kill and the restart land mid-run, under load.
