@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import apsw
 from e2e_procs import (
     ProcessFigures,
     TreeSampler,
@@ -45,6 +44,7 @@ from e2e_pubsub import Target, create_target, delete_target, publish_backlog
 
 from scanner.workload import Key, Row, rows_wrong
 from testkit.launch import LaunchOptions, SupervisorProcess, child_env, launch_supervisor
+from testkit.table import read_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 ACKED = "miniscan_messages_acked_total"
@@ -150,17 +150,6 @@ class Measurement:
             peak_tree_pss_kib=self.sampler.peak_tree_pss_kib,
             emulator_jit_s=done_jit - ready_jit,
         )
-
-
-def read_table(db_path: str) -> dict[Key, Row]:
-    conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        rows = conn.execute(
-            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
-        )
-        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
-    finally:
-        conn.close()
 
 
 def drain_timeout(messages: int) -> float:

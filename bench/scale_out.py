@@ -38,18 +38,9 @@ from e2e_pubsub import count_deliverable, create_target, delete_target, publish_
 from postgres_server import start_cluster  # noqa: E402
 
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
-from store.reader import open_store_reader  # noqa: E402
 from testkit.emulator import start_emulator  # noqa: E402
 from testkit.launch import LaunchOptions, child_env, launch_supervisor  # noqa: E402
-
-
-def read_table(target: str) -> dict:
-    reader = open_store_reader(target)
-    try:
-        return {(r.ip, r.port, r.service): (r.last_scanned, r.response, r.data_version)
-                for r in reader.find_scans()}  # fmt: skip
-    finally:
-        reader.close()
+from testkit.table import read_table  # noqa: E402
 
 
 def run_raw(emulator_host: str, target, n: int) -> float:
