@@ -1,9 +1,9 @@
 """Scale-out benchmark: 1 and 3 supervisors on one PostgreSQL, 1 on SQLite, one backlog.
 
-Owns: one emulator and one throw-away PostgreSQL cluster (the test suite's
-`tests/postgres_server.py`), the end-to-end benchmark's workload (`scanner.workload`, with
-its expected table), and, for each candidate, a fresh subscription holding the same backlog
-drained from ready to every message acked:
+Owns: one emulator and one throw-away PostgreSQL cluster (`testkit.postgres_cluster`),
+the end-to-end benchmark's workload (`scanner.workload`, with its expected table), and, for
+each candidate, a fresh subscription holding the same backlog drained from ready to every
+message acked:
 
   raw            the bare pull-and-ack loop (bench/e2e_raw.py): the reference, same run;
   sqlite x1      one `miniscan-supervisor --workers 2` on a SQLite file;
@@ -31,15 +31,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
-from postgres_server import start_cluster  # noqa: E402
 
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
 from testkit.emulator import start_emulator  # noqa: E402
 from testkit.launch import LaunchOptions, child_env, launch_supervisor  # noqa: E402
+from testkit.postgres_cluster import start_cluster  # noqa: E402
 from testkit.table import read_table  # noqa: E402
 
 

@@ -19,6 +19,7 @@ import pytest
 from broker import admin, client
 from contracts import defaults
 from testkit.emulator import EmulatorError, start_emulator
+from testkit.postgres_cluster import Cluster, PostgresMissing, start_cluster
 
 PROJECT = defaults.DEFAULT_PROJECT
 
@@ -79,9 +80,8 @@ def pubsub_target(pubsub_emulator: str) -> PubSubTarget:
     return target
 
 
-# PostgreSQL (issue 14): one throw-away cluster per session (tests/postgres_server.py), a
-# fresh database per test. Appended below the Pub/Sub fixtures, hence the late import.
-from postgres_server import Cluster, PostgresMissing, start_cluster  # noqa: E402
+# PostgreSQL (issue 14): one throw-away cluster per session (testkit.postgres_cluster), a
+# fresh database per test.
 
 
 @pytest.fixture(scope="session")
