@@ -15,7 +15,6 @@ when a command cannot start; the command in `demo.cli` maps both).
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import shutil
 import signal
@@ -23,8 +22,6 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +36,7 @@ from scanner.publish import publish_payloads
 from store.errors import StoreError
 from store.reader import describe_target, open_store_reader
 from testkit import emulator as emulator_module
-from testkit.emulator import LOOPBACK, Emulator, EmulatorError
+from testkit.emulator import LOOPBACK, Emulator, EmulatorError, emulator_env
 from testkit.launch import LaunchOptions, child_env, launch_supervisor
 from testkit.processes import (
     TICK_S,
@@ -94,20 +91,6 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 # --- Starting ----------------------------------------------------------------------------
-
-
-@contextmanager
-def emulator_env(host: str) -> Iterator[None]:
-    """PUBSUB_EMULATOR_HOST for this process's own clients, restored afterwards."""
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = host
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
 
 
 def prepare_pubsub(settings: DemoSettings, host: str) -> None:

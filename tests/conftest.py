@@ -18,7 +18,7 @@ import pytest
 
 from broker import admin, client
 from contracts import defaults
-from testkit.emulator import EmulatorError, start_emulator
+from testkit.emulator import EmulatorError, emulator_env, start_emulator
 from testkit.postgres_cluster import Cluster, PostgresMissing, start_cluster
 
 PROJECT = defaults.DEFAULT_PROJECT
@@ -46,16 +46,11 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("MINISCAN_REQUIRE_EMULATOR") == "1":
             pytest.fail(f"emulator required but unavailable: {exc}")
         pytest.skip(str(exc))
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
-    try:
-        yield emulator.host
-    finally:
-        emulator.stop()
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+    with emulator_env(emulator.host):
+        try:
+            yield emulator.host
+        finally:
+            emulator.stop()
 
 
 @pytest.fixture
