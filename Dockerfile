@@ -18,6 +18,7 @@ COPY store/ store/
 COPY scanner/ scanner/
 COPY supervisor/ supervisor/
 COPY demo/ demo/
+COPY testkit/ testkit/
 COPY commands/ commands/
 COPY localpubsub/ localpubsub/
 # The postgres extra (psycopg with its binary wheel) so that the same image serves

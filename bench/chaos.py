@@ -33,32 +33,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fault_proxy import FaultProxy  # noqa: E402
 
 from broker import admin, client  # noqa: E402
-from demo.emulator import start_emulator  # noqa: E402
-from demo.launch import SupervisorSettings, launch_supervisor  # noqa: E402
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
-from store.sqlite.reader import open_reader  # noqa: E402
+from testkit.emulator import start_emulator  # noqa: E402
+from testkit.launch import LaunchOptions, launch_supervisor  # noqa: E402
+from testkit.table import count_dead_letters, read_table  # noqa: E402
 
 PROJECT = "test-project"
 FAULTS = ("kill decoder", "kill writer", "cut network", "blackhole network")
-
-
-def read_table(db_path: str) -> dict:
-    conn = open_reader(db_path)
-    try:
-        rows = conn.execute(
-            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
-        )
-        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
-    finally:
-        conn.close()
-
-
-def count_letters(db_path: str) -> int:
-    conn = open_reader(db_path)
-    try:
-        return conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-    finally:
-        conn.close()
 
 
 class Publisher(threading.Thread):
@@ -124,7 +105,7 @@ def main() -> int:
         subscriber_client.close()
         with tempfile.TemporaryDirectory(prefix="miniscan-chaos-") as workdir:
             db_path = str(Path(workdir) / "chaos.db")
-            settings = SupervisorSettings(proxy.host, db_path, project=PROJECT,
+            settings = LaunchOptions(proxy.host, db_path, project=PROJECT,
                                           subscription="chaos-sub", workers=2,
                                           extra_args=("--restart-max", "1000"))  # fmt: skip
             supervisor = launch_supervisor(settings, Path(workdir) / "supervisor.log")
@@ -148,7 +129,7 @@ def main() -> int:
                 while time.monotonic() < drained_by:
                     try:
                         if (rows_wrong(workload.expected, read_table(db_path)) == 0
-                                and count_letters(db_path) >= expected_letters):  # fmt: skip
+                                and count_dead_letters(db_path) >= expected_letters):  # fmt: skip
                             break
                     except Exception:
                         pass
@@ -158,7 +139,7 @@ def main() -> int:
             finally:
                 supervisor.kill()
             table = read_table(db_path)
-            letters = count_letters(db_path)
+            letters = count_dead_letters(db_path)
     finally:
         proxy.close()
         emulator.stop()

@@ -54,9 +54,9 @@ from e2e_verdicts import verdicts
 
 from broker.client import PubSubUnavailable
 from contracts.defaults import DEFAULT_ACK_DEADLINE_S
-from demo.emulator import DESCRIPTIONS, EmulatorError, start_emulator
 from scanner.workload import Workload, build_workload
 from supervisor.cpu_busy import usable_cpus
+from testkit.emulator import DESCRIPTIONS, EmulatorError, start_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 # The emulator's JIT is cold at first: measured here, raw moved 15,700 msgs/s on a fresh

@@ -2,7 +2,7 @@
 
 Owns: starting each candidate as its own process tree (`raw` and `naive` are the scripts
 next to this file, `miniscan` is the real `miniscan-supervisor` command, started and stopped
-by `demo.launch` as the demo and the tests start it), knowing when it is ready and when it
+by `testkit.launch` as the demo and the tests start it), knowing when it is ready and when it
 is done, sampling its memory and CPU (and the emulator's CPU) meanwhile, stopping it, and
 reading the table it wrote back to count wrong rows.
 
@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import apsw
 from e2e_procs import (
     ProcessFigures,
     TreeSampler,
@@ -43,8 +42,9 @@ from e2e_procs import (
 )
 from e2e_pubsub import Target, create_target, delete_target, publish_backlog
 
-from demo.launch import SupervisorProcess, SupervisorSettings, child_env, launch_supervisor
 from scanner.workload import Key, Row, rows_wrong
+from testkit.launch import LaunchOptions, SupervisorProcess, child_env, launch_supervisor
+from testkit.table import read_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 ACKED = "miniscan_messages_acked_total"
@@ -150,17 +150,6 @@ class Measurement:
             peak_tree_pss_kib=self.sampler.peak_tree_pss_kib,
             emulator_jit_s=done_jit - ready_jit,
         )
-
-
-def read_table(db_path: str) -> dict[Key, Row]:
-    conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        rows = conn.execute(
-            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
-        )
-        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
-    finally:
-        conn.close()
 
 
 def drain_timeout(messages: int) -> float:
@@ -291,7 +280,7 @@ def start_miniscan(
     testbed: Testbed, target: Target, db_path: str, workers: int | None, *extra: str
 ) -> SupervisorProcess:
     """`miniscan-supervisor` on `target`: `workers` None means its default (CPU count)."""
-    settings = SupervisorSettings(
+    settings = LaunchOptions(
         testbed.emulator_host,
         db_path,
         project=target.project,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -233,13 +232,3 @@ def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds the tree used between two snapshots (processes born in between count
     from zero)."""
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
-
-
-def wait_for(condition, timeout: float, every: float = 0.05):
-    """Poll `condition` until truthy; return its value, or None after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result or time.monotonic() > deadline:
-            return result or None
-        time.sleep(every)

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e_candidates import Testbed, drain_raw
 
-from demo.emulator import DESCRIPTIONS, start_emulator
 from scanner.workload import build_workload
+from testkit.emulator import DESCRIPTIONS, start_emulator
 
 WARM_UP = 100_000
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e_procs import TreeSampler
 from e2e_pubsub import create_target, delete_target, publish_backlog
 
-from demo.emulator import start_emulator
-from demo.launch import SupervisorSettings, launch_supervisor
 from scanner.generate import scan_payloads
 from store.sqlite.reader import open_reader
+from testkit.emulator import start_emulator
+from testkit.launch import LaunchOptions, launch_supervisor
 
 TARGET_MIB = 600
 STORED_RESPONSE = 900 * 1024  # under the 1 MiB response cap: stored
@@ -76,7 +76,7 @@ def run_one(emulator_host: str, workdir: Path, normal: int, large: int) -> dict:
     payloads += large_payloads
     published = publish_backlog(target, payloads)
     db_path = str(workdir / f"large-{large}.db")
-    settings = SupervisorSettings(emulator_host, db_path, project=target.project,
+    settings = LaunchOptions(emulator_host, db_path, project=target.project,
                                   subscription=target.subscription, workers=2)  # fmt: skip
     supervisor = launch_supervisor(settings, workdir / f"supervisor-{large}.log")
     sampler = TreeSampler(supervisor.process.pid).start()

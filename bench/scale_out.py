@@ -1,9 +1,9 @@
 """Scale-out benchmark: 1 and 3 supervisors on one PostgreSQL, 1 on SQLite, one backlog.
 
-Owns: one emulator and one throw-away PostgreSQL cluster (the test suite's
-`tests/postgres_server.py`), the end-to-end benchmark's workload (`scanner.workload`, with
-its expected table), and, for each candidate, a fresh subscription holding the same backlog
-drained from ready to every message acked:
+Owns: one emulator and one throw-away PostgreSQL cluster (`testkit.postgres_cluster`),
+the end-to-end benchmark's workload (`scanner.workload`, with its expected table), and, for
+each candidate, a fresh subscription holding the same backlog drained from ready to every
+message acked:
 
   raw            the bare pull-and-ack loop (bench/e2e_raw.py): the reference, same run;
   sqlite x1      one `miniscan-supervisor --workers 2` on a SQLite file;
@@ -31,25 +31,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from e2e_pubsub import count_deliverable, create_target, delete_target, publish_backlog  # noqa: E402
-from postgres_server import start_cluster  # noqa: E402
 
-from demo.emulator import start_emulator  # noqa: E402
-from demo.launch import SupervisorSettings, child_env, launch_supervisor  # noqa: E402
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
-from store.reader import open_store_reader  # noqa: E402
-
-
-def read_table(target: str) -> dict:
-    reader = open_store_reader(target)
-    try:
-        return {(r.ip, r.port, r.service): (r.last_scanned, r.response, r.data_version)
-                for r in reader.find_scans()}  # fmt: skip
-    finally:
-        reader.close()
+from testkit.emulator import start_emulator  # noqa: E402
+from testkit.launch import LaunchOptions, child_env, launch_supervisor  # noqa: E402
+from testkit.postgres_cluster import start_cluster  # noqa: E402
+from testkit.table import read_table  # noqa: E402
 
 
 def run_raw(emulator_host: str, target, n: int) -> float:
@@ -75,7 +65,7 @@ def run_miniscan(emulator_host: str, target, db: str, trees: int, workers: int, 
                  workdir: Path) -> float:  # fmt: skip
     supervisors = []
     for i in range(trees):
-        settings = SupervisorSettings(
+        settings = LaunchOptions(
             emulator_host, db, project=target.project, subscription=target.subscription,
             workers=workers,
         )

@@ -1,6 +1,6 @@
 """Benchmark the PostgreSQL store against two raw psycopg paths, with 1, 2 and 3 writers.
 
-Owns: one throw-away PostgreSQL cluster (the test suite's `tests/postgres_server.py`), the
+Owns: one throw-away PostgreSQL cluster (`testkit.postgres_cluster`), the
 same deterministic records as `bench/store_bench.py`, and three ways of writing them, each
 into a fresh database with miniscan's tables, one transaction per batch, the server's
 defaults (synchronous_commit on):
@@ -28,14 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
-from postgres_server import start_cluster  # noqa: E402
 from store_bench import batched, generate_records  # noqa: E402
 
 from store.postgres.writer import PostgresStore  # noqa: E402
+from testkit.postgres_cluster import start_cluster  # noqa: E402
 
 RAW_COPY_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS incoming (

@@ -1,7 +1,6 @@
-"""demo/: running miniscan on one machine: the emulator launcher and `miniscan demo`.
+"""demo/: `miniscan demo`, the whole pipeline on one machine.
 
-A leaf: production code never imports it. It starts a local Pub/Sub server (Google's
-emulator, or the built-in `localpubsub` where that is missing), the mock scanner and
-`miniscan-supervisor` as separate processes; the tests and benchmarks use the same
-launchers (`demo.emulator`, `demo.launch`) and the same /metrics reader (`demo.scrape`).
+A leaf: production code never imports it. It starts a local Pub/Sub server, the mock scanner
+and `miniscan-supervisor` as separate processes through the test kit (`testkit`), which the
+tests and benchmarks use too, and shows a live status line from the supervisor's /metrics.
 """

@@ -8,7 +8,7 @@
 
 Owns: only the click command: its options, the refusal of a busy metrics port, and turning
 a failed run into a one-line error. The run is `demo.run` (start in order, watch,
-stop in order); the child processes and stop requests are `demo.processes`; the
+stop in order); the child processes and stop requests are `testkit.processes`; the
 status line's figures are `demo.status`. Children run in their own process groups
 so that a Ctrl-C in the terminal reaches only the demo, which then stops them in order rather
 than all at once.
@@ -28,9 +28,9 @@ from __future__ import annotations
 import click
 
 from contracts import defaults
-from demo import emulator as emulator_module
-from demo.processes import DemoFailed, StopRequests, stop_on_signals
-from demo.run import METRICS_HOST, DemoSettings, port_is_free, run_demo
+from demo.run import METRICS_HOST, DemoFailed, DemoSettings, port_is_free, run_demo
+from testkit import emulator as emulator_module
+from testkit.processes import SpawnFailed, StopRequests, stop_on_signals
 
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,5 +91,5 @@ def demo(
     with stop_on_signals(stop):
         try:
             run_demo(settings, stop)
-        except DemoFailed as exc:
+        except (DemoFailed, SpawnFailed) as exc:
             raise click.ClickException(str(exc)) from None

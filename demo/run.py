@@ -1,20 +1,20 @@
 """One run of `miniscan demo`: start the tree in order, show the status, stop it in order.
 
 Owns: the demo's settings; starting the emulator, then the topic and subscription plus a
-few poison messages so that dead letters show, then the supervisor (`demo.launch`) and the
-scanner; the live status line (scrape /metrics once a second through `demo.scrape`, print
-it); and stopping in the reverse order: scanner (SIGINT, it flushes), supervisor (SIGTERM,
-it drains and acks), emulator. Children's output goes to log files in a temporary folder,
-named in the start line.
+few poison messages so that dead letters show, then the supervisor (`testkit.launch`) and
+the scanner; the live status line (scrape /metrics once a second through `testkit.scrape`,
+show it with `demo.display`); and stopping in the reverse order: scanner (SIGINT, it
+flushes), supervisor (SIGTERM, it drains and acks), emulator. Children's output goes to
+log files in a temporary folder, named in the start line.
 
 Never: decode, write the database or pull messages itself (the supervisor does), or turn
-a failure into an exit code (it raises `DemoFailed`; the command in `demo.cli` maps it).
+a failure into an exit code (it raises `DemoFailed`, or `SpawnFailed` from `testkit.processes`
+when a command cannot start; the command in `demo.cli` maps both).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import shutil
 import signal
@@ -22,34 +22,31 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import click
 
 from broker import admin, client
 from broker.client import PubSubUnavailable
 from contracts import defaults
-from demo import emulator as emulator_module
-from demo.emulator import LOOPBACK, Emulator, EmulatorError
-from demo.launch import SupervisorSettings, child_env, launch_supervisor
-from demo.processes import (
+from demo.display import StatusDisplay
+from demo.status import StatusWindow, parse_snapshot
+from scanner.publish import publish_payloads
+from store.errors import StoreError
+from store.reader import describe_target, open_store_reader
+from testkit import emulator as emulator_module
+from testkit.emulator import LOOPBACK, Emulator, EmulatorError, emulator_env
+from testkit.launch import LaunchOptions, child_env, launch_supervisor
+from testkit.processes import (
     TICK_S,
-    DemoChild,
-    DemoFailed,
+    SpawnedChild,
     StopRequests,
     command_for,
     spawn_child,
     stop_child,
 )
-from demo.scrape import fetch_text
-from demo.status import StatusWindow, parse_snapshot
-from scanner.publish import publish_payloads
-from store.errors import StoreError
-from store.reader import describe_target, open_store_reader
+from testkit.scrape import fetch_text
 
 METRICS_HOST = LOOPBACK  # a local demo: nothing outside this machine needs to scrape it
 # Payloads the decoders must dead-letter, one per kind of mistake, so that the dead-letter
@@ -61,9 +58,12 @@ POISON_PAYLOADS = (
     b' "data_version": 9, "data": {}}',
 )
 SCRAPE_EVERY_S = 1.0
-PLAIN_STATUS_EVERY_S = 5.0  # not a terminal: a line every few seconds, not a redraw
 SUPERVISOR_SHUTDOWN_S = 15.0  # passed as --shutdown-timeout
 SCANNER_STOP_S = 20.0  # the scanner flushes what it batched, then exits
+
+
+class DemoFailed(Exception):
+    """Something the demo cannot go on with; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -90,65 +90,7 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-# --- The status line ---------------------------------------------------------------------
-
-
-class StatusDisplay:
-    """Redraws one line on a terminal, never wider than the terminal (a line that wraps
-    cannot be redrawn in place: each redraw would add a line); elsewhere prints a plain line
-    every few seconds."""
-
-    def __init__(self, out: TextIO, quiet: bool) -> None:
-        self._out = out
-        self._quiet = quiet
-        self._tty = out.isatty()
-        self._drawn = 0  # columns of the line now on the terminal
-        self._last_plain = -math.inf
-
-    def width(self) -> int | None:
-        """Columns a status line may take now, None when not a terminal. Asked at every
-        redraw, so that a resized terminal is followed; one column is left free because
-        writing the last one makes some terminals wrap at once."""
-        if not self._tty:
-            return None
-        return max(shutil.get_terminal_size().columns - 1, 1)
-
-    def show(self, line: str, now: float) -> None:
-        if self._quiet:
-            return
-        width = self.width()
-        if width is not None:
-            line = line[:width]  # the caller compacts it to `width()`; this only guards
-            self._out.write("\r" + line.ljust(min(self._drawn, width)))
-            self._drawn = len(line)
-        elif now - self._last_plain >= PLAIN_STATUS_EVERY_S:
-            self._out.write(line + "\n")
-            self._last_plain = now
-        self._out.flush()
-
-    def end(self) -> None:
-        """Leave the redrawn line in place before anything else is printed."""
-        if self._drawn:
-            self._out.write("\n")
-            self._out.flush()
-            self._drawn = 0
-
-
 # --- Starting ----------------------------------------------------------------------------
-
-
-@contextmanager
-def emulator_env(host: str) -> Iterator[None]:
-    """PUBSUB_EMULATOR_HOST for this process's own clients, restored afterwards."""
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = host
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
 
 
 def prepare_pubsub(settings: DemoSettings, host: str) -> None:
@@ -169,8 +111,8 @@ def prepare_pubsub(settings: DemoSettings, host: str) -> None:
             raise DemoFailed(str(exc)) from None
 
 
-def supervisor_settings(settings: DemoSettings, emulator_host: str) -> SupervisorSettings:
-    return SupervisorSettings(
+def launch_options(settings: DemoSettings, emulator_host: str) -> LaunchOptions:
+    return LaunchOptions(
         emulator_host,
         settings.db_path,
         project=settings.project,
@@ -195,7 +137,7 @@ def scanner_args(settings: DemoSettings) -> list[str]:
 
 
 def watch(
-    children: list[DemoChild], metrics_url: str, settings: DemoSettings, stop: StopRequests
+    children: list[SpawnedChild], metrics_url: str, settings: DemoSettings, stop: StopRequests
 ) -> None:
     """Show the status until a stop is asked for or --duration is over; DemoFailed when a
     child exits on its own."""
@@ -224,7 +166,9 @@ def watch(
         display.end()
 
 
-def stop_all(children: list[DemoChild], emulator: Emulator | None, stop: StopRequests) -> list[str]:
+def stop_all(
+    children: list[SpawnedChild], emulator: Emulator | None, stop: StopRequests
+) -> list[str]:
     """Stop in the reverse order of start; one line per child that did not stop cleanly."""
     problems = []
     timeouts = {"scanner": SCANNER_STOP_S, "supervisor": SUPERVISOR_SHUTDOWN_S + 5}
@@ -269,14 +213,14 @@ def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
     if not settings.quiet:  # which Pub/Sub server the figures come from (issue 16)
         kind = emulator_module.DESCRIPTIONS[emulator.kind]
         click.echo(f"miniscan demo: started {kind} on {emulator.host}", err=True)
-    children: list[DemoChild] = []
+    children: list[SpawnedChild] = []
     ran_s = 0.0
     metrics_url = ""
     try:
         prepare_pubsub(settings, emulator.host)
         if not stop.requested:
             supervisor = launch_supervisor(
-                supervisor_settings(settings, emulator.host), log_dir / "supervisor.log"
+                launch_options(settings, emulator.host), log_dir / "supervisor.log"
             )
             children.append(supervisor.child)
             scanner_log = log_dir / "scanner.log"

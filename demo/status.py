@@ -1,9 +1,9 @@
 """The figures of `miniscan demo`'s status line, from scraped /metrics text.
 
-Owns: turning a /metrics exposition (parsed by `demo.scrape`) into a `Snapshot`,
-estimating a quantile from cumulative histogram buckets (the benchmark's latency mode uses
-the same estimate), and formatting one status line over the last few seconds of snapshots,
-at most as wide as the caller says (a redrawn line that wraps cannot be redrawn in place).
+Owns: turning a /metrics exposition (parsed by `testkit.scrape`, which also estimates the
+latency quantiles, as the benchmark's latency mode does) into a `Snapshot`, and formatting
+one status line over the last few seconds of snapshots, at most as wide as the caller says
+(a redrawn line that wraps cannot be redrawn in place).
 Every function here is pure: the caller measures the terminal, scrapes and prints.
 
 Never: open a socket, read the clock or write to the terminal.
@@ -11,12 +11,11 @@ Never: open a socket, read the clock or write to the terminal.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from demo.scrape import histogram_buckets, parse_samples, totals_by_name
+from testkit.scrape import estimate_quantile, histogram_buckets, parse_samples, totals_by_name
 
 LATENCY_METRIC = "miniscan_end_to_end_latency_seconds"
 RATE_WINDOW_S = 5.0  # msgs/s and latency quantiles cover about the last few seconds
@@ -44,30 +43,6 @@ def parse_snapshot(text: str, at: float) -> Snapshot:
         dead_letters=totals.get("miniscan_messages_dead_lettered_total", 0.0),
         latency_buckets=histogram_buckets(samples, LATENCY_METRIC),
     )
-
-
-def estimate_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """The q-quantile of a histogram, as Prometheus's histogram_quantile estimates it.
-
-    `buckets` are (upper bound, cumulative count) sorted by bound, the last one +Inf. The
-    value is interpolated linearly inside the bucket that holds the rank (the first bucket
-    starts at 0); a rank in the +Inf bucket gives the highest finite bound. None when the
-    histogram is empty.
-    """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile {q} is not between 0 and 1")
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for upper_bound, count in buckets:
-        if count >= rank and count > lower_count:
-            if math.isinf(upper_bound):
-                return lower_bound
-            share = (rank - lower_count) / (count - lower_count)
-            return lower_bound + (upper_bound - lower_bound) * share
-        lower_bound, lower_count = upper_bound, count
-    return lower_bound
 
 
 def bucket_increase(

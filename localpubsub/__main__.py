@@ -1,5 +1,5 @@
 """`python -m localpubsub --port N`: the built-in Pub/Sub server as the launcher starts it
-(`demo.emulator`), with whatever interpreter runs the tests, whether or not the `miniscan`
+(`testkit.emulator`), with whatever interpreter runs the tests, whether or not the `miniscan`
 script is on PATH.
 
 Never: do more than call the command; `localpubsub.cli` owns its options and exit codes.

@@ -22,7 +22,7 @@ import click
 
 from localpubsub.server import LocalPubSub
 
-# The line Google's emulator logs once it serves; demo.emulator and other tools wait for it.
+# The line Google's emulator logs once it serves; testkit.emulator and other tools wait for it.
 READY_MARKER = "Server started, listening on"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -1,6 +1,6 @@
 """Shared fixtures: one real Pub/Sub server per test session, fresh names per test.
 
-The server is the one `demo.emulator.start_emulator` picks: Google's emulator where it is
+The server is the one `testkit.emulator.start_emulator` picks: Google's emulator where it is
 installed, else the built-in one (localpubsub); MINISCAN_PUBSUB_SERVER=google|builtin forces
 either, and the run's header (tests/preflight.py) names it. Set MINISCAN_REQUIRE_EMULATOR=1
 (CI does) to turn a server that cannot start into a failure instead of a skip, so that CI can
@@ -18,7 +18,8 @@ import pytest
 
 from broker import admin, client
 from contracts import defaults
-from demo.emulator import EmulatorError, start_emulator
+from testkit.emulator import EmulatorError, emulator_env, start_emulator
+from testkit.postgres_cluster import Cluster, PostgresMissing, start_cluster
 
 PROJECT = defaults.DEFAULT_PROJECT
 
@@ -45,16 +46,11 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("MINISCAN_REQUIRE_EMULATOR") == "1":
             pytest.fail(f"emulator required but unavailable: {exc}")
         pytest.skip(str(exc))
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
-    try:
-        yield emulator.host
-    finally:
-        emulator.stop()
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+    with emulator_env(emulator.host):
+        try:
+            yield emulator.host
+        finally:
+            emulator.stop()
 
 
 @pytest.fixture
@@ -79,9 +75,8 @@ def pubsub_target(pubsub_emulator: str) -> PubSubTarget:
     return target
 
 
-# PostgreSQL (issue 14): one throw-away cluster per session (tests/postgres_server.py), a
-# fresh database per test. Appended below the Pub/Sub fixtures, hence the late import.
-from postgres_server import Cluster, PostgresMissing, start_cluster  # noqa: E402
+# PostgreSQL (issue 14): one throw-away cluster per session (testkit.postgres_cluster), a
+# fresh database per test.
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import shutil
 
 import pytest
 
-from demo.emulator import (
+from testkit.emulator import (
     BUILTIN,
     DESCRIPTIONS,
     SERVER_ENV,

@@ -1,7 +1,7 @@
 """Both local Pub/Sub servers for tests/test_pubsub_conformance.py, and a client for each test.
 
 Owns: the module-scoped `pubsub_server` fixture, parametrised over Google's emulator and the
-built-in server (each started by `demo.emulator.start_emulator` with its kind forced; Google's
+built-in server (each started by `testkit.emulator.start_emulator` with its kind forced; Google's
 skipped where it is not installed), and `Target`: a fresh project with a topic and a
 subscription on that server, with the few calls the suite makes, each bounded.
 
@@ -20,7 +20,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from broker import client
-from demo.emulator import (
+from testkit.emulator import (
     BUILTIN,
     GOOGLE,
     Emulator,

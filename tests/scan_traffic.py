@@ -3,8 +3,8 @@
 Owns: the tests' choice of workload (`scanner.workload`, the builder the benchmark uses,
 with the options that make the tests harder than the benchmark: scans tied in the same
 second so that the tie rules decide, services spelled in lower case, and on request poison
-messages), publishing it to the emulator, and reading the table back from a real SQLite
-file in the workload's row shape.
+messages), and publishing it to the emulator. Reading the table back is
+`testkit.table`.
 
 Never: decide anything about decoding or precedence; the expected table is the builder's.
 """
@@ -15,20 +15,16 @@ import threading
 import time
 from collections.abc import Iterable
 
-import apsw
-
 from broker import client
-from scanner.workload import Key, Row, Workload
+from scanner.workload import Workload
 from scanner.workload import build_workload as build_scanner_workload
 
 __all__ = [
     "PacedPublisher",
     "Workload",
     "build_workload",
-    "count_dead_letters",
     "leftover_messages",
     "publish_all",
-    "read_table",
 ]
 
 TIES = 0.05  # a share of scans in the same second as their key's previous one
@@ -49,26 +45,6 @@ def publish_all(project: str, topic: str, payloads: Iterable[bytes]) -> int:
     for future in futures:
         future.result(timeout=60)
     return len(futures)
-
-
-def read_table(db_path: str) -> dict[Key, Row]:
-    """{(ip, port, service): (last_scanned, response, data_version)} of every row."""
-    conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        rows = conn.execute(
-            "SELECT ip, port, service, last_scanned, response, data_version FROM scans"
-        )
-        return {(ip, port, svc): (ts, resp, ver) for ip, port, svc, ts, resp, ver in rows}
-    finally:
-        conn.close()
-
-
-def count_dead_letters(db_path: str) -> int:
-    conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        return conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-    finally:
-        conn.close()
 
 
 class PacedPublisher(threading.Thread):

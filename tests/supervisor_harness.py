@@ -1,9 +1,9 @@
 """Runs the real `miniscan-supervisor` command for end-to-end tests, and watches it.
 
-Owns: starting the command against the session's emulator through `demo.launch` (the
-launcher `miniscan demo` and the benchmark use too), what only tests ask of it (the pid of a
-child's nth spawn, every child pid, an endpoint's HTTP status), and bounded polling for a
-condition.
+Owns: starting the command against the session's emulator through `testkit.launch` (the
+launcher `miniscan demo` and the benchmark use too), and what only tests ask of it (the pid
+of a child's nth spawn, every child pid, an endpoint's HTTP status). Bounded waits are
+`testkit.waiting.wait_until`.
 
 Never: sleep for a fixed time to "let things settle"; every wait polls a condition with a
 deadline.
@@ -12,34 +12,20 @@ deadline.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from demo.launch import SupervisorProcess, SupervisorSettings, launch_supervisor
-from demo.processes import BIN
-from demo.scrape import fetch
+from testkit.launch import LaunchOptions, SupervisorProcess, launch_supervisor
+from testkit.processes import BIN
+from testkit.scrape import fetch
 
-__all__ = ["BIN", "RunningSupervisor", "pid_alive", "wait_until"]
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, every: float = 0.2):
-    """Poll `condition` until it returns something truthy; fail the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
+__all__ = ["BIN", "RunningSupervisor", "pid_alive"]
 
 
 class RunningSupervisor(SupervisorProcess):
     """`miniscan-supervisor` on a test's Pub/Sub target, alone in its process group."""
 
     def __init__(self, target, db_path: Path, log_path: Path, *extra: str, workers: int = 2):
-        settings = SupervisorSettings(
+        settings = LaunchOptions(
             target.host,
             str(db_path),
             project=target.project,
@@ -48,7 +34,7 @@ class RunningSupervisor(SupervisorProcess):
             extra_args=extra,
         )
         launched = launch_supervisor(settings, log_path)
-        super().__init__(launched.child, launched.settings)
+        super().__init__(launched.child, launched.options)
 
     def child_pid(self, name: str, nth: int = 1) -> int | None:
         """The pid of the nth spawn of child `name` (1 = the first), from the log."""

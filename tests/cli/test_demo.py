@@ -26,23 +26,24 @@ from hypothesis import strategies as st
 from supervisor_harness import pid_alive
 
 from contracts import defaults
-from demo import emulator as emulator_module
-from demo import processes as demo_processes
 from demo import run as demo_run
 from demo.cli import demo
-from demo.emulator import INSTALL_HINT, EmulatorError, free_port
-from demo.processes import StopRequests, kill_group, spawn_child, stop_child
-from demo.run import POISON_PAYLOADS, DemoSettings, StatusDisplay, summary
+from demo.display import StatusDisplay
+from demo.run import POISON_PAYLOADS, DemoSettings, summary
 from demo.status import (
     Snapshot,
     StatusWindow,
     bucket_increase,
-    estimate_quantile,
     fit_width,
     format_status,
     parse_snapshot,
     status_figures,
 )
+from testkit import emulator as emulator_module
+from testkit import processes as testkit_processes
+from testkit.emulator import INSTALL_HINT, EmulatorError, free_port
+from testkit.processes import StopRequests, kill_group, spawn_child, stop_child
+from testkit.scrape import estimate_quantile
 
 INF = math.inf
 
@@ -355,7 +356,7 @@ def test_a_child_that_ignores_its_stop_signal_is_killed_after_the_timeout(tmp_pa
 
 
 def test_what_outlives_a_child_in_its_group_is_killed_after_a_grace(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo_processes, "GROUP_GRACE_S", 0.5)
+    monkeypatch.setattr(testkit_processes, "GROUP_GRACE_S", 0.5)
     leaves_orphan = f"sleep 60 & echo $! > {tmp_path}/orphan.pid; echo ready; wait"
     args = ["sh", "-c", leaves_orphan]
     child = spawn_child("supervisor", args, dict(os.environ), tmp_path / "supervisor.log")
@@ -376,7 +377,7 @@ def test_what_outlives_a_child_in_its_group_is_killed_after_a_grace(tmp_path, mo
 
 
 def test_a_missing_console_script_falls_back_to_the_interpreter():
-    assert demo_processes.command_for("miniscan-no-such-script", "scanner.cli") == [
+    assert testkit_processes.command_for("miniscan-no-such-script", "scanner.cli") == [
         sys.executable, "-c", "from scanner.cli import main; main()"
     ]  # fmt: skip
 

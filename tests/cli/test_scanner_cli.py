@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from demo.emulator import free_port
 from scanner import cli
+from testkit.emulator import free_port
 
 SCANNER_SCRIPT = Path(sys.executable).with_name("miniscan-scanner")
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from commands.miniscan import main as miniscan
 from commands.setup import setup_command
-from demo.emulator import free_port
+from testkit.emulator import free_port
 
 
 def test_setup_against_unreachable_pubsub_is_one_line_and_exit_1():

@@ -12,7 +12,7 @@ from scan_traffic import publish_all
 from supervisor_harness import BIN
 
 from broker.subscription import Subscription
-from demo.emulator import free_port
+from testkit.emulator import free_port
 from workers.decoder_process import DecoderRole
 from workers.decoder_settings import DecoderSettings
 

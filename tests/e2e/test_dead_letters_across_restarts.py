@@ -5,16 +5,15 @@ silently dropped)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from conftest import PubSubTarget
 from scan_traffic import publish_all
-from supervisor_harness import RunningSupervisor, wait_until
+from supervisor_harness import RunningSupervisor
 
 from broker import admin, client
-from demo.emulator import start_emulator
 from store.sqlite.reader import open_reader
+from testkit.emulator import emulator_env, start_emulator
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.emulator
 
@@ -35,29 +34,24 @@ def letters(db_path) -> list[tuple[str, bytes]]:
 def run_once_on_a_fresh_emulator(tmp_path, db_path, run: int, poison: list[bytes]) -> None:
     """Start an emulator of our own, publish `poison`, let a supervisor store it, stop both."""
     emulator = start_emulator(project=PROJECT, log_dir=str(tmp_path))
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
-    try:
-        target = PubSubTarget(emulator.host, PROJECT, "scan-topic", "scan-sub")
-        publisher, subscriber = client.publisher_client(), client.subscriber_client()
-        admin.ensure_topic(publisher, PROJECT, target.topic)
-        admin.ensure_subscription(subscriber, PROJECT, target.topic, target.subscription)
-        subscriber.close()
-        before = len(letters(db_path))
-        publish_all(PROJECT, target.topic, poison)
-        supervisor = RunningSupervisor(target, db_path, tmp_path / f"supervisor-{run}.log")
+    with emulator_env(emulator.host):
         try:
-            wait_until(lambda: len(letters(db_path)) == before + len(poison), 60,
-                       f"run {run}'s dead letters")  # fmt: skip
-            assert supervisor.stop() == 0
+            target = PubSubTarget(emulator.host, PROJECT, "scan-topic", "scan-sub")
+            publisher, subscriber = client.publisher_client(), client.subscriber_client()
+            admin.ensure_topic(publisher, PROJECT, target.topic)
+            admin.ensure_subscription(subscriber, PROJECT, target.topic, target.subscription)
+            subscriber.close()
+            before = len(letters(db_path))
+            publish_all(PROJECT, target.topic, poison)
+            supervisor = RunningSupervisor(target, db_path, tmp_path / f"supervisor-{run}.log")
+            try:
+                wait_until(lambda: len(letters(db_path)) == before + len(poison), 60,
+                           f"run {run}'s dead letters")  # fmt: skip
+                assert supervisor.stop() == 0
+            finally:
+                supervisor.kill_tree()
         finally:
-            supervisor.kill_tree()
-    finally:
-        emulator.stop()
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+            emulator.stop()
 
 
 def test_a_restarted_emulator_reuses_ids_and_every_dead_letter_is_kept(tmp_path):

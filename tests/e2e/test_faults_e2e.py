@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 import pytest
 from fault_proxy import FaultProxy
-from scan_traffic import PacedPublisher, build_workload, count_dead_letters, read_table
-from supervisor_harness import RunningSupervisor, wait_until
+from scan_traffic import PacedPublisher, build_workload
+from supervisor_harness import RunningSupervisor
 
 from broker import client
+from testkit.table import count_dead_letters, read_table
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.emulator, pytest.mark.long_fault]
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from scan_traffic import publish_all
-from supervisor_harness import RunningSupervisor, wait_until
+from supervisor_harness import RunningSupervisor
+
+from testkit.waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from e2e_procs import TreeSampler

@@ -15,14 +15,14 @@ import time
 import pytest
 from scan_traffic import (
     build_workload,
-    count_dead_letters,
     leftover_messages,
     publish_all,
-    read_table,
 )
-from supervisor_harness import RunningSupervisor, pid_alive, wait_until
+from supervisor_harness import RunningSupervisor, pid_alive
 
 from supervisor.cpu_busy import usable_cpus
+from testkit.table import count_dead_letters, read_table
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.emulator
 

@@ -22,14 +22,16 @@ import time
 
 import pytest
 from scan_traffic import PacedPublisher, build_workload, leftover_messages
-from supervisor_harness import BIN, RunningSupervisor, wait_until
+from supervisor_harness import BIN, RunningSupervisor
 
 from contracts import defaults
-from demo.processes import group_alive
 from store.errors import StoreError
-from store.reader import describe_target, open_store_reader
+from store.reader import describe_target
 from store.writer_lock import WriterLocked, hold_writer_lock
 from supervisor.exit_codes import EXIT_STARTUP
+from testkit.processes import group_alive
+from testkit.table import count_dead_letters, read_table
+from testkit.waiting import wait_until
 
 # Scans arrive for about 40 s (a backlog published up front drained in under 10 s with three
 # trees), so that the kill and the restart land mid-run, under load.
@@ -40,23 +42,9 @@ THROTTLED = ("--max-in-flight", "200")
 REDELIVERY_S = defaults.DEFAULT_ACK_DEADLINE_S + 5
 
 
-def read_table(url: str) -> dict[tuple, tuple]:
-    """{(ip, port, service): (last_scanned, response, data_version)}, as scan_traffic's."""
-    with open_store_reader(url) as reader:
-        return {
-            (r.ip, r.port, r.service): (r.last_scanned, r.response, r.data_version)
-            for r in reader.find_scans()
-        }
-
-
-def dead_letter_count(url: str) -> int:
-    with open_store_reader(url) as reader:
-        return reader.read_stats().dead_letters
-
-
 def table_complete(url: str, workload) -> bool:
     try:
-        return read_table(url) == workload.expected and dead_letter_count(url) == workload.poison
+        return read_table(url) == workload.expected and count_dead_letters(url) == workload.poison
     except StoreError:
         return False  # no tables yet
 
@@ -130,7 +118,7 @@ def test_three_trees_share_one_postgres_through_a_kill_and_a_restart(
         assert tree.stop() == 0
     assert leftover_messages(pubsub_target) == 0
     assert read_table(url) == workload.expected
-    assert dead_letter_count(url) == workload.poison
+    assert count_dead_letters(url) == workload.poison
     for tree in started:
         log = tree.log()
         assert "s3cret" not in log

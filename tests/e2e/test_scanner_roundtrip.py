@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from google.api_core import exceptions as gexc
 
 from broker import client
-from demo.emulator import start_emulator
 from scanner import cli, generate, publish
 from scanner.publish import PublishFailed, ScanPublisher
+from testkit.emulator import start_emulator
 
 pytestmark = pytest.mark.emulator
 

@@ -20,11 +20,12 @@ from multiprocessing import Pipe, get_context, resource_tracker
 from pathlib import Path
 
 import pytest
-from supervisor_harness import RunningSupervisor, wait_until
+from supervisor_harness import RunningSupervisor
 
 from supervisor import children
 from supervisor.settings import SupervisorSettings
 from supervisor.spawning import start_with_stop_signals_blocked
+from testkit.waiting import wait_until
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 

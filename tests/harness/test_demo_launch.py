@@ -13,9 +13,9 @@ import sys
 import time
 
 from contracts import defaults
-from demo import launch
-from demo.emulator import free_port
-from demo.scrape import (
+from testkit import launch
+from testkit.emulator import free_port
+from testkit.scrape import (
     fetch,
     fetch_text,
     histogram_buckets,
@@ -89,7 +89,7 @@ def test_nothing_listening_reads_as_nothing_rather_than_an_error():
 
 
 def test_the_command_line_holds_the_settings_then_the_callers_flags():
-    settings = launch.SupervisorSettings(
+    settings = launch.LaunchOptions(
         "127.0.0.1:8085", "x.db", workers=3, metrics_port=9999, extra_args=("--batch-size", "5")
     )
     args = launch.supervisor_args(settings)
@@ -107,7 +107,7 @@ def test_the_command_line_holds_the_settings_then_the_callers_flags():
 
 
 def test_no_workers_leaves_the_supervisors_own_default():
-    args = launch.supervisor_args(launch.SupervisorSettings("h:1", "x.db", metrics_port=1))
+    args = launch.supervisor_args(launch.LaunchOptions("h:1", "x.db", metrics_port=1))
     assert "--workers" not in args
 
 
@@ -126,7 +126,7 @@ def test_launch_starts_the_command_in_its_own_group_on_a_free_port(monkeypatch, 
                 " time.sleep(60)"]  # fmt: skip
     monkeypatch.setattr(launch, "command_for", lambda script, module: stand_in)
     supervisor = launch.launch_supervisor(
-        launch.SupervisorSettings("h:1", "x.db"), tmp_path / "supervisor.log"
+        launch.LaunchOptions("h:1", "x.db"), tmp_path / "supervisor.log"
     )
     try:
         assert supervisor.metrics_port > 0
@@ -146,7 +146,7 @@ def test_wait_ready_gives_up_at_once_when_the_process_exits(monkeypatch, tmp_pat
     monkeypatch.setattr(launch, "command_for", lambda script, module: [sys.executable, "-c", ""])
     port = free_port()
     supervisor = launch.launch_supervisor(
-        launch.SupervisorSettings("h:1", "x.db", metrics_port=port), tmp_path / "s.log"
+        launch.LaunchOptions("h:1", "x.db", metrics_port=port), tmp_path / "s.log"
     )
     try:
         started = time.monotonic()

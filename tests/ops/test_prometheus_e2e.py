@@ -35,12 +35,13 @@ from ops_support import (
     substitute_grafana_variables,
     variable_selector,
 )
-from supervisor_harness import RunningSupervisor, wait_until
+from supervisor_harness import RunningSupervisor
 
 from broker import client
-from demo.emulator import free_port
-from demo.scrape import fetch
 from scanner.generate import scan_payloads
+from testkit.emulator import free_port
+from testkit.scrape import fetch
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.emulator
 
@@ -155,7 +156,7 @@ def test_every_dashboard_query_and_alert_expression_works_against_live_metrics(
     pubsub_target, tmp_path, prometheus_binary
 ):
     supervisor = RunningSupervisor(pubsub_target, tmp_path / "x.db", tmp_path / "supervisor.log")
-    metrics_target = f"{supervisor.settings.metrics_host}:{supervisor.metrics_port}"
+    metrics_target = f"{supervisor.options.metrics_host}:{supervisor.metrics_port}"
     prometheus, prometheus_url = None, ""
     supervisor_exit = None
     try:

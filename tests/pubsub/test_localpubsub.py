@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 from commands.miniscan import main as miniscan
-from demo import emulator as launcher
 from localpubsub import names, protos
 from localpubsub.cli import READY_MARKER
 from localpubsub.queue import MessageQueue, QueuedMessage
 from localpubsub.state import PubSubState
+from testkit import emulator as launcher
 
 TOPIC = "projects/p/topics/scans"
 SUBSCRIPTION = "projects/p/subscriptions/scan-sub"

@@ -1,6 +1,6 @@
 """One conformance suite, two Pub/Sub servers: Google's emulator and the built-in one (issue 16).
 
-Every test runs against each server, started by the launcher (`demo.emulator`) with its kind
+Every test runs against each server, started by the launcher (`testkit.emulator`) with its kind
 forced; Google's runs wherever its emulator is installed, and is the reference: the built-in
 server is trusted only as far as this suite reaches. The tests assert what Pub/Sub promises
 and miniscan relies on (at-least-once delivery, leases, nacks, ids, attributes, 10 MB

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -26,6 +25,7 @@ from store.postgres.connection import connect_existing, describe
 from store.postgres.writer import PostgresStore
 from store.sqlite import schema as sqlite_schema
 from store.sqlite.writer import ScanStore
+from testkit.waiting import wait_until
 
 
 def scan(ts: int = 100, response: str = "r", v: int = 1, *, ip: str = "10.0.0.1",
@@ -38,14 +38,6 @@ def table(url: str) -> list[tuple]:
         (*row[:4], postgres_schema.decode_response(row[4]), *row[5:])
         for row in sql(url, "SELECT * FROM scans ORDER BY ip, port, service")
     ]
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.01)
 
 
 class InThread:
@@ -248,7 +240,9 @@ def test_lost_connection_is_unavailable_then_the_next_batch_reconnects(postgres_
     )
     assert [ok for _, ok in killed] == [True]
     gone = "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
-    wait_for(lambda: not sql(postgres_url, gone, (killed[0][0],)), "the backend to end")
+    wait_until(
+        lambda: not sql(postgres_url, gone, (killed[0][0],)), 10, "the backend to end", every=0.01
+    )
     with pytest.raises(StoreUnavailable):
         store.write_batch([scan(ts=2)])
     assert store.write_batch([scan(ts=3)]).changed_keys == 1
@@ -270,7 +264,12 @@ def test_serialization_failure_retries_the_batch_whole(postgres_url, monkeypatch
         store.write_batch([scan(ts=1)])
         other.execute("UPDATE scans SET last_scanned = 50")
         writing = InThread(lambda: store.write_batch([scan(ts=100, response="new"), scan(port=1)]))
-        wait_for(lambda: writer_waits_on_a_lock(postgres_url), "the writer to wait on the row")
+        wait_until(
+            lambda: writer_waits_on_a_lock(postgres_url),
+            10,
+            "the writer to wait on the row",
+            every=0.01,
+        )
         other.commit()
         if retries == 0:
             with pytest.raises(StoreUnavailable, match="serialize"):
@@ -295,7 +294,12 @@ def test_deadlock_with_another_application_retries_the_batch_whole(postgres_url,
         other.execute("SET deadlock_timeout = '10min'")
         other.execute("UPDATE scans SET last_scanned = 50 WHERE port = 80")
         writing = InThread(lambda: store.write_batch([scan(ts=99, port=22), scan(ts=99, port=80)]))
-        wait_for(lambda: writer_waits_on_a_lock(postgres_url), "the writer to wait on port 80")
+        wait_until(
+            lambda: writer_waits_on_a_lock(postgres_url),
+            10,
+            "the writer to wait on port 80",
+            every=0.01,
+        )
         other.execute("UPDATE scans SET last_scanned = 60 WHERE port = 22")  # closes the cycle
         other.commit()
         assert writing.result().changed_keys == 2

@@ -1,11 +1,11 @@
 """Start `miniscan-supervisor` as a subprocess: for the demo, the end-to-end tests and the
 benchmark alike.
 
-Owns: the supervisor's command line for a `SupervisorSettings` (the flags every caller sets
+Owns: the supervisor's command line for a `LaunchOptions` (the flags every caller sets
 the same way, then the caller's own), the environment a child of this machine's emulator
 runs in, starting the supervisor alone in its process group with its output in a log file
-(`demo.processes`), knowing when it is ready (/readyz answers 200), what it spawned (its
-`spawned <name> (pid <n>)` log lines), reading its /metrics (`demo.scrape`), and stopping
+(`testkit.processes`), knowing when it is ready (/readyz answers 200), what it spawned (its
+`spawned <name> (pid <n>)` log lines), reading its /metrics (`testkit.scrape`), and stopping
 it: a signal to the leader, a bounded wait, then SIGKILL to whatever is left in its group.
 
 Never: pick a caller's workload or tuning flags, sleep for a fixed time (every wait polls a
@@ -23,9 +23,9 @@ from pathlib import Path
 from signal import SIGTERM
 
 from contracts import defaults
-from demo.emulator import LOOPBACK, free_port
-from demo.processes import DemoChild, command_for, kill_group, spawn_child, stop_child
-from demo.scrape import Sample, fetch, sample_values, scrape_samples
+from testkit.emulator import LOOPBACK, free_port
+from testkit.processes import SpawnedChild, command_for, kill_group, spawn_child, stop_child
+from testkit.scrape import Sample, fetch, sample_values, scrape_samples
 
 PROBE_TIMEOUT_S = 2.0  # one GET of /readyz
 SCRAPE_TIMEOUT_S = 5.0  # one GET of /metrics, which reads every process's sample files
@@ -34,8 +34,9 @@ _SPAWNED = re.compile(r"spawned (\S+) \(pid (\d+)\)")
 
 
 @dataclass(frozen=True)
-class SupervisorSettings:
-    """What a caller asks of one supervisor; the rest are the supervisor's own defaults."""
+class LaunchOptions:
+    """What a caller asks of one supervisor it launches, as command-line flags; whatever is
+    not asked for is left to the supervisor's own defaults."""
 
     emulator_host: str  # what PUBSUB_EMULATOR_HOST is set to
     db_path: str
@@ -50,17 +51,17 @@ class SupervisorSettings:
     extra_args: tuple[str, ...] = ()  # more flags, e.g. ("--max-in-flight", "200")
 
 
-def supervisor_args(settings: SupervisorSettings) -> list[str]:
-    workers = ("--workers", str(settings.workers)) if settings.workers is not None else ()
+def supervisor_args(options: LaunchOptions) -> list[str]:
+    workers = ("--workers", str(options.workers)) if options.workers is not None else ()
     return [
         *command_for("miniscan-supervisor", "supervisor.cli"),
         *workers,
-        "--project", settings.project,
-        "--subscription", settings.subscription,
-        "--db", str(settings.db_path),
-        "--metrics-host", settings.metrics_host,
-        "--metrics-port", str(settings.metrics_port),
-        *settings.extra_args,
+        "--project", options.project,
+        "--subscription", options.subscription,
+        "--db", str(options.db_path),
+        "--metrics-host", options.metrics_host,
+        "--metrics-port", str(options.metrics_port),
+        *options.extra_args,
     ]  # fmt: skip
 
 
@@ -78,9 +79,9 @@ def child_env(emulator_host: str, metrics_dir: str | None = None) -> dict[str, s
 class SupervisorProcess:
     """A `miniscan-supervisor` started by `launch_supervisor`, alone in its process group."""
 
-    def __init__(self, child: DemoChild, settings: SupervisorSettings) -> None:
+    def __init__(self, child: SpawnedChild, options: LaunchOptions) -> None:
         self.child = child
-        self.settings = settings
+        self.options = options
 
     @property
     def process(self) -> subprocess.Popen:
@@ -92,7 +93,7 @@ class SupervisorProcess:
 
     @property
     def metrics_port(self) -> int:
-        return self.settings.metrics_port
+        return self.options.metrics_port
 
     @property
     def killed(self) -> bool:
@@ -100,7 +101,7 @@ class SupervisorProcess:
         return self.child.killed
 
     def url(self, path: str) -> str:
-        return f"http://{self.settings.metrics_host}:{self.settings.metrics_port}{path}"
+        return f"http://{self.options.metrics_host}:{self.options.metrics_port}{path}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -162,15 +163,15 @@ class SupervisorProcess:
 
 
 def launch_supervisor(
-    settings: SupervisorSettings, log_path: Path, name: str = "supervisor"
+    options: LaunchOptions, log_path: Path, name: str = "supervisor"
 ) -> SupervisorProcess:
     """Start the supervisor in its own process group, output appended to `log_path`.
 
-    Returns at once; `wait_ready` tells when it serves. Raises `demo.processes.DemoFailed`
+    Returns at once; `wait_ready` tells when it serves. Raises `testkit.processes.SpawnFailed`
     when the command cannot be started at all.
     """
-    if settings.metrics_port == 0:
-        settings = replace(settings, metrics_port=free_port())
-    env = child_env(settings.emulator_host, settings.metrics_dir)
-    child = spawn_child(name, supervisor_args(settings), env, log_path)
-    return SupervisorProcess(child, settings)
+    if options.metrics_port == 0:
+        options = replace(options, metrics_port=free_port())
+    env = child_env(options.emulator_host, options.metrics_dir)
+    child = spawn_child(name, supervisor_args(options), env, log_path)
+    return SupervisorProcess(child, options)

@@ -3,7 +3,8 @@
 Owns: choosing the server (Google's Pub/Sub emulator from the Cloud SDK when it is installed,
 else the built-in `localpubsub`; MINISCAN_PUBSUB_SERVER=google|builtin forces either),
 starting it on a port in its own process group, waiting until it says it is listening (both
-print Google's ready line), and stopping the whole group. Used by the test suite, `miniscan
+print Google's ready line), stopping the whole group, and pointing this process's own
+Pub/Sub clients at it for a while (`emulator_env`). Used by the test suite, `miniscan
 demo` and the benchmarks; `Emulator.kind` says which server runs.
 
 Never: talk to Pub/Sub itself (that is `broker`), fall back silently from a server that was
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,6 +150,20 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@contextmanager
+def emulator_env(host: str) -> Iterator[None]:
+    """PUBSUB_EMULATOR_HOST for this process's own clients, restored afterwards."""
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
 
 
 def start_emulator(

@@ -1,10 +1,11 @@
-"""The processes `miniscan demo` starts: each alone in its process group, stopped on request.
+"""Child processes started alone in their process group, and stopped on request.
 
 Owns: starting a console script with its output in a log file and its own process group
-(pgid == pid), so that a Ctrl-C in the terminal reaches only the demo; stopping one such
-child (signal the leader, wait, then kill whatever is left in its group); and counting the
-demo's own stop requests (Ctrl-C, SIGTERM), which the waits here look at. `demo.launch`
-starts the supervisor through here for the demo, the end-to-end tests and the benchmark.
+(pgid == pid), so that a Ctrl-C in the terminal reaches only its parent; stopping one such
+child (signal the leader, wait, then kill whatever is left in its group); and counting a
+parent's own stop requests (Ctrl-C, SIGTERM), which the waits here look at. `testkit.launch`
+starts the supervisor through here for the demo, the end-to-end tests and the benchmark;
+`miniscan demo` starts the scanner through here too.
 
 Never: signal a process it did not start, or act inside a signal handler (the handler only
 counts; the waits look at the count).
@@ -27,8 +28,8 @@ GROUP_GRACE_S = 5.0  # a child's own children may outlive it by a moment, not lo
 BIN = Path(sys.executable).parent
 
 
-class DemoFailed(Exception):
-    """Something the demo cannot go on with; the message is one line."""
+class SpawnFailed(Exception):
+    """A command could not be started at all; the message is one line."""
 
 
 class StopRequests:
@@ -61,8 +62,8 @@ def stop_on_signals(stop: StopRequests) -> Iterator[None]:
 
 
 @dataclass
-class DemoChild:
-    """A command the demo started, alone in its process group (pgid == pid)."""
+class SpawnedChild:
+    """A command started by `spawn_child`, alone in its process group (pgid == pid)."""
 
     name: str
     process: subprocess.Popen
@@ -85,7 +86,7 @@ def command_for(script: str, module: str) -> list[str]:
     return [sys.executable, "-c", f"from {module} import main; main()"]
 
 
-def spawn_child(name: str, args: list[str], env: dict[str, str], log_path: Path) -> DemoChild:
+def spawn_child(name: str, args: list[str], env: dict[str, str], log_path: Path) -> SpawnedChild:
     """Start `args` alone in a new process group, its output appended to `log_path`."""
     with open(log_path, "ab") as log:
         try:
@@ -98,8 +99,8 @@ def spawn_child(name: str, args: list[str], env: dict[str, str], log_path: Path)
                 start_new_session=True,
             )
         except OSError as exc:
-            raise DemoFailed(f"cannot start {name} ({args[0]}): {exc.strerror}") from None
-    return DemoChild(name, process, log_path)
+            raise SpawnFailed(f"cannot start {name} ({args[0]}): {exc.strerror}") from None
+    return SpawnedChild(name, process, log_path)
 
 
 def wait_for_exit(process: subprocess.Popen, timeout: float, stop: StopRequests) -> bool:
@@ -126,7 +127,7 @@ def kill_group(pgid: int) -> None:
 
 
 def stop_child(
-    child: DemoChild, signum: int, timeout: float, stop: StopRequests | None = None
+    child: SpawnedChild, signum: int, timeout: float, stop: StopRequests | None = None
 ) -> int:
     """Ask `child` to stop, wait for it, then make sure its whole group is gone.
 

@@ -3,20 +3,22 @@
 Owns: fetching a URL (status and body; nothing raised when nothing answers), parsing a
 Prometheus text exposition with prometheus_client's own parser into plain `Sample`s, and
 the views of them that callers want: {sample name with labels: value} spelled as the
-exposition spells it, totals per sample name summed over labels, and one histogram's
-cumulative buckets. `miniscan demo`'s status line, the end-to-end tests and the benchmark
-all read /metrics through here.
+exposition spells it, totals per sample name summed over labels, one histogram's
+cumulative buckets, and a quantile estimated from them as Prometheus estimates it.
+`miniscan demo`'s status line, the end-to-end tests and the benchmark all read /metrics
+through here.
 
 Never: retry or wait (callers poll against their own deadlines), or decide what a metric
-means (`demo.status` and the callers do).
+means (`demo.status` and the other callers do).
 """
 
 from __future__ import annotations
 
 import http.client
+import math
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -117,6 +119,30 @@ def histogram_buckets(samples: Iterable[Sample], metric: str) -> tuple[tuple[flo
             bound = float(sample.labels["le"])  # "+Inf" reads as math.inf
             buckets[bound] = buckets.get(bound, 0.0) + sample.value
     return tuple(sorted(buckets.items()))
+
+
+def estimate_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """The q-quantile of a histogram, as Prometheus's histogram_quantile estimates it.
+
+    `buckets` are (upper bound, cumulative count) sorted by bound, the last one +Inf. The
+    value is interpolated linearly inside the bucket that holds the rank (the first bucket
+    starts at 0); a rank in the +Inf bucket gives the highest finite bound. None when the
+    histogram is empty.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile {q} is not between 0 and 1")
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for upper_bound, count in buckets:
+        if count >= rank and count > lower_count:
+            if math.isinf(upper_bound):
+                return lower_bound
+            share = (rank - lower_count) / (count - lower_count)
+            return lower_bound + (upper_bound - lower_bound) * share
+        lower_bound, lower_count = upper_bound, count
+    return lower_bound
 
 
 def scrape_samples(url: str, timeout: float, only: tuple[str, ...] | None = None) -> list[Sample]:

@@ -1,0 +1,177 @@
+"""A throw-away PostgreSQL cluster for the tests and benchmarks: found, started, stopped.
+
+Owns: finding the server binaries (`pg_config --bindir`, then Debian's
+/usr/lib/postgresql/<version>/bin), `initdb` into a fresh folder, starting the server on a
+free port of 127.0.0.1 (and a unix socket inside that folder, never the system's), a fresh
+database per test or candidate, and `pg_ctl stop -m fast` plus removing the folder at the end.
+The test suite's `postgres_cluster` fixture, `bench/scale_out.py` and
+`bench/store_bench_postgres.py` start theirs here.
+
+Never: touch a cluster it did not create, listen beyond 127.0.0.1, or need a password: the
+cluster trusts local connections because it lives only as long as the session using it.
+
+`initdb` and `pg_ctl` refuse to run as root, so when the tests run as root (CI does) both
+run as the `postgres` user through `runuser`, in a folder that user owns.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from testkit.emulator import LOOPBACK, free_port
+
+try:  # the dev extra installs it; without it the fixture skips (or fails in CI)
+    import psycopg
+except ImportError:  # pragma: no cover
+    psycopg = None  # type: ignore[assignment]
+
+INSTALL_HINT = "PostgreSQL server not found: apt-get install postgresql"
+START_TIMEOUT_S = 60
+# Durability of a cluster that is deleted at the end of the session buys nothing: without
+# fsync the two PostgreSQL test files ran in 24 s instead of 30 s. Commits still go through
+# the normal WAL path, so what the store does at commit is exercised all the same.
+FAST_SETTINGS = ("fsync=off", "full_page_writes=off")
+
+
+class PostgresMissing(Exception):
+    """No usable PostgreSQL server binaries (or no user to run them as) on this machine."""
+
+
+@dataclass
+class Cluster:
+    """A running throw-away cluster; `admin_url` is its superuser's `postgres` database."""
+
+    folder: Path
+    bindir: Path
+    port: int
+    user: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "data"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{LOOPBACK}:{self.port}/{dbname}"
+
+    @property
+    def admin_url(self) -> str:
+        return self.url()
+
+    def create_database(self, prefix: str = "t") -> str:
+        """A new, empty database with a unique name; its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        _run_as(self.user, [str(self.bindir / "pg_ctl"), "stop", "-m", "fast", "-w",
+                            "-D", str(self.data_dir)], check=False)  # fmt: skip
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def find_bindir() -> Path:
+    """The folder holding initdb, pg_ctl and postgres, newest major version first."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if found.returncode == 0:
+            candidates.append(Path(found.stdout.strip()))
+    versions = glob.glob("/usr/lib/postgresql/*/bin")
+    candidates += [Path(p) for p in sorted(versions, key=_major_version, reverse=True)]
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(os.path.realpath(initdb)).parent)
+    for folder in candidates:
+        if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            return folder
+    raise PostgresMissing(INSTALL_HINT)
+
+
+def _major_version(path: str) -> int:
+    name = Path(path).parent.name
+    return int(name) if name.isdigit() else 0
+
+
+def start_cluster() -> Cluster:
+    """initdb a new cluster in a fresh temp folder and start it; raise PostgresMissing."""
+    bindir = find_bindir()
+    user = _server_user()
+    dropping = user != _current_user()
+    # /tmp when dropping to `postgres`: a TMPDIR of root's own may not let that user in.
+    folder = Path(tempfile.mkdtemp(prefix="miniscan-pg-", dir="/tmp" if dropping else None))
+    try:
+        if dropping:
+            owner = pwd.getpwnam(user)
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
+        # The cluster's default collation is deliberately not C (en-US through ICU, when the
+        # build has it): a store that forgot COLLATE "C" then fails the tie-break tests here
+        # instead of on a user's server.
+        initdb = [str(bindir / "initdb"), "-D", str(folder / "data"), "--auth=trust",
+                  "--username", user, "--encoding=UTF8", "--no-sync"]  # fmt: skip
+        icu = [*initdb, "--locale-provider=icu", "--icu-locale=en-US", "--locale=C.UTF-8"]
+        if _run_as(user, icu, check=False).returncode != 0:
+            shutil.rmtree(folder / "data", ignore_errors=True)
+            _run_as(user, initdb, check=True)
+        return _start(Cluster(folder, bindir, port=0, user=user))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _start(cluster: Cluster, attempts: int = 3) -> Cluster:
+    """Start on a free port; another process may grab the port first, so try a few."""
+    for attempt in range(attempts):
+        cluster.port = free_port()
+        options = " ".join(
+            [f"-c listen_addresses={LOOPBACK}", f"-p {cluster.port}",
+             f"-k {cluster.folder}", *(f"-c {s}" for s in FAST_SETTINGS)]
+        )  # fmt: skip
+        started = _run_as(
+            cluster.user,
+            [str(cluster.bindir / "pg_ctl"), "start", "-w", "-t", str(START_TIMEOUT_S),
+             "-D", str(cluster.data_dir), "-l", str(cluster.folder / "server.log"),
+             "-o", options],
+            check=False,
+        )  # fmt: skip
+        if started.returncode == 0:
+            return cluster
+        if attempt == attempts - 1:
+            log = (cluster.folder / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"PostgreSQL did not start: {started.stderr.strip()}\n{log}")
+    raise AssertionError("unreachable")
+
+
+def _current_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _server_user() -> str:
+    """Who runs initdb and the server: the `postgres` user when we are root."""
+    if os.geteuid() != 0:
+        return _current_user()
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise PostgresMissing(f"running as root and no `postgres` user: {INSTALL_HINT}") from None
+    if not shutil.which("runuser"):
+        raise PostgresMissing("running as root and no `runuser` to drop to the postgres user")
+    return "postgres"
+
+
+def _run_as(user: str, argv: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
+    if user != _current_user():
+        argv = ["runuser", "-u", user, "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd="/")
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip() or done.stdout}")
+    return done
