@@ -41,6 +41,8 @@ from ops_support import (
     require_tool,
 )
 
+from supervisor.settings import SupervisorSettings
+
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SCALE_FILE = REPO / "docker-compose.scale.yml"
 SCALE_COMMAND = (
@@ -138,16 +140,18 @@ def environment(spec: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in env.items()}
 
 
-def supervisor_params(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def supervisor_settings(
+    spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> SupervisorSettings:
     """What `miniscan-supervisor` makes of a processor's command line and environment."""
-    from supervisor.cli import main
+    from supervisor.cli import main, settings_from_options
 
     for key in [key for key in os.environ if key.startswith("MINISCAN_")]:
         monkeypatch.delenv(key)
     for key, value in environment(spec).items():
         monkeypatch.setenv(key, value)
     args = arguments_after(spec["command"], "miniscan-supervisor")
-    return main.make_context("miniscan-supervisor", args).params
+    return settings_from_options(main.make_context("miniscan-supervisor", args).params)
 
 
 def without_db(command: list[str]) -> list[str]:
@@ -221,11 +225,11 @@ def test_commands_are_console_scripts_of_the_package():
 
 def test_processor_command_line_is_accepted_by_the_supervisor_cli(monkeypatch):
     processor = service("processor")
-    params = supervisor_params(processor, monkeypatch)
-    assert params["workers"] == 8
-    assert params["db_path"] == "/app/data/scan_results.db"
+    settings = supervisor_settings(processor, monkeypatch)
+    assert settings.workers == 8
+    assert settings.writer.db_path == "/app/data/scan_results.db"
     # `docker compose exec processor miniscan stats` reads the same store.
-    assert environment(processor)["MINISCAN_DB"] == params["db_path"]
+    assert environment(processor)["MINISCAN_DB"] == settings.writer.db_path
 
 
 def test_scanner_command_line_is_accepted_by_the_scanner_cli():
@@ -456,7 +460,7 @@ def test_the_scaled_processors_share_that_postgres(monkeypatch):
     assert (url.username, url.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
     assert url.path == f"/{env['POSTGRES_DB']}"
     assert processor["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert supervisor_params(processor, monkeypatch)["db_path"] == database
+    assert supervisor_settings(processor, monkeypatch).writer.db_path == database
     # Everything else is the plain stack's processor: only the store changes.
     assert without_db(processor["command"]) == without_db(service("processor")["command"])
     assert processor["user"] == service("processor")["user"]
