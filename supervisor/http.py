@@ -60,8 +60,6 @@ def render_metrics(registry: CollectorRegistry) -> bytes:
                 raise
             time.sleep(0.01)
     raise AssertionError("unreachable")
-
-
 REQUEST_TIMEOUT_S = 5.0
 
 
