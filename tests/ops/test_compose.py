@@ -223,9 +223,9 @@ def test_processor_command_line_is_accepted_by_the_supervisor_cli(monkeypatch):
     processor = service("processor")
     params = supervisor_params(processor, monkeypatch)
     assert params["workers"] == 8
-    assert params["db_path"] == "/app/data/scan_results.db"
+    assert params["writer__db_path"] == "/app/data/scan_results.db"
     # `docker compose exec processor miniscan stats` reads the same store.
-    assert environment(processor)["MINISCAN_DB"] == params["db_path"]
+    assert environment(processor)["MINISCAN_DB"] == params["writer__db_path"]
 
 
 def test_scanner_command_line_is_accepted_by_the_scanner_cli():
@@ -456,7 +456,7 @@ def test_the_scaled_processors_share_that_postgres(monkeypatch):
     assert (url.username, url.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
     assert url.path == f"/{env['POSTGRES_DB']}"
     assert processor["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert supervisor_params(processor, monkeypatch)["db_path"] == database
+    assert supervisor_params(processor, monkeypatch)["writer__db_path"] == database
     # Everything else is the plain stack's processor: only the store changes.
     assert without_db(processor["command"]) == without_db(service("processor")["command"])
     assert processor["user"] == service("processor")["user"]
