@@ -83,7 +83,11 @@ def run_supervisor(settings: SupervisorSettings) -> int:
     configure_logging("supervisor", settings.log_level, settings.log_format)
     try:
         # Before anything else: settings that cannot fit the container's memory are refused.
+        asked = settings.decoder.max_in_flight_bytes
         settings = fit_to_memory(settings, Cgroup(settings.cgroup_root).memory_limit())
+        if settings.decoder.max_in_flight_bytes != asked:
+            log.info("--max-in-flight-bytes lowered to %d to fit the container's memory limit",
+                     settings.decoder.max_in_flight_bytes)  # fmt: skip
         writer_lock = claim_store(settings)
     except (StartupError, MemoryTooSmall) as exc:
         click.echo(f"miniscan-supervisor: error: {exc}", err=True)
