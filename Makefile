@@ -17,8 +17,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/miniscan demo
 
-# The whole suite against the real parts (Pub/Sub emulator, promtool, docker-compose): one
-# that is missing stops the run with a line saying what to install, never a silent skip.
+# The whole suite against the real parts (Pub/Sub emulator, promtool, docker-compose,
+# kubectl): one that is missing stops the run with a line saying what to install, never a
+# silent skip.
 # .ci/run spells these same steps out: keep the two in step.
 test: $(STAMP) lint
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest

@@ -45,6 +45,10 @@ class SubscriptionMissing(PubSubUnavailable):
     """The subscription does not exist: a configuration error, not a transient one."""
 
 
+class NotPermitted(PubSubUnavailable):
+    """The account lacks a permission miniscan needs: a configuration error, not weather."""
+
+
 class PubSubOutage(PubSubUnavailable):
     """A call failed for a transient reason (after its retries, if it had any): Pub/Sub or
     the path to it is having weather. Wait and call again; never a reason to crash."""
@@ -116,7 +120,8 @@ class Subscription:
         }
 
     def check(self, deadline: float = 15.0) -> None:
-        """Raise SubscriptionMissing or PubSubUnavailable unless the subscription answers."""
+        """Raise SubscriptionMissing, NotPermitted or PubSubUnavailable unless the
+        subscription answers."""
         try:
             self._client.get_subscription(
                 request={"subscription": self.path}, retry=bounded_retry(deadline), timeout=deadline
@@ -125,12 +130,42 @@ class Subscription:
             raise SubscriptionMissing(
                 f"subscription {self.path} does not exist (create it with `miniscan setup`)"
             ) from None
+        except gexc.PermissionDenied:
+            # roles/pubsub.subscriber grants pubsub.subscriptions.consume but not .get: a
+            # least-privilege account may pull what it may not read (issue 27). Ask the pull.
+            self._check_by_pull(deadline)
         except gexc.RetryError as exc:
             raise PubSubUnavailable(unreachable_message(self.path, exc)) from None
         except gexc.GoogleAPICallError as exc:
             raise PubSubUnavailable(
                 f"cannot read subscription {self.path}: {exc.message}"
             ) from None
+
+    def _check_by_pull(self, deadline: float) -> None:
+        """The start-up check for an account that may not read the subscription: one pull
+        that does not wait, whose error says what is wrong; a message it got is handed back
+        at once (a lease of 0 s), so it is redelivered without waiting for a deadline."""
+        request = _PullRequest(subscription=self.path, max_messages=1, return_immediately=True)
+        no_get = "pubsub.subscriptions.get was refused (fine: roles/pubsub.subscriber lacks it)"
+        try:
+            raw = _api_errors(self._pull, request, timeout=deadline, metadata=self._metadata)
+        except gexc.DeadlineExceeded:
+            return  # a pull that waited: the subscription exists and answers
+        except gexc.NotFound:
+            raise SubscriptionMissing(
+                f"subscription {self.path} does not exist (create it with `miniscan setup`; "
+                f"{no_get})"
+            ) from None
+        except gexc.PermissionDenied:
+            raise NotPermitted(
+                f"this account may not pull from {self.path}: it needs pubsub.subscriptions."
+                "consume (roles/pubsub.subscriber on the subscription)"
+            ) from None
+        except gexc.GoogleAPICallError as exc:
+            raise PubSubUnavailable(f"cannot pull from {self.path}: {exc.message}") from None
+        handed_back = [received.ack_id for received in raw.received_messages]
+        if handed_back:
+            self.nack(handed_back, deadline=deadline)
 
     def pull(self, max_messages: int, timeout: float = RPC_TIMEOUT_S) -> list[PulledMessage]:
         """Long-poll for up to `max_messages`; an empty list when none arrived in time.

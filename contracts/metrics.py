@@ -68,6 +68,14 @@ DECODERS_PULLING = Gauge(
     "Decoders that may pull now: all while caught up, fewer while a backlog keeps the CPUs busy.",
     multiprocess_mode="mostrecent",
 )
+# The backlog signal to scale on without Cloud Monitoring (issue 27): how long the oldest
+# message a decoder just pulled waited in the subscription. The largest over the live
+# decoders; one that pulls nothing (caught up) shows 0.
+PULL_LAG = Gauge(
+    "miniscan_pull_lag_seconds",
+    "Age, by publish time, of the oldest message in the latest pulls (0 while caught up).",
+    multiprocess_mode="livemax",
+)
 CHILD_RESTARTS = Counter(
     "miniscan_child_restarts", "Child processes restarted after a crash or stall.", ["role"]
 )
@@ -124,6 +132,7 @@ def export_known_labels() -> None:
         MESSAGES_DEAD_LETTERED.labels(reason).inc(0)
     for role in ("writer", "decoder"):
         CHILD_RESTARTS.labels(role).inc(0)
+    PULL_LAG.set(0)
     for call in PUBSUB_CALLS:
         for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
             PUBSUB_ERRORS.labels(call, code).inc(0)

@@ -6,7 +6,8 @@
 | 1    | unexpected error (a bug); the log says where |
 | 2    | bad command line (click's usage error) |
 | 3    | could not start: Pub/Sub unreachable, subscription missing, database refused,   |
-|      | metrics port busy; a child that fails its own set-up exits 3 and halts the tree |
+|      | metrics port busy, settings that need more memory than the container's limit;   |
+|      | a child that fails its own set-up exits 3 and halts the tree                    |
 | 4    | restart storm: a child crashed more than `--restart-max` times within `--restart-window` |
 | 5    | forced stop: a second Ctrl-C/SIGTERM, or `--shutdown-timeout` ran out;          |
 |      | nothing is lost, unsettled messages are redelivered                             |

@@ -22,8 +22,10 @@ from contracts.pull_share_layout import (
     set_allowed,
     shared_size,
 )
-from supervisor.cpu_busy import CpuBusy, usable_cpus
+from supervisor.cgroup_limits import Cgroup
+from supervisor.cpu_busy import cpu_reading, usable_cpus
 from supervisor.puller_count import BACKLOG_FRESH_S, STEER_INTERVAL_S, PullerCount
+from supervisor.settings import SupervisorSettings
 
 
 class CpuReading(Protocol):
@@ -40,12 +42,14 @@ class PullSteering:
 
     @classmethod
     def in_shared_memory(
-        cls, context: multiprocessing.context.BaseContext, workers: int
+        cls, context: multiprocessing.context.BaseContext, settings: SupervisorSettings
     ) -> PullSteering:
-        """Steering for a tree of `workers` decoders, over an array the decoders (made in
-        `context`) can share; one puller per CPU of this machine to start."""
+        """Steering for the tree's decoders, over an array they (made in `context`) can
+        share; one puller per CPU this process may use (its cgroup's quota, where there is
+        one) to start."""
+        workers, cgroup = settings.workers, Cgroup(settings.cgroup_root)
         shared = context.RawArray("d", shared_size(workers))
-        return cls(shared, PullerCount(workers, usable_cpus()), CpuBusy())
+        return cls(shared, PullerCount(workers, usable_cpus(cgroup)), cpu_reading(cgroup))
 
     @property
     def allowed(self) -> int:

@@ -1,7 +1,8 @@
 """Start-up and hand-over: from a `SupervisorSettings` to a running tree and its exit code.
 
 Owns: the order of start-up (metrics directory before prometheus_client is imported, logging,
-checks that fail fast with one line: the single writer of a SQLite file, subscription,
+checks that fail fast with one line: settings that cannot fit the container's memory
+limit (`supervisor.memory_fit`), the single writer of a SQLite file, subscription,
 database, metrics port), the lifetime of the metrics server and of the SQLite writer lock
 (`store.writer_lock`, held until the tree has stopped; none for a PostgreSQL URL, which any
 number of supervisors may share).
@@ -20,8 +21,10 @@ import click
 from store.backend import open_store
 from store.errors import StoreError
 from store.writer_lock import WriterLock, hold_writer_lock
+from supervisor.cgroup_limits import Cgroup
 from supervisor.exit_codes import EXIT_STARTUP
 from supervisor.logs import configure_logging
+from supervisor.memory_fit import MemoryTooSmall, fit_to_memory
 from supervisor.metrics_dir import prepare_metrics_dir
 from supervisor.settings import SupervisorSettings
 
@@ -79,8 +82,14 @@ def run_supervisor(settings: SupervisorSettings) -> int:
     prepare_metrics_dir()
     configure_logging("supervisor", settings.log_level, settings.log_format)
     try:
+        # Before anything else: settings that cannot fit the container's memory are refused.
+        asked = settings.decoder.max_in_flight_bytes
+        settings = fit_to_memory(settings, Cgroup(settings.cgroup_root).memory_limit())
+        if settings.decoder.max_in_flight_bytes != asked:
+            log.info("--max-in-flight-bytes lowered to %d to fit the container's memory limit",
+                     settings.decoder.max_in_flight_bytes)  # fmt: skip
         writer_lock = claim_store(settings)
-    except StartupError as exc:
+    except (StartupError, MemoryTooSmall) as exc:
         click.echo(f"miniscan-supervisor: error: {exc}", err=True)
         return EXIT_STARTUP
     try:

@@ -12,27 +12,31 @@ Never: read the environment or flags (`supervisor.cli` does), or hold live objec
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 from contracts import defaults
 from contracts.flags import Flag, setting
 from store.connection_options import BUSY_TIMEOUT_MS
 from store.writer_settings import WriterSettings
+from supervisor.cgroup_limits import CGROUP_ROOT
+from supervisor.cpu_busy import usable_cpus
 from supervisor.logs import FORMATS, LEVELS
 from workers.decoder_settings import DecoderSettings
-
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
 class SupervisorSettings:
     decoder: DecoderSettings = dataclasses.field(default_factory=DecoderSettings)
     writer: WriterSettings = dataclasses.field(default_factory=WriterSettings)
-    workers: int = setting(default_factory=_cpu_count, flag=Flag(
-        "--workers", "Decoder processes.", low=1, high=256, show_default="CPU count",
+    # One decoder per CPU the cgroup's quota allows (issue 27), read where cgroups usually
+    # are mounted, whatever --cgroup-root says.
+    workers: int = setting(default_factory=usable_cpus, flag=Flag(
+        "--workers", "Decoder processes.", low=1, high=256,
+        show_default="CPUs this process may use, capped by its cgroup's CPU quota",
+    ))  # fmt: skip
+    cgroup_root: str = setting(CGROUP_ROOT, Flag(
+        "--cgroup-root", "Where the cgroup files are mounted: the CPU quota, CPU usage and "
+        "memory limit the pull steering and the in-flight budget respect.",
     ))  # fmt: skip
     metrics_host: str = setting("0.0.0.0", Flag("--metrics-host"))
     metrics_port: int = setting(defaults.DEFAULT_METRICS_PORT, Flag(

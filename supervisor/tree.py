@@ -73,7 +73,7 @@ class Supervisor:
         # When each decoder slot started its open pull, for `workers.pull_turns`. Shared
         # memory with no lock: a decoder killed while writing it can spoil only its own slot.
         self.pull_starts = self.decoder_context.RawArray("d", max(1, self.settings.workers))
-        self.steering = PullSteering.in_shared_memory(self.decoder_context, self.settings.workers)
+        self.steering = PullSteering.in_shared_memory(self.decoder_context, self.settings)
 
     # --- lifecycle ------------------------------------------------------------------------
 

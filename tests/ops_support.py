@@ -39,6 +39,8 @@ GRAFANA_VARIABLES = {
     "__interval": "15s",
     "__range": "1m",
     "instance": ".*",
+    "job": "miniscan",  # the scrape job of ops/prometheus/*.yml; another Grafana picks its own
+    "datasource": "miniscan-prometheus",  # the provisioned one (a datasource variable)
 }
 
 
@@ -70,11 +72,6 @@ def load_dashboard() -> dict[str, Any]:
     return json.loads(DASHBOARD.read_text())
 
 
-def provisioned_datasource_uid() -> str:
-    (datasource,) = load_yaml(DATASOURCES)["datasources"]
-    return datasource["uid"]
-
-
 def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     """Every panel, including those nested in collapsed rows."""
     panels = []
@@ -96,11 +93,17 @@ def dashboard_expressions(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
 
 
+def query_variables(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """The template variables that query Prometheus (not the datasource picker)."""
+    return [variable for variable in dashboard["templating"]["list"] if variable["type"] == "query"]
+
+
 def variable_selector(variable: dict[str, Any]) -> str:
-    """The series selector of a `label_values(selector, label)` template variable."""
+    """The series selector of a `label_values(selector, label)` template variable, with the
+    variables it uses filled in."""
     match = _LABEL_VALUES.match(variable["definition"].strip())
     assert match, f"${variable['name']} is not a label_values(selector, label) query"
-    return match["selector"]
+    return substitute_grafana_variables(match["selector"])
 
 
 def substitute_grafana_variables(expr: str) -> str:

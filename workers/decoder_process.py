@@ -32,7 +32,7 @@ from collections.abc import MutableSequence
 from multiprocessing.connection import Connection, wait
 
 from broker.client import PubSubUnavailable
-from broker.subscription import PulledMessage, Subscription, SubscriptionMissing
+from broker.subscription import NotPermitted, PulledMessage, Subscription, SubscriptionMissing
 from contracts import metrics
 from contracts.child_id import ChildId
 from contracts.lifecycle import CannotStart, NotAvailableYet
@@ -104,7 +104,8 @@ class DecoderRole:
             found.check()
         except PubSubUnavailable as exc:
             found.close()
-            failure = CannotStart if isinstance(exc, SubscriptionMissing) else NotAvailableYet
+            verdict = isinstance(exc, (SubscriptionMissing, NotPermitted))
+            failure = CannotStart if verdict else NotAvailableYet
             raise failure(str(exc)) from exc
         return cls(slot, found, link, settings, **shared_arrays)
 

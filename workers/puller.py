@@ -4,7 +4,8 @@ Owns: `Puller`, the thread and its pacing: it pulls only while the supervisor le
 (`workers.pull_share`), times a pull when the subscription is caught up
 (`workers.pull_turns`), sizes each pull to the room the role's budgets leave at the average
 message size so far, waits a failing Pub/Sub out (`workers.pull_backoff`), and says when
-its open pull started, so that the role can tell a hung one.
+its open pull started, so that the role can tell a hung one, and how old the oldest message
+of its latest pull was (the lag gauge, the signal to scale on).
 
 Never: hold the messages it pulled (the role registers them before their batch leaves, and
 owns their leases), talk to the supervisor, or decide what a valid scan is
@@ -112,10 +113,12 @@ class Puller:
             returned = time.monotonic()
             self.turns.pull_returned(returned - started, len(messages), size)
             self.share.pull_returned(returned, full=self.turns.backlog)
+        received_at = time.time()
+        metrics.PULL_LAG.set(pull_lag(messages, received_at))
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))
-        batch = decode_pulled(self.owner.slot, messages, received_at=time.time())
+        batch = decode_pulled(self.owner.slot, messages, received_at=received_at)
         self.average_message_bytes = 0.8 * self.average_message_bytes + 0.2 * (
             batch.nbytes / len(messages)
         )
@@ -133,3 +136,11 @@ class Puller:
         except Exception as exc:  # reported, then the main loop exits
             log.error("pulling failed: %s", exc)
             self.owner.pull_failed(f"pulling failed: {exc}")
+
+
+def pull_lag(messages: list[PulledMessage], received_at: float) -> float:
+    """Seconds the oldest of these waited since it was published; 0 for none (caught up),
+    never below 0 (clocks of the publisher and this machine differ a little)."""
+    if not messages:
+        return 0.0
+    return max(0.0, received_at - min(message.publish_time for message in messages))

@@ -118,3 +118,17 @@ def test_leases_of_held_messages_are_extended_past_the_ack_deadline(pubsub_targe
     finally:
         holder.close()
         other.close()
+
+
+def test_settings_over_the_containers_memory_limit_are_refused_at_start(tmp_path):
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "memory.max").write_text(f"{256 * 1024 * 1024}\n")
+    result = run_cli("--workers", "16", "--cgroup-root", str(cgroup),
+                     "--db", str(tmp_path / "x.db"), "--metrics-port", "0")  # fmt: skip
+    assert result.returncode == 3
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("miniscan-supervisor: error: --workers 16 ")
+    assert "memory limit of 256 MiB" in line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before anything was touched

@@ -75,9 +75,14 @@ def compose_files() -> list[dict[str, Any]]:
     return [load_yaml(path) for path in (COMPOSE_FILE, SCALE_FILE)]
 
 
-def docker_compose(files: tuple[Path, ...], *args: str) -> subprocess.CompletedProcess[str]:
+def docker_compose(
+    files: tuple[Path, ...], *args: str, grafana_password: str | None = "test-password"
+) -> subprocess.CompletedProcess[str]:
     # Without the caller's own settings, so that the defaults in the files are what is tested.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISCAN_", "COMPOSE_"))}
+    env.pop("GRAFANA_ADMIN_PASSWORD", None)
+    if grafana_password is not None:
+        env["GRAFANA_ADMIN_PASSWORD"] = grafana_password
     options = [arg for path in files for arg in ("-f", str(path))]
     return subprocess.run(
         [require_tool("docker-compose"), *options, *args],
@@ -561,3 +566,70 @@ def test_dockerignore_reader_itself(tmp_path):
     ignore.write_text("data\n")
     assert dockerignore_excludes("data/x.db", ignore)
     assert not dockerignore_excludes("src/data.py", ignore)
+
+
+# --- limits, stop grace and what is published (issue 27) -----------------------------------
+
+LONG_RUNNING = {"pubsub", "scanner", "processor", "prometheus", "grafana", "postgres"}
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
+    assert match, duration
+    return float(match[1]) * {"ms": 0.001, "s": 1, "m": 60}[match[2]]
+
+
+def mebibytes(size: str) -> float:
+    match = re.fullmatch(r"(\d+)([kmg])b?", str(size).lower())
+    assert match, size
+    return int(match[1]) * {"k": 1 / 1024, "m": 1, "g": 1024}[match[2]]
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_every_long_running_service_has_cpu_and_memory_limits(stack):
+    services = resolved(stack)["services"]
+    for name in LONG_RUNNING & set(services):
+        spec = services[name]
+        assert float(spec.get("cpus", 0)) > 0, f"{name} has no CPU limit"
+        assert spec.get("mem_limit"), f"{name} has no memory limit"
+
+
+def test_the_processor_limits_fit_its_settings_and_the_benchmark(monkeypatch):
+    from supervisor.memory_fit import MIB, fit_to_memory
+    from supervisor.settings import SupervisorSettings
+
+    processor = service("processor")
+    params = supervisor_params(processor, monkeypatch)
+    limit_mib = mebibytes(processor["mem_limit"])
+    settings = SupervisorSettings(workers=params["workers"])
+    # Fits without lowering the default in-flight budget, and over the benchmark's ~570 MiB
+    # of summed RSS for --workers 8 (bench/RESULTS.md).
+    assert fit_to_memory(settings, int(limit_mib * MIB)) is settings
+    assert limit_mib >= 570
+    assert float(processor["cpus"]) == 2.0  # CPU-bound at 2 cores in the benchmark
+
+
+def test_docker_kills_the_processor_only_after_its_own_shutdown_and_kill_grace(monkeypatch):
+    from supervisor.stopping import KILL_GRACE_S
+
+    processor = service("processor")
+    shutdown_s = supervisor_params(processor, monkeypatch)["shutdown_timeout_s"]
+    assert seconds(processor["stop_grace_period"]) > shutdown_s + KILL_GRACE_S
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_prometheus_and_grafana_are_published_on_localhost_only(stack):
+    services = resolved(stack)["services"]
+    for name in ("prometheus", "grafana"):
+        for port in services[name]["ports"]:
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port}"
+    published = {name for name, spec in services.items() if spec.get("ports")}
+    assert published == {"prometheus", "grafana"}
+
+
+def test_grafana_has_no_default_admin_password():
+    result = docker_compose(STACKS["plain"], "config", "-q", grafana_password=None)
+    assert result.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in result.stderr
+    grafana = resolved("plain")["services"]["grafana"]
+    assert environment(grafana)["GF_SECURITY_ADMIN_PASSWORD"] == "test-password"

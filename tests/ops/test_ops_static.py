@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 from ops_support import (
     ALERTS,
+    DASHBOARD,
     DASHBOARD_PROVIDERS,
+    DATASOURCES,
     GRAFANA_VARIABLES,
     PROMETHEUS_CONFIG,
     REPO,
@@ -32,7 +34,7 @@ from ops_support import (
     dashboard_panels,
     load_dashboard,
     load_yaml,
-    provisioned_datasource_uid,
+    query_variables,
     render_local_prometheus_config,
     require_tool,
     substitute_grafana_variables,
@@ -65,6 +67,7 @@ CONTRACT_GAUGES = frozenset(
         "miniscan_queue_depth",
         "miniscan_children_alive",
         "miniscan_decoders_pulling",
+        "miniscan_pull_lag_seconds",
         "miniscan_scans_rows",
         "miniscan_last_commit_timestamp_seconds",
         "miniscan_build_info",
@@ -398,6 +401,30 @@ def _alert_scenarios() -> list[dict[str, Any]]:
             ],
         },
         {
+            # The oldest message pulled waited 10 min and more, for a quarter of an hour.
+            "name": "a backlog the processors do not catch up with",
+            "interval": "1m",
+            "input_series": [_series("miniscan_pull_lag_seconds", P1, "0 60 300 600+60x20")],
+            "alert_rule_test": [
+                {"eval_time": "10m", "alertname": "MiniscanPullLagHigh", "exp_alerts": []},
+                {
+                    "eval_time": "16m",
+                    "alertname": "MiniscanPullLagHigh",
+                    "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "miniscan"}}],
+                },
+            ],
+        },
+        {
+            "name": "a burst that is drained within minutes",
+            "interval": "1m",
+            "input_series": [
+                _series("miniscan_pull_lag_seconds", P1, "0 400 700 650 300 10 0x20"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "20m", "alertname": "MiniscanPullLagHigh", "exp_alerts": []},
+            ],
+        },
+        {
             "name": "acknowledge errors alone are not this alert",
             "interval": "15s",
             "input_series": [
@@ -482,9 +509,15 @@ def test_dashboard_has_a_stable_uid_and_a_title():
     assert "id" not in dashboard or dashboard["id"] is None  # Grafana assigns ids itself
 
 
-def test_every_panel_and_query_uses_the_provisioned_datasource():
-    uid = provisioned_datasource_uid()
+def test_every_panel_and_query_uses_the_datasource_variable():
+    # Importable into any Grafana (issue 27): the Prometheus is picked, not a fixed uid.
     dashboard = load_dashboard()
+    (picker,) = [var for var in dashboard["templating"]["list"] if var["type"] == "datasource"]
+    assert (picker["name"], picker["query"]) == ("datasource", "prometheus")
+    # Where it is provisioned, the picker's default (Grafana's default datasource) is ours.
+    (provisioned,) = load_yaml(DATASOURCES)["datasources"]
+    assert provisioned["isDefault"] is True
+    assert provisioned["uid"] == GRAFANA_VARIABLES["datasource"]
     users = [
         (panel["title"], panel) for panel in dashboard_panels(dashboard) if panel["type"] != "row"
     ]
@@ -493,10 +526,20 @@ def test_every_panel_and_query_uses_the_provisioned_datasource():
         for panel in dashboard_panels(dashboard)
         for target in panel.get("targets", [])
     ]
-    users += [(f"${var['name']}", var) for var in dashboard["templating"]["list"]]
+    users += [(f"${var['name']}", var) for var in query_variables(dashboard)]
     assert users
     for where, user in users:
-        assert user.get("datasource") == {"type": "prometheus", "uid": uid}, where
+        assert user.get("datasource") == {"type": "prometheus", "uid": "${datasource}"}, where
+
+
+def test_the_dashboard_names_no_job_and_no_datasource_uid_of_its_own():
+    text = DASHBOARD.read_text()
+    assert GRAFANA_VARIABLES["datasource"] not in text
+    for where, expr in dashboard_expressions(load_dashboard()):
+        if "job=" in expr:
+            assert 'job="$job"' in expr and 'job="miniscan"' not in expr, where
+    for variable in query_variables(load_dashboard()):
+        assert 'job="miniscan"' not in variable["definition"], variable["name"]
 
 
 def test_every_panel_has_a_query_and_a_unique_id_within_the_grid():
@@ -521,7 +564,7 @@ def test_dashboard_shows_every_contract_metric():
     used = set()
     for _, expr in dashboard_expressions(load_dashboard()):
         used |= promql_metric_names(expr)
-    for variable in load_dashboard()["templating"]["list"]:
+    for variable in query_variables(load_dashboard()):
         used |= promql_metric_names(variable_selector(variable))
     shown = {name.removesuffix(suffix) for name in used for suffix in HISTOGRAM_SUFFIXES}
     missing = (CONTRACT_COUNTERS | CONTRACT_GAUGES | CONTRACT_HISTOGRAMS) - used - shown

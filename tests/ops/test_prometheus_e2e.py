@@ -30,6 +30,7 @@ from ops_support import (
     alert_rules,
     dashboard_expressions,
     load_dashboard,
+    query_variables,
     render_local_prometheus_config,
     require_tool,
     substitute_grafana_variables,
@@ -234,7 +235,7 @@ def check_every_dashboard_query_returns_numbers(prometheus_url: str) -> None:
 
 
 def check_dashboard_variables_have_values(prometheus_url: str) -> None:
-    for variable in load_dashboard()["templating"]["list"]:
+    for variable in query_variables(load_dashboard()):
         series = prometheus_api(
             prometheus_url, "/api/v1/series", {"match[]": variable_selector(variable)}
         )

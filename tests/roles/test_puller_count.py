@@ -20,6 +20,7 @@ from contracts.pull_share_layout import (
 from supervisor.cpu_busy import CpuBusy, usable_cpus
 from supervisor.pull_steering import PullSteering
 from supervisor.puller_count import GROW_BELOW, SHRINK_ABOVE, STEER_INTERVAL_S, PullerCount
+from supervisor.settings import SupervisorSettings
 from workers.pull_share import PullShare
 
 BUSY = (SHRINK_ABOVE + 1.0) / 2
@@ -127,7 +128,9 @@ def test_steering_keeps_the_starting_count_until_a_pull_has_returned():
 
 
 def test_steering_steers_once_an_interval_over_an_array_the_decoders_share():
-    steering = PullSteering.in_shared_memory(multiprocessing.get_context("spawn"), workers=8)
+    steering = PullSteering.in_shared_memory(
+        multiprocessing.get_context("spawn"), SupervisorSettings(workers=8)
+    )
     steering.count = PullerCount(workers=8, cpus=2)
     steering.cpu = FixedCpuBusy(BUSY)
     assert len(steering.shared) == shared_size(8)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from contracts.flags import flags_of
 from store.writer_settings import WriterSettings
 from supervisor.cli import SECTIONS, main, settings_from_options
+from supervisor.cpu_busy import usable_cpus
 from supervisor.settings import SupervisorSettings
 from workers.decoder_settings import DecoderSettings
 
@@ -75,7 +76,7 @@ def test_help_shows_each_settings_default():
             assert shown[flag.name] == f"({flag.show_default})"
         else:
             assert shown[flag.name] == str(default), flag.name
-    assert SupervisorSettings().workers == (os.cpu_count() or 1)
+    assert SupervisorSettings().workers == usable_cpus()
 
 
 def test_every_flag_keeps_its_name_and_environment_variables():
