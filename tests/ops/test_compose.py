@@ -596,12 +596,9 @@ def test_every_long_running_service_has_cpu_and_memory_limits(stack):
 
 def test_the_processor_limits_fit_its_settings_and_the_benchmark(monkeypatch):
     from supervisor.memory_fit import MIB, fit_to_memory
-    from supervisor.settings import SupervisorSettings
-
     processor = service("processor")
-    params = supervisor_params(processor, monkeypatch)
     limit_mib = mebibytes(processor["mem_limit"])
-    settings = SupervisorSettings(workers=params["workers"])
+    settings = SupervisorSettings(workers=supervisor_settings(processor, monkeypatch).workers)
     # Fits without lowering the default in-flight budget, and over the benchmark's ~570 MiB
     # of summed RSS for --workers 8 (bench/RESULTS.md).
     assert fit_to_memory(settings, int(limit_mib * MIB)) is settings
@@ -613,7 +610,7 @@ def test_docker_kills_the_processor_only_after_its_own_shutdown_and_kill_grace(m
     from supervisor.stopping import KILL_GRACE_S
 
     processor = service("processor")
-    shutdown_s = supervisor_params(processor, monkeypatch)["shutdown_timeout_s"]
+    shutdown_s = supervisor_settings(processor, monkeypatch).shutdown_timeout_s
     assert seconds(processor["stop_grace_period"]) > shutdown_s + KILL_GRACE_S
 
 
