@@ -22,6 +22,7 @@ from typing import Protocol
 from broker.subscription import PubSubOutage, PulledMessage, Subscription
 from contracts import metrics
 from contracts.messages import encode_batch
+from workers.decoder_settings import DecoderSettings
 from workers.pull_backoff import PullBackoff
 from workers.pull_share import PullShare
 from workers.pull_turns import PullTurns
@@ -43,6 +44,7 @@ class PullOwner(Protocol):
 
     slot: int
     subscription: Subscription
+    settings: DecoderSettings
     pulling: bool  # False once the role stopped pulling: the thread ends
 
     def room_for_pull(self, average_message_bytes: float) -> int:
@@ -115,7 +117,12 @@ class Puller:
         if not messages:
             return 0
         metrics.MESSAGES_PULLED.inc(len(messages))
-        batch = decode_pulled(self.owner.slot, messages, received_at=time.time())
+        batch = decode_pulled(
+            self.owner.slot,
+            messages,
+            received_at=time.time(),
+            max_clock_skew_s=self.owner.settings.max_clock_skew_s,
+        )
         self.average_message_bytes = 0.8 * self.average_message_bytes + 0.2 * (
             batch.nbytes / len(messages)
         )
