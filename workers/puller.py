@@ -32,11 +32,19 @@ log = logging.getLogger(__name__)
 
 # How often a decoder that may not pull now (`workers.pull_share`) looks again.
 SHARE_RECHECK_S = 0.05
-# A long poll returns as soon as messages arrive; this only bounds an idle pull.
-PULL_TIMEOUT_S = 10.0
+# A long poll returns as soon as messages arrive; this only bounds an idle pull, and with it
+# how long a stopping decoder waits for its open pull (issue 25): Google's emulator does not
+# honour a cancelled pull (measured: messages published after the cancel went to it and
+# stayed invisible for the whole 120 s ack deadline; a closed channel did the same), so a
+# clean stop waits for the open pull to return and hands back what it brought. The emulator
+# answers an idle pull about a second before its deadline (measured: 9 s for 10, 2 s for 3),
+# so 3 s keeps the stop prompt at the cost of one empty pull every 2 s per idle decoder.
+PULL_TIMEOUT_S = 3.0
+# How long past the pull's own deadline a stopping decoder still waits for it to return.
+PULL_RETURN_GRACE_S = 2.0
 # A pull that has not returned long after its own deadline is a hung gRPC call: the main loop
 # would keep heartbeating while nothing is pulled, so the decoder reports it and exits.
-PULL_HUNG_AFTER_S = 3 * PULL_TIMEOUT_S
+PULL_HUNG_AFTER_S = 30.0
 
 
 class PullOwner(Protocol):
@@ -84,9 +92,12 @@ class Puller:
         self.backoff.interrupt()
         self.stopping.set()
 
-    def join(self, timeout: float) -> None:
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end; False if it is still running (a pull still open)."""
         if self.thread is not None:
             self.thread.join(timeout)
+            return not self.thread.is_alive()
+        return True
 
     def hung_for(self, now: float) -> float | None:
         """How long the open pull has been open, if that is past PULL_HUNG_AFTER_S."""
@@ -103,8 +114,8 @@ class Puller:
         size = self.owner.room_for_pull(self.average_message_bytes)
         if size <= 0:
             return 0
-        if not self.turns.wait_for_turn(self.stopping):
-            return 0
+        if not self.turns.wait_for_turn(self.stopping) or not self.owner.pulling:
+            return 0  # no pull may start once the role stopped pulling: nobody would read it
         self.started_at = started = time.monotonic()
         messages = []
         try:
