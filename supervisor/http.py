@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from supervisor.metrics_archive import ARCHIVE_LOCK
 from supervisor.metrics_dir import SAMPLE_FILE
 
 Probe = Callable[[], tuple[bool, str]]
@@ -48,13 +49,15 @@ class TolerantCollector(MultiProcessCollector):
     """The multiprocess collector, skipping sample files that are still being created."""
 
     def collect(self):
-        entries = os.scandir(self._path)
-        files = [
-            entry.path
-            for entry in entries
-            if SAMPLE_FILE.fullmatch(entry.name) and entry.stat().st_size >= MIN_SAMPLE_FILE_BYTES
-        ]
-        return self.merge(files, accumulate=True)
+        with ARCHIVE_LOCK:  # a dead child's samples are either in its files or the archive
+            entries = os.scandir(self._path)
+            files = [
+                entry.path
+                for entry in entries
+                if SAMPLE_FILE.fullmatch(entry.name)
+                and entry.stat().st_size >= MIN_SAMPLE_FILE_BYTES
+            ]
+            return self.merge(files, accumulate=True)
 
 
 def render_metrics(registry: CollectorRegistry) -> bytes:

@@ -22,7 +22,7 @@ from store.errors import StoreError
 from store.writer_lock import WriterLock, hold_writer_lock
 from supervisor.exit_codes import EXIT_STARTUP
 from supervisor.logs import configure_logging
-from supervisor.metrics_dir import prepare_metrics_dir
+from supervisor.metrics_dir import prepare_metrics_dir, remove_metrics_dir
 from supervisor.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,20 @@ def check_setup(settings: SupervisorSettings) -> None:
 
 
 def run_supervisor(settings: SupervisorSettings) -> int:
-    prepare_metrics_dir()
-    configure_logging("supervisor", settings.log_level, settings.log_format)
+    metrics_dir = prepare_metrics_dir()
     try:
-        writer_lock = claim_store(settings)
-    except StartupError as exc:
-        click.echo(f"miniscan-supervisor: error: {exc}", err=True)
-        return EXIT_STARTUP
-    try:
-        return run_tree(settings)
+        configure_logging("supervisor", settings.log_level, settings.log_format)
+        try:
+            writer_lock = claim_store(settings)
+        except StartupError as exc:
+            click.echo(f"miniscan-supervisor: error: {exc}", err=True)
+            return EXIT_STARTUP
+        try:
+            return run_tree(settings)
+        finally:
+            writer_lock.close()
     finally:
-        writer_lock.close()
+        remove_metrics_dir(metrics_dir)  # every child is gone by now
 
 
 def run_tree(settings: SupervisorSettings) -> int:

@@ -5,7 +5,8 @@ A decoder that exited with its long poll still open left that pull at the server
 emulator hands messages published in the next seconds to it even though the client is gone
 (a cancelled pull is not honoured either), so they stayed invisible for the subscription's
 whole ack deadline. Here the deadline is 120 s: everything must be stored within seconds.
-Run on Google's emulator and on the built-in server.
+Run on Google's emulator and on the built-in server. Nor does a clean stop leave its
+temporary metrics directory behind.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def stored(db_path) -> int:
         conn.close()
 
 
-def test_messages_published_after_a_clean_stop_are_stored_within_seconds(pubsub_server, tmp_path):
+def test_messages_published_after_a_clean_stop_are_stored_within_seconds(
+    pubsub_server, tmp_path, monkeypatch
+):
+    temp = tmp_path / "temp"  # where the supervisors make their metrics directories
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     suffix = uuid.uuid4().hex[:8]
     target = SimpleNamespace(host=pubsub_server.host, project="test-project",
                              topic=f"t-{suffix}", subscription=f"s-{suffix}")  # fmt: skip
@@ -68,7 +74,9 @@ def test_messages_published_after_a_clean_stop_are_stored_within_seconds(pubsub_
         try:
             # Stored and idle: each decoder has a long poll open when the stop comes.
             wait_until(lambda: stored(db_path) == 1, 60, "the warm-up scan")
+            assert len(list(temp.glob("miniscan-metrics-*"))) == 1
             assert first.stop() == 0
+            assert list(temp.glob("miniscan-metrics-*")) == []  # removed at the clean exit
         finally:
             first.kill_tree()
         publish_all(target.project, target.topic, scans(2, MESSAGES))
