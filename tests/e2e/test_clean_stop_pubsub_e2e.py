@@ -75,7 +75,9 @@ def test_messages_published_after_a_clean_stop_are_stored_within_seconds(
             # Stored and idle: each decoder has a long poll open when the stop comes.
             wait_until(lambda: stored(db_path) == 1, 60, "the warm-up scan")
             assert len(list(temp.glob("miniscan-metrics-*"))) == 1
+            stopping = time.monotonic()
             assert first.stop() == 0
+            print(f"{pubsub_server.kind}: clean stop took {time.monotonic() - stopping:.1f}s")
             assert list(temp.glob("miniscan-metrics-*")) == []  # removed at the clean exit
         finally:
             first.kill_tree()
