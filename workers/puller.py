@@ -37,9 +37,10 @@ SHARE_RECHECK_S = 0.05
 # cancelled or abandoned pull only now and then (measured: 0 of 5, 5 of 5, 1 of 3 messages
 # published after the cancel reached another puller; the rest went to the dead pull, unseen
 # for the whole ack deadline), so a clean stop waits for the open pull to return and hands
-# back what it brought (tests/pubsub/test_abandoned_pull.py). The emulator
-# answers an idle pull about a second before its deadline (measured: 9 s for 10, 2 s for 3),
-# so 3 s keeps the stop prompt at the cost of one empty pull every 2 s per idle decoder.
+# back what it brought (tests/pubsub/test_abandoned_pull.py). The emulator answers an idle
+# pull about a second before its deadline (measured: after 1.0 s for 2, 4.0 s for 5), so 3 s
+# keeps the stop prompt (a clean stop took 3.5-4 s, 2 s before) at the cost of one empty
+# pull every 2 s per idle decoder.
 PULL_TIMEOUT_S = 3.0
 # How long past the pull's own deadline a stopping decoder still waits for it to return.
 PULL_RETURN_GRACE_S = 2.0
