@@ -140,12 +140,10 @@ class DecoderRole:
             self.finished = True
             self._room.notify_all()
         self.puller.stop()
-        # A pull still open at Pub/Sub takes messages published from now on, and if we exited
-        # first nobody would read them: they would stay invisible for the subscription's whole
-        # ack deadline (issue 25). So wait for it to return; what it brings is nacked.
+        # An open pull left at Pub/Sub would take messages that nobody reads, unseen for the
+        # whole ack deadline (issue 25): wait for it to return; what it brings is nacked.
         if not self.puller.join(timeout=PULL_TIMEOUT_S + PULL_RETURN_GRACE_S):
-            log.warning("exiting with a pull still open: what it takes comes back only after "
-                        "the subscription's ack deadline")  # fmt: skip
+            log.warning("exiting with a pull still open: it may hide messages for an ack deadline")
         self.nack_all("stopping")
         if not self.settler.close(timeout=SETTLE_ON_EXIT_S):
             log.warning("exiting with settle calls unfinished: those messages are redelivered")
