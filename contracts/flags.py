@@ -31,6 +31,7 @@ class Flag:
     per: int = 1
     envvars: tuple[str, ...] = ()  # other than MINISCAN_<NAME>: read these, in this order
     path: bool = False  # a file path (not a folder), or a URL
+    duration: bool = False  # seconds, or a duration such as 90m (`contracts.durations`)
     show_default: bool | str = True  # a string stands in for a default computed per machine
 
     @property

@@ -44,6 +44,10 @@ REASON_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
             "`timestamp` is not an integer of unix seconds in 0..MAX_TIMESTAMP (floats, "
             "milliseconds and far-future values are refused)"
         ),
+        "timestamp_in_future": (
+            "`timestamp` is more than --max-clock-skew after Pub/Sub received the message "
+            "(the scanner's clock is wrong; stored, it would win newest-wins until then)"
+        ),
         "unknown_data_version": "`data_version` is not an integer with a registered decoder",
         "bad_data": "`data` is not an object",
         "missing_response": "`data` lacks the response field of its data_version",

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from contracts.durations import parse_duration
 from contracts.flags import Flag, flags_of
 from store.writer_settings import WriterSettings
 from supervisor.settings import SupervisorSettings
@@ -35,7 +36,31 @@ SECTIONS: dict[str | None, type] = {
 CONTEXT = {"auto_envvar_prefix": "MINISCAN", "help_option_names": ["-h", "--help"]}
 
 
+class Duration(click.ParamType):
+    """Seconds, or a duration such as 90s, 30m, 1h30m, within the flag's range."""
+
+    name = "duration"
+
+    def __init__(self, low: float | None, high: float | None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if (self.low is not None and seconds < self.low) or (
+            self.high is not None and seconds > self.high
+        ):
+            self.fail(f"{value} is outside {self.low}..{self.high} seconds", param, ctx)
+        return seconds
+
+
 def _option_type(flag: Flag, default: Any) -> click.ParamType | type:
+    if flag.duration:
+        return Duration(flag.low, flag.high)
     if flag.choices:
         return click.Choice(flag.choices, case_sensitive=not flag.upper)
     if flag.path:

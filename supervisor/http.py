@@ -5,31 +5,39 @@ of every process of the tree (prometheus_client multiprocess mode); /healthz ans
 the supervisor loop is turning; /readyz whether the writer has the database open and a
 decoder is pulling. Both answer 200 or 503 with a one-line reason, for Docker and Kubernetes.
 
-Bounded (issue 12): at most MAX_CONNECTIONS requests are served at once, each on its own
-thread, and a client that sends nothing for REQUEST_TIMEOUT_S is dropped; one more connection
-is closed at once instead of starting a thread, so a burst of scrapers or a slowloris cannot
-pile up threads in the supervisor.
+Bounded (issues 12 and 25): the connections are served by one asyncio loop on one thread,
+so a client that holds its connection costs a socket, not a thread; each request has an
+overall deadline of REQUEST_TIMEOUT_S from its accept to its last byte written (a socket
+timeout restarted on every byte, and 16 slow clients kept the probes out for good); past
+MAX_CONNECTIONS open ones, a new connection is closed at once. /healthz and /readyz are
+answered on the loop (their probes only read a snapshot); /metrics is rendered on one
+worker thread, so scrapes never hold up a probe.
 
 Never: touch the tree itself; it only calls the two probe functions it was given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from supervisor.metrics_archive import ARCHIVE_LOCK
 from supervisor.metrics_dir import SAMPLE_FILE
 
 Probe = Callable[[], tuple[bool, str]]
 
-MAX_CONNECTIONS = 16
+MAX_CONNECTIONS = 256  # open connections; each costs a socket and a small buffer
+REQUEST_TIMEOUT_S = 5.0  # from accept to the last byte of the answer, whatever the client does
+MAX_REQUEST_LINE_BYTES = 8 * 1024
+MAX_HEADERS = 100
 # prometheus_client's sample files start with a 4-byte length; a child that is creating its
 # file right now has one of 0 bytes, which the stock collector fails to read (struct.error:
 # the scrape got no answer at all). Seen during restarts under load.
@@ -41,13 +49,15 @@ class TolerantCollector(MultiProcessCollector):
     """The multiprocess collector, skipping sample files that are still being created."""
 
     def collect(self):
-        entries = os.scandir(self._path)
-        files = [
-            entry.path
-            for entry in entries
-            if SAMPLE_FILE.fullmatch(entry.name) and entry.stat().st_size >= MIN_SAMPLE_FILE_BYTES
-        ]
-        return self.merge(files, accumulate=True)
+        with ARCHIVE_LOCK:  # a dead child's samples are either in its files or the archive
+            entries = os.scandir(self._path)
+            files = [
+                entry.path
+                for entry in entries
+                if SAMPLE_FILE.fullmatch(entry.name)
+                and entry.stat().st_size >= MIN_SAMPLE_FILE_BYTES
+            ]
+            return self.merge(files, accumulate=True)
 
 
 def render_metrics(registry: CollectorRegistry) -> bytes:
@@ -60,63 +70,103 @@ def render_metrics(registry: CollectorRegistry) -> bytes:
                 raise
             time.sleep(0.01)
     raise AssertionError("unreachable")
-REQUEST_TIMEOUT_S = 5.0
 
 
-class BoundedHTTPServer(ThreadingHTTPServer):
-    """A thread per request, but never more than MAX_CONNECTIONS of them."""
+class HTTPEndpoint:
+    """The served port: an asyncio loop on a daemon thread. `shutdown` stops it."""
 
-    daemon_threads = True
+    def __init__(self, host: str, port: int, healthz: Probe, readyz: Probe) -> None:
+        registry = CollectorRegistry()
+        TolerantCollector(registry)
+        self._probes = {"/healthz": healthz, "/readyz": readyz}
+        self._render = lambda: render_metrics(registry)
+        self._scrapes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrape")
+        self._open = 0
+        self._loop = asyncio.new_event_loop()
+        # Bound here, on the caller's thread, so a taken port raises OSError to the caller.
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_LINE_BYTES)
+        )
+        self.server_address = self._server.sockets[0].getsockname()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
+        self._thread.start()
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    @property
+    def open_connections(self) -> int:
+        return self._open
 
-    def process_request(self, request, client_address) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # full: close now rather than queue a thread
-            return
+    def shutdown(self) -> None:
+        """Stop listening, drop the connections still open, end the thread."""
+        if self._loop.is_running():
+            closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+            closing.result(timeout=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        self._scrapes.shutdown(wait=False, cancel_futures=True)
+
+    async def _close(self) -> None:
+        self._server.close()
+        serving = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in serving:
+            task.cancel()
+        await asyncio.gather(*serving, return_exceptions=True)
+
+    def server_close(self) -> None:
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._server.close()
+            self._loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open += 1
+        answered = False
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
+            if self._open <= MAX_CONNECTIONS:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    await self._answer(reader, writer)
+                    writer.close()  # flushes what drain left in the buffer, then closes
+                    await writer.wait_closed()
+                    answered = True
+        except (TimeoutError, ConnectionError, ValueError, EOFError, asyncio.LimitOverrunError):
+            pass  # a slow, gone or garbled client: dropped, nothing to tell anyone
         finally:
-            self._slots.release()
+            self._open -= 1
+            if not answered:
+                writer.transport.abort()  # closed now, without lingering for the client
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parts = (await reader.readuntil(b"\n")).split()
+        for _ in range(MAX_HEADERS):
+            if (await reader.readuntil(b"\n")).strip() == b"":
+                break
+        else:
+            raise ValueError("too many headers")
+        if len(parts) < 2 or parts[0] != b"GET":
+            await _write(writer, 405, b"only GET\n", "text/plain")
+            return
+        path = parts[1].decode("latin-1").split("?", 1)[0]
+        if path == "/metrics":
+            body = await asyncio.get_running_loop().run_in_executor(self._scrapes, self._render)
+            await _write(writer, 200, body, CONTENT_TYPE_LATEST)
+        elif path in self._probes:
+            ok, reason = self._probes[path]()
+            await _write(writer, 200 if ok else 503, (reason + "\n").encode(), "text/plain")
+        else:
+            await _write(writer, 404, b"not found: try /metrics, /healthz or /readyz\n",
+                         "text/plain")  # fmt: skip
 
 
-def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> ThreadingHTTPServer:
+_STATUS_TEXT = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}
+
+
+async def _write(writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str) -> None:
+    head = (
+        f"HTTP/1.0 {status} {_STATUS_TEXT[status]}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    writer.write(head.encode("latin-1") + body)
+    await writer.drain()
+
+
+def start_http_server(host: str, port: int, healthz: Probe, readyz: Probe) -> HTTPEndpoint:
     """Serve in a daemon thread; raises OSError when the port is taken."""
-    registry = CollectorRegistry()
-    TolerantCollector(registry)
-
-    class Handler(BaseHTTPRequestHandler):
-        timeout = REQUEST_TIMEOUT_S  # a socket timeout for reading the request
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._reply(200, render_metrics(registry), CONTENT_TYPE_LATEST)
-            elif path in ("/healthz", "/readyz"):
-                ok, reason = (healthz if path == "/healthz" else readyz)()
-                self._reply(200 if ok else 503, (reason + "\n").encode(), "text/plain")
-            else:
-                self._reply(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain")
-
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass  # scrapes every few seconds would drown the log
-
-    server = BoundedHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    return server
+    return HTTPEndpoint(host, port, healthz, readyz)

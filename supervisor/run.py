@@ -25,7 +25,7 @@ from supervisor.cgroup_limits import Cgroup
 from supervisor.exit_codes import EXIT_STARTUP
 from supervisor.logs import configure_logging
 from supervisor.memory_fit import MemoryTooSmall, fit_to_memory
-from supervisor.metrics_dir import prepare_metrics_dir
+from supervisor.metrics_dir import prepare_metrics_dir, remove_metrics_dir
 from supervisor.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)
@@ -79,23 +79,26 @@ def check_setup(settings: SupervisorSettings) -> None:
 
 
 def run_supervisor(settings: SupervisorSettings) -> int:
-    prepare_metrics_dir()
-    configure_logging("supervisor", settings.log_level, settings.log_format)
+    metrics_dir = prepare_metrics_dir()
     try:
-        # Before anything else: settings that cannot fit the container's memory are refused.
-        asked = settings.decoder.max_in_flight_bytes
-        settings = fit_to_memory(settings, Cgroup(settings.cgroup_root).memory_limit())
-        if settings.decoder.max_in_flight_bytes != asked:
-            log.info("--max-in-flight-bytes lowered to %d to fit the container's memory limit",
-                     settings.decoder.max_in_flight_bytes)  # fmt: skip
-        writer_lock = claim_store(settings)
-    except (StartupError, MemoryTooSmall) as exc:
-        click.echo(f"miniscan-supervisor: error: {exc}", err=True)
-        return EXIT_STARTUP
-    try:
-        return run_tree(settings)
+        configure_logging("supervisor", settings.log_level, settings.log_format)
+        try:
+            # Before anything else: settings that cannot fit the container's memory are refused.
+            asked = settings.decoder.max_in_flight_bytes
+            settings = fit_to_memory(settings, Cgroup(settings.cgroup_root).memory_limit())
+            if settings.decoder.max_in_flight_bytes != asked:
+                log.info("--max-in-flight-bytes lowered to %d to fit the container's memory "
+                         "limit", settings.decoder.max_in_flight_bytes)  # fmt: skip
+            writer_lock = claim_store(settings)
+        except (StartupError, MemoryTooSmall) as exc:
+            click.echo(f"miniscan-supervisor: error: {exc}", err=True)
+            return EXIT_STARTUP
+        try:
+            return run_tree(settings)
+        finally:
+            writer_lock.close()
     finally:
-        writer_lock.close()
+        remove_metrics_dir(metrics_dir)  # every child is gone by now
 
 
 def run_tree(settings: SupervisorSettings) -> int:

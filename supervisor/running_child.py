@@ -39,6 +39,7 @@ from contracts.messages import (
     Stopped,
 )
 from supervisor.inbox import Inbox
+from supervisor.metrics_archive import archive_dead_process
 from supervisor.metrics_dir import ENV as ENV_METRICS_DIR
 from supervisor.outbox import Outbox
 from supervisor.relay import WRITER, Delivery
@@ -91,15 +92,15 @@ class RunningChild:
 
     def release(self) -> int | None:
         """Once its pipe was read to the end: collect the exit code, close our end of the
-        pipe, and drop the dead process's live gauges."""
+        pipe, and archive the dead process's metrics."""
         self.process.join(timeout=1.0)
         self.outbox.close()
         self.link.close()
-        if self.process.pid is not None and os.environ.get(ENV_METRICS_DIR):
-            from prometheus_client import multiprocess
-
-            # Drops the dead child's live gauges; its counters stay, so totals stay monotonic.
-            multiprocess.mark_process_dead(self.process.pid)
+        # Only a process that is gone: one still alive would keep writing to unlinked files.
+        if self.process.exitcode is not None and os.environ.get(ENV_METRICS_DIR):
+            # Drops its live gauges and folds its counters into the archive: totals stay
+            # monotonic and the directory keeps a bounded number of files.
+            archive_dead_process(self.process.pid)
         return self.process.exitcode
 
 

@@ -42,6 +42,10 @@ value in the same order, then the response. The rules, and the decisions the iss
   future values that would otherwise win newest-wins for that key forever. Because this
   function reads no clock, a caller that wants a tighter bound passes
   `max_timestamp=int(time.time()) + allowed_skew` from the edge.
+- Clocks (issue 25): given `received_at` (when Pub/Sub received the message), a timestamp
+  more than `max_clock_skew_s` after it is `timestamp_in_future`: one scan from a host whose
+  clock says 2031 would otherwise win newest-wins for its key until 2031. Checked after the
+  range, so milliseconds still read as `bad_timestamp`.
 - `data_version`: a JSON integer registered in `workers.versions.RESPONSE_DECODERS`;
   anything else is `unknown_data_version`. `data` must be an object (`bad_data`).
 """
@@ -49,6 +53,7 @@ value in the same order, then the response. The rules, and the decisions the iss
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -59,6 +64,7 @@ from workers.rejections import REASONS, Rejection, preview
 from workers.versions import MAX_RESPONSE_BYTES, RESPONSE_DECODERS
 
 __all__ = [
+    "DEFAULT_MAX_CLOCK_SKEW_S",
     "MAX_PAYLOAD_BYTES",
     "MAX_RESPONSE_BYTES",
     "MAX_SERVICE_CHARS",
@@ -72,6 +78,7 @@ __all__ = [
 MAX_PAYLOAD_BYTES = 4 * MAX_RESPONSE_BYTES
 MAX_SERVICE_CHARS = 64
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01T00:00:00Z
+DEFAULT_MAX_CLOCK_SKEW_S = 3600.0
 # Above this a timestamp is almost surely milliseconds (1e11 s is the year 5138): said in the
 # rejection detail so the producer's bug is obvious from the dead letter.
 _LOOKS_LIKE_MILLISECONDS = 100_000_000_000
@@ -85,11 +92,19 @@ _match_canonical_ipv4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}").f
 _MAX_IP_CHARS = 45
 
 
-def decode_scan(payload: bytes, *, max_timestamp: int = MAX_TIMESTAMP) -> ScanRecord:
+def decode_scan(
+    payload: bytes,
+    *,
+    max_timestamp: int = MAX_TIMESTAMP,
+    received_at: float | None = None,
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+) -> ScanRecord:
     """Decode and normalize one scan message; raise `Rejection` when it cannot be stored.
 
     `payload` must be `bytes` or `bytearray` (passing anything else is a programming error
     and raises TypeError); for every such value the only exception is `Rejection`.
+    `received_at` (unix seconds; None: no clock check) bounds the timestamp at
+    `received_at + max_clock_skew_s`.
     """
     if not isinstance(payload, bytes | bytearray):
         raise TypeError(f"decode_scan takes bytes, got {type(payload).__name__}")
@@ -118,6 +133,8 @@ def decode_scan(payload: bytes, *, max_timestamp: int = MAX_TIMESTAMP) -> ScanRe
     port = _validate_port(raw_port)
     service = _normalize_service(raw_service)
     timestamp = _validate_timestamp(raw_timestamp, max_timestamp)
+    if received_at is not None and timestamp > received_at + max_clock_skew_s:
+        raise Rejection("timestamp_in_future", _future_detail(timestamp, received_at))
     decode_response = RESPONSE_DECODERS.get(raw_version) if type(raw_version) is int else None
     if decode_response is None:
         raise Rejection(
@@ -159,6 +176,17 @@ def _normalize_service(value: Any) -> str:
     if not (service.isascii() and service.isprintable()):
         raise Rejection("bad_service", f"service must be printable ASCII, got {preview(service)}")
     return service.upper()
+
+
+def _future_detail(timestamp: int, received_at: float) -> str:
+    return (
+        f"timestamp {timestamp} ({_utc(timestamp)}) is {timestamp - received_at:.0f}s after the "
+        f"message was received at {received_at:.0f} ({_utc(received_at)})"
+    )
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _validate_timestamp(value: Any, max_timestamp: int) -> int:

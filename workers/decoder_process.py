@@ -49,7 +49,7 @@ from contracts.messages import (
 from workers.decoder_settings import DecoderSettings
 from workers.held import LEASE_MARGIN_S, MAX_LEASE_S, MIN_ACK_DEADLINE_S, HeldMessages
 from workers.pulled import rejected_batch
-from workers.puller import PULL_TIMEOUT_S, Puller
+from workers.puller import PULL_RETURN_GRACE_S, PULL_TIMEOUT_S, Puller
 from workers.settler import Settler, SettleRequest, count_outcome
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,10 @@ class DecoderRole:
             self.finished = True
             self._room.notify_all()
         self.puller.stop()
-        # A long-poll pull may still be open: what it returns is nacked by the puller, and if
-        # we exit first, those messages come back when their short lease runs out.
-        self.puller.join(timeout=0.5)
+        # An open pull left at Pub/Sub would take messages that nobody reads, unseen for the
+        # whole ack deadline (issue 25): wait for it to return; what it brings is nacked.
+        if not self.puller.join(timeout=PULL_TIMEOUT_S + PULL_RETURN_GRACE_S):
+            log.warning("exiting with a pull still open: it may hide messages for an ack deadline")
         self.nack_all("stopping")
         if not self.settler.close(timeout=SETTLE_ON_EXIT_S):
             log.warning("exiting with settle calls unfinished: those messages are redelivered")

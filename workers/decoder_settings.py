@@ -1,7 +1,8 @@
 """The settings of one decoder process, as one frozen, picklable value.
 
 Owns: `DecoderSettings`, each field with its one default and, where the command line sets
-it, its flag (`contracts.flags`): which subscription to pull, and the in-flight budgets.
+it, its flag (`contracts.flags`): which subscription to pull, the in-flight budgets, and
+the clock skew a scan's timestamp may have.
 
 Never: read the environment or flags (`supervisor.cli` does), or hold live objects.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from contracts import defaults
 from contracts.flags import Flag, setting
+from workers.decode import DEFAULT_MAX_CLOCK_SKEW_S
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class DecoderSettings:
     max_in_flight_bytes: int = setting(defaults.DEFAULT_MAX_IN_FLIGHT_BYTES, Flag(
         "--max-in-flight-bytes", "Payload bytes pulled but unacked per decoder (backpressure; "
         "a larger message is pulled alone).", low=64 * 1024, high=2**31,
+    ))  # fmt: skip
+    max_clock_skew_s: float = setting(DEFAULT_MAX_CLOCK_SKEW_S, Flag(
+        "--max-clock-skew", "How far past its publish time a scan's timestamp may be (seconds, "
+        "or a duration such as 90m); later ones are dead letters (timestamp_in_future).",
+        low=0, duration=True,
     ))  # fmt: skip
     lease_s: int = 10  # seconds each lease extension asks for
     pull_batch_max: int = 1000  # messages one pull asks for at most, whatever the budget

@@ -15,7 +15,7 @@ from broker.subscription import PulledMessage
 from contracts.messages import DecodedBatch
 from contracts.reasons import DECODER_ERROR, STORE_REJECTED
 from contracts.records import DeadLetter, ScanRecord
-from workers.decode import Rejection, decode_scan
+from workers.decode import DEFAULT_MAX_CLOCK_SKEW_S, Rejection, decode_scan
 from workers.held import Held
 
 
@@ -23,9 +23,16 @@ def decode_pulled(
     slot: int,
     messages: list[PulledMessage],
     received_at: float,
-    decode: Callable[[bytes], ScanRecord] = decode_scan,
+    decode: Callable[..., ScanRecord] = decode_scan,
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
 ) -> DecodedBatch:
     """Turn pulled messages into one batch: a record or a dead letter for every message.
+
+    A timestamp is judged against the message's publish time, Pub/Sub's own clock, not
+    `received_at` (this host's clock when the pull returned): the verdict is then the same on
+    every redelivery and on every decoder host, whatever its clock or the backlog's age, so
+    the final table stays a function of the messages alone. `received_at` stands in only for
+    a message without a publish time.
 
     Anything the decoder raises besides its own Rejection is a decoder bug; the message is
     still dead-lettered (as `decoder_error`) rather than crashing the process, because a crash
@@ -34,7 +41,11 @@ def decode_pulled(
     batch = DecodedBatch(slot=slot, nbytes=sum(len(m.data) for m in messages))
     for message in messages:
         try:
-            record = decode(message.data)
+            record = decode(
+                message.data,
+                received_at=message.publish_time or received_at,
+                max_clock_skew_s=max_clock_skew_s,
+            )
         except Rejection as rejection:
             reason, detail = rejection.reason, rejection.detail
         except Exception as exc:  # see docstring

@@ -132,3 +132,24 @@ def test_settings_over_the_containers_memory_limit_are_refused_at_start(tmp_path
     assert "memory limit of 256 MiB" in line
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.db").exists()  # refused before anything was touched
+
+
+@pytest.mark.parametrize("given", ["soon", "-5", "1x"])
+def test_a_bad_max_clock_skew_is_one_line_and_exit_2(given):
+    result = run_cli("--max-clock-skew", given)
+    assert result.returncode == 2
+    assert "--max-clock-skew" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_max_clock_skew_takes_seconds_or_a_duration(monkeypatch):
+    from supervisor.cli import main as command
+    from supervisor.cli import settings_from_options
+
+    for typed, seconds in (("90", 90.0), ("90m", 5400.0), ("1h", 3600.0)):
+        context = command.make_context("miniscan-supervisor", ["--max-clock-skew", typed])
+        assert settings_from_options(context.params).decoder.max_clock_skew_s == seconds
+    context = command.make_context("miniscan-supervisor", [])
+    assert settings_from_options(context.params).decoder.max_clock_skew_s == 3600.0
+    monkeypatch.setenv("MINISCAN_MAX_CLOCK_SKEW", "2h")
+    context = command.make_context("miniscan-supervisor", [])
+    assert settings_from_options(context.params).decoder.max_clock_skew_s == 7200.0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import urllib.request
 
 from supervisor import http
+from testkit.waiting import wait_until
 
 
 def ok() -> tuple[bool, str]:
@@ -53,5 +55,79 @@ def test_a_sample_file_still_being_created_does_not_break_the_scrape(monkeypatch
         (tmp_path / "gauge_livesum_424243.db").write_bytes(b"")
         assert get(port, "/metrics") is not None  # 200, not a dropped connection
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+def drip(port: int, request: bytes, every_s: float, stop: threading.Event,
+         connected: list | None = None) -> float | None:  # fmt: skip
+    """Send `request` a byte at a time every `every_s`; the seconds until the server closed
+    the connection, or None if it never did before `stop` was set."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        if connected is not None:
+            connected.append(sock)
+        for byte in request:
+            if stop.wait(every_s):
+                return None
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # reset by the server
+                return time.monotonic() - started
+            sock.settimeout(0.001)
+            try:
+                if sock.recv(1) == b"":
+                    return time.monotonic() - started
+            except TimeoutError:
+                pass
+            except OSError:
+                return time.monotonic() - started
+    return None
+
+
+def test_a_client_sending_a_byte_at_a_time_is_dropped_at_the_request_deadline(
+    monkeypatch, tmp_path
+):
+    """The deadline covers the whole request: a per-read timeout restarted on every byte
+    let a client hold its connection for as long as it kept dripping (issue 25)."""
+    server, port = serve(monkeypatch, tmp_path, max_connections=4, timeout_s=1.0)
+    stop = threading.Event()
+    try:
+        request = b"GET /healthz HTTP/1.1\r\n" + b"X-Slow: " + b"a" * 200 + b"\r\n\r\n"
+        dropped_after = drip(port, request, every_s=0.1, stop=stop)
+        assert dropped_after is not None and dropped_after < 3.0
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_healthz_answers_within_a_second_while_100_slow_clients_hold_connections(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    server = http.start_http_server("127.0.0.1", 0, ok, ok)
+    port = server.server_address[1]
+    stop = threading.Event()
+    connected: list = []
+    request = b"GET /metrics HTTP/1.1\r\n\r\n"
+    slow = [
+        threading.Thread(target=drip, args=(port, request, 1.0, stop, connected))
+        for _ in range(100)
+    ]
+    try:
+        for client in slow:
+            client.start()
+        wait_until(lambda: len(connected) == 100, 10, "100 slow clients connected")
+        for _ in range(5):
+            started = time.monotonic()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                assert answer.status == 200 and answer.read() == b"ok\n"
+            assert time.monotonic() - started < 1.0
+        assert all(client.is_alive() for client in slow)  # the slow ones still hold theirs
+    finally:
+        stop.set()
+        for client in slow:
+            client.join(timeout=5)
         server.shutdown()
         server.server_close()

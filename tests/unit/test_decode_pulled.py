@@ -24,7 +24,7 @@ def test_decode_pulled_keeps_every_message_as_a_record_or_a_dead_letter():
 
 
 def test_a_decoder_bug_dead_letters_the_message_instead_of_crashing():
-    def broken_decode(payload: bytes) -> ScanRecord:
+    def broken_decode(payload: bytes, **clock: float) -> ScanRecord:
         raise KeyError("bug")
 
     batch = decode_pulled(0, pulled(1), received_at=0.0, decode=broken_decode)
