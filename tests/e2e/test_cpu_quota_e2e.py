@@ -20,12 +20,19 @@ from testkit.waiting import wait_until
 pytestmark = pytest.mark.emulator
 
 WORKERS = 4
+OVERUSE = 4  # CPU-seconds of usage written per second of a one-CPU quota
 
 
 class QuotaInUse:
-    """Writes the cgroup's cpu.stat as if its processes used the whole one-CPU quota: its
-    usage grows by one CPU-second a second. Written whole (a rename), so a reader never
-    sees half a file."""
+    """Writes the cgroup's cpu.stat as if its processes used all of the one-CPU quota and
+    were throttled: its usage grows by OVERUSE CPU-seconds a second. Written whole (a
+    rename), so a reader never sees half a file.
+
+    Why more than one CPU-second a second: this thread is itself delayed on a loaded
+    machine, and a steer that read the file twice across such a delay saw the quota as
+    under 60% busy and let a second decoder pull (seen once in four runs with other tests
+    running). Over-reporting reads as "busy" unless the writes stall for most of a steer
+    interval."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "cpu.stat"
@@ -35,13 +42,13 @@ class QuotaInUse:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def write(self) -> None:
-        used_usec = int((time.monotonic() - self.started) * 1e6)
+        used_usec = int((time.monotonic() - self.started) * 1e6 * OVERUSE)
         partial = self.path.with_suffix(".partial")
         partial.write_text(f"usage_usec {used_usec}\nuser_usec {used_usec}\nsystem_usec 0\n")
         os.replace(partial, self.path)
 
     def run(self) -> None:
-        while not self.stop.wait(0.02):
+        while not self.stop.wait(0.01):
             self.write()
 
     def __enter__(self) -> QuotaInUse:
