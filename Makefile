@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-faults lint clean
+.PHONY: install bootstrap run test test-unit test-faults lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# What the tests need beyond Python (PostgreSQL's server, promtool, docker-compose): installed
+# where it can be, else one line saying what to install (scripts/bootstrap-test-tools).
+bootstrap: $(STAMP)
+	scripts/bootstrap-test-tools $(PY)
+
 run: $(STAMP)
 	$(VENV)/bin/miniscan demo
 
-# The whole suite against the real parts (Pub/Sub emulator, promtool, docker-compose): one
-# that is missing stops the run with a line saying what to install, never a silent skip.
-# .ci/run spells these same steps out: keep the two in step.
-test: $(STAMP) lint
+# The whole suite against the real parts (Pub/Sub emulator, PostgreSQL, promtool,
+# docker-compose), which `bootstrap` brings; one that is still missing stops the run with a
+# line saying what to install, never a silent skip. .ci/run spells these same steps out: keep
+# the two in step.
+test: $(STAMP) bootstrap lint
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest
 
 # The minute-long fault scenarios against the real emulator (about 4 minutes); .ci/run runs
 # them as a step of their own.
-test-faults: $(STAMP)
+test-faults: $(STAMP) bootstrap
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest -m long_fault
 
 # Only the tests that need nothing but Python (no emulator, no external tools).
