@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install bootstrap run test test-unit test-faults lint clean
+.PHONY: install bootstrap run test test-unit test-faults test-lowest lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ test: $(STAMP) bootstrap lint
 test-faults: $(STAMP) bootstrap
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest -m long_fault
 
+# The lowest versions pyproject.toml allows (constraints/lowest.txt) in a venv of their own:
+# the unit tests and one end-to-end test prove the lower bounds (issue 28); .ci/run runs it.
+LOWEST := .venv-lowest
+LOWEST_E2E := tests/e2e/test_pipeline_e2e.py::test_stores_newest_per_key_dead_letters_poison_and_acks_everything
+test-lowest: bootstrap
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q -c constraints/lowest.txt -e '.[dev]'
+	MINISCAN_REQUIRE_EMULATOR=1 $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/unit $(LOWEST_E2E)
+
 # Only the tests that need nothing but Python (no emulator, no external tools).
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not emulator"
@@ -43,4 +54,4 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache build *.egg-info
