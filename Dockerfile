@@ -27,7 +27,7 @@ COPY localpubsub/ localpubsub/
 # binary wheel) so that the same image serves docker-compose.scale.yml, where --db is a
 # postgresql:// URL.
 RUN /opt/venv/bin/pip install --no-deps -r requirements.lock \
-    && /opt/venv/bin/pip install --no-deps ".[postgres]" \
+    && /opt/venv/bin/pip install ".[postgres]" --no-deps \
     && /opt/venv/bin/pip check
 
 

@@ -8,8 +8,9 @@
 | 2    | bad usage: an unknown or bad option, a --db that is neither a file in an existing    |
 |      | folder nor a postgresql:// URL, a bad configuration file                             |
 | 3    | could not start or reach what it needs: Pub/Sub unreachable, subscription missing,   |
-|      | database missing or refused, port busy, a tool missing; a supervisor's child that    |
-|      | fails its own set-up exits 3 and halts the tree                                      |
+|      | database missing or refused, port busy, a tool missing, settings that need more      |
+|      | memory than the container's limit; a supervisor's child that fails its own set-up    |
+|      | exits 3 and halts the tree                                                           |
 | 4    | restart storm (supervisor): a child crashed more than --restart-max times within     |
 |      | --restart-window                                                                     |
 | 5    | forced stop (supervisor): a second Ctrl-C/SIGTERM, or --shutdown-timeout ran out;    |
