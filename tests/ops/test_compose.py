@@ -141,9 +141,9 @@ def environment(spec: dict[str, Any]) -> dict[str, str]:
 IMAGE_DATA_FOLDER = "/app/data"
 
 
-def supervisor_params(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def supervisor_settings(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     """What `miniscan-supervisor` makes of a processor's command line and environment."""
-    from supervisor.cli import main
+    from supervisor.cli import main, settings_from_options
 
     for key in [key for key in os.environ if key.startswith("MINISCAN_")]:
         monkeypatch.delenv(key)
@@ -155,7 +155,7 @@ def supervisor_params(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
     isdir = os.path.isdir
     monkeypatch.setattr(os.path, "isdir", lambda path: path == IMAGE_DATA_FOLDER or isdir(path))
     args = arguments_after(spec["command"], "miniscan-supervisor")
-    return main.make_context("miniscan-supervisor", args).params
+    return settings_from_options(main.make_context("miniscan-supervisor", args).params)
 
 
 def without_db(command: list[str]) -> list[str]:
@@ -229,11 +229,11 @@ def test_commands_are_console_scripts_of_the_package():
 
 def test_processor_command_line_is_accepted_by_the_supervisor_cli(monkeypatch):
     processor = service("processor")
-    params = supervisor_params(processor, monkeypatch)
-    assert params["workers"] == 8
-    assert params["db_path"] == "/app/data/scan_results.db"
+    settings = supervisor_settings(processor, monkeypatch)
+    assert settings.workers == 8
+    assert settings.writer.db_path == "/app/data/scan_results.db"
     # `docker compose exec processor miniscan stats` reads the same store.
-    assert environment(processor)["MINISCAN_DB"] == params["db_path"]
+    assert environment(processor)["MINISCAN_DB"] == settings.writer.db_path
 
 
 def test_scanner_command_line_is_accepted_by_the_scanner_cli():
@@ -464,7 +464,7 @@ def test_the_scaled_processors_share_that_postgres(monkeypatch):
     assert (url.username, url.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
     assert url.path == f"/{env['POSTGRES_DB']}"
     assert processor["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert supervisor_params(processor, monkeypatch)["db_path"] == database
+    assert supervisor_settings(processor, monkeypatch).writer.db_path == database
     # Everything else is the plain stack's processor: only the store changes.
     assert without_db(processor["command"]) == without_db(service("processor")["command"])
     assert processor["user"] == service("processor")["user"]
