@@ -157,52 +157,39 @@ def _section(ctx: click.Context) -> str:
     return ".".join(reversed(names)) if names else ctx.command.name or ""
 
 
-def project_option(command: Callable[..., Any]) -> Callable[..., Any]:
+def shared_option(*names: str, envvar: str | list[str], default: str, **kwargs: Any) -> Decorator:
+    """An option every command that takes it spells alike: its variable and default shown."""
     return click.option(
-        "--project",
-        envvar=list(PROJECT_ENVS),
-        show_envvar=True,
-        default=defaults.DEFAULT_PROJECT,
-        show_default=True,
-        help="Google Cloud project.",
-    )(command)
+        *names, envvar=envvar, show_envvar=True, default=default, show_default=True, **kwargs
+    )
+
+
+project_option = shared_option(
+    "--project", envvar=list(PROJECT_ENVS), default=defaults.DEFAULT_PROJECT,
+    help="Google Cloud project.",
+)  # fmt: skip
 
 
 def topic_option(help_text: str) -> Decorator:
     """`--topic`, defaulting to the deployment's topic; `help_text` says what it is for."""
-    return click.option(
-        "--topic",
-        envvar=TOPIC_ENV,
-        show_envvar=True,
-        default=defaults.DEFAULT_TOPIC,
-        show_default=True,
-        help=help_text,
+    return shared_option(
+        "--topic", envvar=TOPIC_ENV, default=defaults.DEFAULT_TOPIC, help=help_text
     )
 
 
 def subscription_option(help_text: str) -> Decorator:
-    return click.option(
-        "--subscription",
-        envvar=SUBSCRIPTION_ENV,
-        show_envvar=True,
-        default=defaults.DEFAULT_SUBSCRIPTION,
-        show_default=True,
+    return shared_option(
+        "--subscription", envvar=SUBSCRIPTION_ENV, default=defaults.DEFAULT_SUBSCRIPTION,
         help=help_text,
-    )
+    )  # fmt: skip
 
 
 def db_option(help_text: str) -> Decorator:
     """`--db` (env MINISCAN_DB), checked by `DATABASE_TARGET`."""
-    return click.option(
-        "--db",
-        "db_path",
-        envvar=defaults.DB_PATH_ENV,
-        show_envvar=True,
-        default=defaults.DEFAULT_DB_PATH,
-        show_default=True,
-        type=DATABASE_TARGET,
-        help=help_text,
-    )
+    return shared_option(
+        "--db", "db_path", envvar=defaults.DB_PATH_ENV, default=defaults.DEFAULT_DB_PATH,
+        type=DATABASE_TARGET, help=help_text,
+    )  # fmt: skip
 
 
 def share_basics(command: click.Command) -> None:
