@@ -10,7 +10,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY contracts/ contracts/
 COPY broker/ broker/
 COPY workers/ workers/
@@ -21,9 +21,14 @@ COPY demo/ demo/
 COPY testkit/ testkit/
 COPY commands/ commands/
 COPY localpubsub/ localpubsub/
-# The postgres extra (psycopg with its binary wheel) so that the same image serves
-# docker-compose.scale.yml, where --db is a postgresql:// URL.
-RUN /opt/venv/bin/pip install ".[postgres]"
+# The pinned dependencies first (requirements.lock: what CI tested), then miniscan itself
+# without letting pip pick any other version; `pip check` fails the build if the lock no
+# longer satisfies pyproject.toml. The lock includes the postgres extra (psycopg with its
+# binary wheel) so that the same image serves docker-compose.scale.yml, where --db is a
+# postgresql:// URL.
+RUN /opt/venv/bin/pip install --no-deps -r requirements.lock \
+    && /opt/venv/bin/pip install ".[postgres]" --no-deps \
+    && /opt/venv/bin/pip check
 
 
 FROM python:3.11-slim

@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-faults lint clean
+.PHONY: install bootstrap run test test-unit test-faults test-lowest lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,20 +14,36 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# What the tests need beyond Python (PostgreSQL's server, promtool, docker-compose): installed
+# where it can be, else one line saying what to install (scripts/bootstrap-test-tools).
+bootstrap: $(STAMP)
+	scripts/bootstrap-test-tools $(PY)
+
 run: $(STAMP)
 	$(VENV)/bin/miniscan demo
 
-# The whole suite against the real parts (Pub/Sub emulator, promtool, docker-compose,
-# kubectl): one that is missing stops the run with a line saying what to install, never a
-# silent skip.
-# .ci/run spells these same steps out: keep the two in step.
-test: $(STAMP) lint
+# The whole suite against the real parts (Pub/Sub emulator, PostgreSQL, promtool,
+# docker-compose, kubectl), which `bootstrap` brings; one that is still missing stops the run
+# with a line saying what to install, never a silent skip. .ci/run spells these same steps
+# out: keep the two in step.
+test: $(STAMP) bootstrap lint
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest
 
 # The minute-long fault scenarios against the real emulator (about 4 minutes); .ci/run runs
 # them as a step of their own.
-test-faults: $(STAMP)
+test-faults: $(STAMP) bootstrap
 	MINISCAN_REQUIRE_EMULATOR=1 $(PY) -m pytest -m long_fault
+
+# The lowest versions pyproject.toml allows (constraints/lowest.txt) in a venv of their own:
+# the unit tests and one end-to-end test prove the lower bounds (issue 28); .ci/run runs it.
+LOWEST := .venv-lowest
+LOWEST_E2E := tests/e2e/test_pipeline_e2e.py::test_stores_newest_per_key_dead_letters_poison_and_acks_everything
+test-lowest: bootstrap
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q -c constraints/lowest.txt -e '.[dev]'
+	MINISCAN_REQUIRE_EMULATOR=1 $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/unit $(LOWEST_E2E)
 
 # Only the tests that need nothing but Python (no emulator, no external tools).
 test-unit: $(STAMP)
@@ -38,4 +54,4 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache build *.egg-info

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import click
 
-from broker import client
 from commands import render, report
+from commands.pubsub_options import connect_timeout_option, project_option, topic_option
 from commands.store_command import (
     CONTEXT_SETTINGS,
     CommandFailed,
@@ -24,8 +24,12 @@ from commands.store_command import (
     reports_failures,
     stdout,
 )
-from contracts import defaults
+from contracts.exit_codes import EXIT_ERROR
+from contracts.reasons import ALL_REASONS
 from store import dead_letters, reader
+
+# An unknown reason is refused with the list of known ones (click names every choice).
+KNOWN_REASON = click.Choice(sorted(ALL_REASONS))
 
 
 @click.group("dead-letters", context_settings=CONTEXT_SETTINGS)
@@ -35,7 +39,11 @@ def dead_letters_group() -> None:
 
 @dead_letters_group.command("list")
 @db_option
-@click.option("--reason", help="Only dead letters with this reason (e.g. invalid_json).")
+@click.option(
+    "--reason",
+    type=KNOWN_REASON,
+    help="Only dead letters with this reason (e.g. invalid_json; a wrong one lists them all).",
+)
 @click.option("--counts", is_flag=True, help="Only the number of dead letters per reason.")
 @format_option
 @limit_option
@@ -80,28 +88,13 @@ def show_command(db_path: str, letter_id: int, output_format: str) -> None:
 
 @dead_letters_group.command("replay")
 @db_option
-@click.option("--reason", help="Replay the dead letters with this reason.")
+@click.option("--reason", type=KNOWN_REASON, help="Replay the dead letters with this reason.")
 @click.option("--id", "ids", type=int, multiple=True, help="Replay this dead letter (repeatable).")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
-@click.option(
-    "--project",
-    envvar="PUBSUB_PROJECT_ID",
-    default=defaults.DEFAULT_PROJECT,
-    show_default=True,
-    help="Google Cloud project (env PUBSUB_PROJECT_ID).",
-)
-@click.option(
-    "--topic", default=defaults.DEFAULT_TOPIC, show_default=True, help="Topic to republish to."
-)
+@project_option
+@topic_option("Topic to republish to.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be replayed.")
-@click.option(
-    "--connect-timeout",
-    envvar="MINISCAN_CONNECT_TIMEOUT",
-    type=click.FloatRange(min=0, min_open=True),
-    default=client.ADMIN_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to wait for Pub/Sub per call (env MINISCAN_CONNECT_TIMEOUT).",
-)
+@connect_timeout_option("Seconds to wait for Pub/Sub per call")
 @reports_failures
 def replay_command(
     db_path: str,
@@ -131,5 +124,6 @@ def replay_command(
     report.write_replay(result, f"projects/{project}/topics/{topic}", dry_run)
     if result.failures:
         raise CommandFailed(
-            f"{len(result.failures)} dead letters could not be republished and were kept"
+            f"{len(result.failures)} dead letters could not be republished and were kept",
+            EXIT_ERROR,
         )

@@ -5,6 +5,9 @@ server declare their commands next to the code they drive (`demo.cli`, `localpub
 the store's read-side commands (`commands.query`, `commands.dead_letters`) and `setup`
 (`commands.setup`) live here in `commands/`.
 
+Every subcommand gets `--config` and the exit-code table in its --help here
+(`contracts.console.share_basics`), so that no command can miss them.
+
 Never: hold logic of its own; a subcommand here is a one-line import.
 """
 
@@ -15,6 +18,7 @@ import click
 from commands.dead_letters import dead_letters_group
 from commands.query import query_command, stats_command
 from commands.setup import setup_command
+from contracts.console import share_basics
 from demo.cli import demo
 from localpubsub.cli import emulator
 
@@ -28,3 +32,4 @@ def main() -> None:
 
 for command in (setup_command, query_command, stats_command, dead_letters_group, demo, emulator):
     main.add_command(command)
+share_basics(main)

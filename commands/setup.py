@@ -2,8 +2,8 @@
 
 Owns: the command's own options (the Pub/Sub ones are `commands.pubsub_options`) and the two
 lines it prints (created, or already there). Safe to run again: what exists is left as it
-is. Exit codes: 0 done; 1 Pub/Sub unreachable or it refused (one line, no traceback); 2 bad
-usage (click's own).
+is. Exit codes (`contracts.exit_codes`): 0 done; 3 Pub/Sub unreachable or it refused (one
+line, no traceback); 2 bad usage (click's own).
 
 Never: call the Pub/Sub library itself (`broker.admin` does), or change an existing
 subscription.
@@ -15,19 +15,20 @@ import click
 
 from broker import admin, client
 from broker.client import PubSubUnavailable
-from commands.pubsub_options import connect_timeout_option, project_option, topic_option
+from commands.pubsub_options import (
+    connect_timeout_option,
+    project_option,
+    subscription_option,
+    topic_option,
+)
 from contracts import defaults
+from contracts.console import CouldNotStart
 
 
 @click.command("setup", context_settings={"help_option_names": ["-h", "--help"]})
 @project_option
 @topic_option("Topic the scans go to.")
-@click.option(
-    "--subscription",
-    default=defaults.DEFAULT_SUBSCRIPTION,
-    show_default=True,
-    help="Subscription miniscan pulls from.",
-)
+@subscription_option("Subscription miniscan pulls from.")
 @click.option(
     "--ack-deadline",
     type=click.IntRange(10, 600),
@@ -51,7 +52,7 @@ def setup_command(
         finally:
             subscriber.close()
     except PubSubUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CouldNotStart(str(exc)) from None
     topic_path = f"projects/{project}/topics/{topic}"
     subscription_path = f"projects/{project}/subscriptions/{subscription}"
     click.echo(

@@ -5,10 +5,12 @@ becomes one `miniscan: ...` line on stderr and exit code 1; a closed pipe a quie
 `--db`, `--format` and `--limit` options of `miniscan query`, `stats` and `dead-letters`,
 and the small rules behind them (`fetch_limit`, `stdout`).
 
-Exit codes: 0 done; 1 expected failure, reported as one `miniscan: ...` line on stderr
-(no database at the path, a refused file or schema, PostgreSQL or Pub/Sub unreachable, a
-publish failed); a PostgreSQL URL is only ever shown without its password;
-2 bad usage (click's own).
+Exit codes (`contracts.exit_codes`): 0 done; 3 no database at the path, a refused file or
+schema, PostgreSQL or Pub/Sub unreachable; 1 any other expected failure (no such dead
+letter, a publish failed or was refused); each is one `miniscan: ...` line on stderr; a
+PostgreSQL URL is only ever shown
+without its password; 2 bad usage (click's own, and a --db that is no file path in an
+existing folder nor a PostgreSQL URL).
 
 Never: read the store, print results, or leave a traceback for an expected failure.
 """
@@ -26,7 +28,8 @@ import click
 
 from broker import client
 from commands import render
-from contracts import defaults
+from contracts import console
+from contracts.exit_codes import EXIT_ERROR, EXIT_STARTUP
 from store import dead_letters
 from store.errors import StoreError
 
@@ -34,26 +37,34 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
 class CommandFailed(click.ClickException):
-    """An expected failure: one `miniscan: ...` line on stderr, exit code 1."""
+    """An expected failure: one `miniscan: ...` line on stderr; exit code 1 (it failed),
+    or 3 when a part it needs is missing, unreachable or refused it."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"miniscan: {self.format_message()}", err=True)
 
 
 def reports_failures(command: Callable[..., None]) -> Callable[..., None]:
-    """Turn the store's and Pub/Sub's expected errors into a one-line message and exit 1."""
+    """Turn the store's and Pub/Sub's expected errors into a one-line message and exit 3
+    (a replay Pub/Sub refused: 1)."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except (StoreError, client.PubSubUnavailable, dead_letters.ReplayRefused) as exc:
+        except dead_letters.ReplayRefused as exc:
             raise CommandFailed(str(exc)) from None
+        except (StoreError, client.PubSubUnavailable) as exc:
+            raise CommandFailed(str(exc), EXIT_STARTUP) from None
         except BrokenPipeError:
             # The reader of our output left (`miniscan query | head`): stop quietly, as
             # Unix tools do, and keep Python from complaining while it flushes stdout.
             _silence_stdout()
-            sys.exit(1)
+            sys.exit(EXIT_ERROR)
 
     return run
 
@@ -63,15 +74,7 @@ def _silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-db_option = click.option(
-    "--db",
-    "db_path",
-    envvar=defaults.DB_PATH_ENV,
-    default=defaults.DEFAULT_DB_PATH,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help=f"SQLite file or postgresql:// URL (env {defaults.DB_PATH_ENV}).",
-)
+db_option = console.db_option("SQLite file or postgresql:// URL.")
 format_option = click.option(
     "--format",
     "output_format",

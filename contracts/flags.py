@@ -30,7 +30,7 @@ class Flag:
     # The field holds flag value / per: a field in seconds typed in milliseconds has 1000.
     per: int = 1
     envvars: tuple[str, ...] = ()  # other than MINISCAN_<NAME>: read these, in this order
-    path: bool = False  # a file path (not a folder), or a URL
+    path: bool = False  # a database: a file path (not a folder), or a PostgreSQL URL
     duration: bool = False  # seconds, or a duration such as 90m (`contracts.durations`)
     show_default: bool | str = True  # a string stands in for a default computed per machine
 

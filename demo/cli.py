@@ -13,10 +13,10 @@ status line's figures are `demo.status`. Children run in their own process group
 so that a Ctrl-C in the terminal reaches only the demo, which then stops them in order rather
 than all at once.
 
-Exit codes: 0 stopped as asked (Ctrl-C, SIGTERM, end of --duration) and every child exited
-0; 1 could not start (Google's emulator asked for by MINISCAN_PUBSUB_SERVER and missing: the
-line says what to install; metrics port busy; Pub/Sub setup failed), a child exited on its
-own, or a child had to be killed; 2 bad usage.
+Exit codes (`contracts.exit_codes`): 0 stopped as asked (Ctrl-C, SIGTERM, end of
+--duration) and every child exited 0; 3 could not start (Google's emulator asked for by
+MINISCAN_PUBSUB_SERVER and missing: the line says what to install; metrics port busy;
+Pub/Sub setup failed); 1 a child exited on its own, or had to be killed; 2 bad usage.
 
 Never: decode, write the database or pull messages itself (the supervisor does), signal a
 process it did not start, or act inside a signal handler (the handler only counts signals;
@@ -27,8 +27,15 @@ from __future__ import annotations
 
 import click
 
-from contracts import defaults
-from demo.run import METRICS_HOST, DemoFailed, DemoSettings, port_is_free, run_demo
+from contracts import console, defaults
+from demo.run import (
+    METRICS_HOST,
+    DemoCouldNotStart,
+    DemoFailed,
+    DemoSettings,
+    port_is_free,
+    run_demo,
+)
 from testkit import emulator as emulator_module
 from testkit.processes import SpawnFailed, StopRequests, stop_on_signals
 
@@ -44,14 +51,9 @@ from testkit.processes import SpawnFailed, StopRequests, stop_on_signals
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Decoders."
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False),
-    default=defaults.DEFAULT_DB_PATH,
-    show_default=True,
-    help="SQLite file or postgresql:// URL the supervisor writes (a file is created with its "
-    "folder; PostgreSQL tables in the URL's default schema).",
+@console.db_option(
+    "SQLite file or postgresql:// URL the supervisor writes (PostgreSQL tables in the URL's "
+    "default schema)."
 )
 @click.option(
     "--metrics-port",
@@ -76,13 +78,12 @@ def demo(
     the supervisor, with a live status line, until Ctrl-C, which stops everything it started.
 
     Uses Google's Pub/Sub emulator where the Cloud SDK installed it, else the built-in one
-    (MINISCAN_PUBSUB_SERVER=google|builtin forces either). Exit codes: 0 stopped cleanly; 1
-    could not start, or a process failed or had to be killed; 2 bad usage.
+    (MINISCAN_PUBSUB_SERVER=google|builtin forces either).
     """
     if metrics_port == 0:
         metrics_port = emulator_module.free_port()
     elif not port_is_free(METRICS_HOST, metrics_port):
-        raise click.ClickException(
+        raise console.CouldNotStart(
             f"metrics port {metrics_port} is busy: choose another with --metrics-port, "
             "or --metrics-port 0 for any free one"
         )
@@ -91,5 +92,7 @@ def demo(
     with stop_on_signals(stop):
         try:
             run_demo(settings, stop)
-        except (DemoFailed, SpawnFailed) as exc:
+        except (DemoCouldNotStart, SpawnFailed) as exc:
+            raise console.CouldNotStart(str(exc)) from None
+        except DemoFailed as exc:
             raise click.ClickException(str(exc)) from None

@@ -66,6 +66,10 @@ class DemoFailed(Exception):
     """Something the demo cannot go on with; the message is one line."""
 
 
+class DemoCouldNotStart(DemoFailed):
+    """The demo could not start: no Pub/Sub server, or it refused the set-up."""
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     rate: float
@@ -108,7 +112,7 @@ def prepare_pubsub(settings: DemoSettings, host: str) -> None:
                 subscriber.close()
             publish_payloads(settings.project, settings.topic, POISON_PAYLOADS, rate=None)
         except PubSubUnavailable as exc:  # PublishFailed too
-            raise DemoFailed(str(exc)) from None
+            raise DemoCouldNotStart(str(exc)) from None
 
 
 def launch_options(settings: DemoSettings, emulator_host: str) -> LaunchOptions:
@@ -209,7 +213,7 @@ def run_demo(settings: DemoSettings, stop: StopRequests) -> None:
         emulator = emulator_module.start_emulator(settings.project, log_dir=str(log_dir))
     except EmulatorError as exc:
         shutil.rmtree(log_dir, ignore_errors=True)
-        raise DemoFailed(str(exc)) from None
+        raise DemoCouldNotStart(str(exc)) from None
     if not settings.quiet:  # which Pub/Sub server the figures come from (issue 16)
         kind = emulator_module.DESCRIPTIONS[emulator.kind]
         click.echo(f"miniscan demo: started {kind} on {emulator.host}", err=True)

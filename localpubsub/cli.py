@@ -3,8 +3,9 @@ to stop.
 
 Owns: the options (Google's launcher's `--host` and `--port`), the ready line Google's
 emulator prints (`Server started, listening on N`, with the real port when 0 was asked for:
-launchers wait for it), and stopping on SIGTERM or SIGINT with exit code 0. Exit codes: 0
-stopped by a signal; 1 the port could not be bound; 2 bad usage.
+launchers wait for it), and stopping on SIGTERM or SIGINT with exit code 0. Exit codes
+(`contracts.exit_codes`): 0 stopped by a signal; 3 the port could not be bound (one line:
+the port is tried before gRPC binds it, whose own error line would come first); 2 bad usage.
 
 Never: serve anything itself (`localpubsub.server` does) or act inside a signal handler:
 Python's C-level handler writes the signal number to a pipe (`signal.set_wakeup_fd`), and
@@ -16,15 +17,32 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 
 import click
 
+from contracts.console import CouldNotStart
 from localpubsub.server import LocalPubSub
 
 # The line Google's emulator logs once it serves; testkit.emulator and other tools wait for it.
 READY_MARKER = "Server started, listening on"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, tried with a socket of our own first: gRPC's
+    C core logs its own line to stderr before it returns a bind failure (issue 28), so a
+    busy port is told here, once. SO_REUSEADDR as gRPC sets it: a port held only by
+    connections in TIME_WAIT is free to both."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 @click.command("emulator", context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +57,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def emulator(host: str, port: int) -> None:
     """Run the built-in local Pub/Sub server (no Java, no Cloud SDK, nothing on disk) until
     SIGTERM or Ctrl-C. Point clients at it with PUBSUB_EMULATOR_HOST=HOST:PORT."""
+    problem = bind_problem(host, port)
+    if problem:
+        raise CouldNotStart(problem)
     wakeup_read, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)
     previous_fd = signal.set_wakeup_fd(wakeup_write)
@@ -47,7 +68,7 @@ def emulator(host: str, port: int) -> None:
         try:
             server = LocalPubSub(host, port)
         except OSError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise CouldNotStart(str(exc)) from None
         click.echo(f"{READY_MARKER} {server.port}")
         sys.stdout.flush()
         try:

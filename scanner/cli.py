@@ -3,8 +3,8 @@
 Owns: declaring and validating options (bad input is a one-line click error), choosing the
 payload source (generated or replayed from a file), the Ctrl-C/SIGTERM handler that only
 sets a stop flag, and the lines a person reads on stderr: progress, skipped lines, the
-final count. Exit codes: 0 done or stopped by a signal; 1 Pub/Sub unreachable or a publish
-failed; 2 bad usage (click's own).
+final count. Exit codes (`contracts.exit_codes`): 0 done or stopped by a signal; 3 Pub/Sub
+unreachable; 1 a publish failed; 2 bad usage (click's own).
 
 Never: build payloads or call Pub/Sub itself (`scanner.generate`, `scanner.replay`,
 `scanner.publish`, `broker` do), or leave a traceback for an expected failure.
@@ -24,31 +24,22 @@ from click.core import ParameterSource
 
 from broker import client
 from broker.client import PubSubUnavailable
-from contracts import defaults
+from contracts import console
+from contracts.exit_codes import EXIT_CODES_HELP
 from scanner import generate, replay
 from scanner.publish import Progress, PublishFailed, ScanPublisher, format_progress
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-project_option = click.option(
-    "--project",
-    envvar="PUBSUB_PROJECT_ID",
-    default=defaults.DEFAULT_PROJECT,
-    show_default=True,
-    help="Google Cloud project (env PUBSUB_PROJECT_ID).",
-)
-topic_option = click.option(
-    "--topic", default=defaults.DEFAULT_TOPIC, show_default=True, help="Topic the scans go to."
-)
 connect_timeout_option = click.option(
     "--connect-timeout",
     envvar="MINISCAN_CONNECT_TIMEOUT",
+    show_envvar=True,
     type=click.FloatRange(min=0, min_open=True),
     default=client.ADMIN_TIMEOUT_S,
     show_default=True,
-    help="Seconds to keep retrying an unreachable Pub/Sub before giving up "
-    "(env MINISCAN_CONNECT_TIMEOUT).",
+    help="Seconds to keep retrying an unreachable Pub/Sub before giving up.",
 )
 
 
@@ -63,9 +54,11 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
-@project_option
-@topic_option
+@click.command("scanner", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@console.config_option
+@console.version_option
+@console.project_option
+@console.topic_option("Topic the scans go to.")
 @click.option(
     "--rate",
     type=click.FloatRange(min=0),
@@ -148,7 +141,7 @@ def main(
         if publisher.connect():
             say(f"created topic {publisher.topic_path}")
     except PubSubUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+        raise console.CouldNotStart(str(exc)) from None
     except KeyboardInterrupt:
         # The stop flag is not installed yet: Ctrl-C here only cuts the connect retry short.
         say("interrupted before publishing: published 0 messages")

@@ -20,9 +20,9 @@ from store.connection_options import BUSY_TIMEOUT_MS
 class WriterSettings:
     db_path: str = setting(defaults.DEFAULT_DB_PATH, Flag(
         "--db",
-        "SQLite file (created with its folder; one supervisor per file) or postgresql:// URL "
-        "(tables created in its default schema; any number of supervisors may share it). "
-        f"Env {defaults.DB_PATH_ENV}.",
+        "SQLite file (in an existing folder, the default data/ aside; one supervisor per "
+        "file) or postgresql:// URL (tables created in its default schema; any number of "
+        "supervisors may share it).",
         # Named outright: every command (and the README) reads MINISCAN_DB.
         envvars=(defaults.DB_PATH_ENV,), path=True,
     ))  # fmt: skip

@@ -26,9 +26,9 @@ from multiprocessing.connection import Connection
 from typing import NoReturn
 
 from contracts.child_id import ChildId
+from contracts.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from contracts.lifecycle import CannotStart, NotAvailableYet, ProcessRole
 from contracts.messages import Crashed, Ready, StartupFailed
-from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from supervisor.logs import configure_logging
 from supervisor.settings import SupervisorSettings
 

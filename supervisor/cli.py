@@ -2,9 +2,10 @@
 
 Owns: declaring one option for each flag the settings carry (`contracts.flags`: each option's
 name, help, range and default come from its settings field, and each is also readable from
-its MINISCAN_* environment variable), turning the options into a `SupervisorSettings`, and
+its MINISCAN_* environment variable, shown in --help; `--config` and `--version` are
+`contracts.console`'s), turning the options into a `SupervisorSettings`, and
 handing over to `supervisor.run`, which turns a bad setup into a one-line error and exit
-code 3 (see `supervisor.exit_codes`).
+code 3 (see `contracts.exit_codes`).
 
 Never: write a default or a range (the settings classes do), hold pipeline logic, or import
 prometheus_client before the metrics directory is set.
@@ -18,7 +19,9 @@ from typing import Any
 
 import click
 
+from contracts.console import DATABASE_TARGET, config_option, version_option
 from contracts.durations import parse_duration
+from contracts.exit_codes import EXIT_CODES_HELP
 from contracts.flags import Flag, flags_of
 from store.writer_settings import WriterSettings
 from supervisor.settings import SupervisorSettings
@@ -64,7 +67,7 @@ def _option_type(flag: Flag, default: Any) -> click.ParamType | type:
     if flag.choices:
         return click.Choice(flag.choices, case_sensitive=not flag.upper)
     if flag.path:
-        return click.Path(dir_okay=False)
+        return DATABASE_TARGET
     if isinstance(flag.to_typed(default), int):
         return click.IntRange(flag.low, flag.high)
     if isinstance(default, float):
@@ -92,6 +95,7 @@ def declare_options(command: Callable[..., None]) -> Callable[..., None]:
             type=_option_type(flag, default),
             default=flag.to_typed(default),
             show_default=flag.show_default,
+            show_envvar=True,
             help=flag.help,
         )(command)
     return command
@@ -114,15 +118,14 @@ def settings_from_options(options: dict[str, Any]) -> SupervisorSettings:
     )
 
 
-@click.command(context_settings=CONTEXT)
+@click.command("supervisor", context_settings=CONTEXT, epilog=EXIT_CODES_HELP)
+@config_option
+@version_option
 @declare_options
 def main(**options: Any) -> None:
     """Pull scan results from Pub/Sub, decode them in N processes and keep the newest scan per
     (ip, port, service) in SQLite or PostgreSQL, acknowledging each message only after it is
-    committed.
-
-    Exit codes: 0 clean stop, 2 bad option, 3 could not start, 4 restart storm, 5 forced stop.
-    """
+    committed. Honours PUBSUB_EMULATOR_HOST."""
     settings = settings_from_options(options)
     from supervisor.run import run_supervisor
 

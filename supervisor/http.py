@@ -46,11 +46,18 @@ SCRAPE_ATTEMPTS = 3
 
 
 class TolerantCollector(MultiProcessCollector):
-    """The multiprocess collector, skipping sample files that are still being created."""
+    """The multiprocess collector, skipping sample files that are still being created.
+
+    It keeps the folder itself rather than reading the base class's private `_path`, so
+    that a prometheus_client release that renames it cannot break /metrics (issue 28)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        super().__init__(registry, path=self.folder)
 
     def collect(self):
         with ARCHIVE_LOCK:  # a dead child's samples are either in its files or the archive
-            entries = os.scandir(self._path)
+            entries = os.scandir(self.folder)
             files = [
                 entry.path
                 for entry in entries

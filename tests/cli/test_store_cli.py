@@ -113,14 +113,14 @@ def test_query_limit_says_when_rows_were_left_out(db) -> None:
     assert len(json_lines(full.stdout)) == 3 and full.stderr == ""
 
 
-def test_missing_database_is_one_line_and_exit_1_and_nothing_is_created(tmp_path) -> None:
-    missing = tmp_path / "nowhere" / "scan_results.db"
+def test_missing_database_is_one_line_and_exit_3_and_nothing_is_created(tmp_path) -> None:
+    missing = tmp_path / "scan_results.db"  # its folder exists: the store says it is missing
     for command in (["query"], ["stats"], ["dead-letters", "list"], ["dead-letters", "show", "1"]):
         result = run(*command, db=missing)
-        assert result.exit_code == 1
+        assert result.exit_code == 3
         assert result.stderr == f"miniscan: no database at {missing}\n"
         assert result.stdout == ""
-    assert not missing.parent.exists()
+    assert not missing.exists()
 
 
 def test_db_path_comes_from_the_environment(db) -> None:
@@ -136,7 +136,7 @@ def test_read_commands_do_not_migrate_an_old_database(tmp_path) -> None:
     conn.close()
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     result = run("query", db=path)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stderr.startswith("miniscan: ") and "older than this miniscan" in result.stderr
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import time
+from datetime import datetime
 from multiprocessing import Pipe
 
 import pytest
 from scan_traffic import publish_all
-from supervisor_harness import BIN
+from supervisor_harness import BIN, RunningSupervisor
 
 from broker.subscription import Subscription
 from testkit.emulator import free_port
@@ -153,3 +156,30 @@ def test_max_clock_skew_takes_seconds_or_a_duration(monkeypatch):
     monkeypatch.setenv("MINISCAN_MAX_CLOCK_SKEW", "2h")
     context = command.make_context("miniscan-supervisor", [])
     assert settings_from_options(context.params).decoder.max_clock_skew_s == 7200.0
+
+
+@pytest.mark.emulator
+def test_json_logs_carry_what_google_cloud_reads_and_who_wrote_them(pubsub_target, tmp_path):
+    """Issue 28: `severity`, `message` and `time` (RFC 3339), and the process of the tree
+    that wrote each line (`role`, `pid`), read back from a real run's stderr."""
+    tree = RunningSupervisor(
+        pubsub_target, tmp_path / "x.db", tmp_path / "log", "--log-format", "json",
+        "--log-level", "DEBUG", workers=1,
+    )  # fmt: skip
+    try:
+        assert tree.wait_ready(timeout=60), tree.log()
+        # To the whole group, as a terminal's Ctrl-C would: each child then logs its stop.
+        os.killpg(tree.process.pid, signal.SIGTERM)
+        tree.process.wait(timeout=60)
+    finally:
+        tree.kill_tree()
+    lines = [json.loads(line) for line in tree.log().splitlines() if line.startswith("{")]
+    assert lines, tree.log()
+    for line in lines:
+        assert {"severity", "message", "time", "role", "pid"} <= set(line), line
+        assert line["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        stamp = datetime.fromisoformat(line["time"].replace("Z", "+00:00"))
+        assert line["time"].endswith("Z") and abs(time.time() - stamp.timestamp()) < 300
+    writers = {(line["role"], line["pid"]) for line in lines}
+    assert {"supervisor", "decoder-0"} <= {role for role, _ in writers}, writers
+    assert len({pid for _, pid in writers}) == len(writers), "one pid per process"

@@ -25,10 +25,10 @@ from scan_traffic import PacedPublisher, build_workload, leftover_messages
 from supervisor_harness import BIN, RunningSupervisor
 
 from contracts import defaults
+from contracts.exit_codes import EXIT_STARTUP
 from store.errors import StoreError
 from store.reader import describe_target
 from store.writer_lock import WriterLocked, hold_writer_lock
-from supervisor.exit_codes import EXIT_STARTUP
 from testkit.processes import group_alive
 from testkit.table import count_dead_letters, read_table
 from testkit.waiting import wait_until
@@ -137,6 +137,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
 def test_a_second_supervisor_on_one_sqlite_file_is_refused(pubsub_target, tmp_path, trees):
     start, _ = trees
     db = tmp_path / "data" / "scans.db"
+    db.parent.mkdir()  # --db's folder must exist (issue 28)
     first = start(str(db))
     assert first.wait_ready(90), first.log()[-2000:]
     # Another spelling of the same file (through a symlinked folder) meets the same lock.

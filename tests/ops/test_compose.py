@@ -145,6 +145,9 @@ def environment(spec: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in env.items()}
 
 
+IMAGE_DATA_FOLDER = "/app/data"
+
+
 def supervisor_settings(
     spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> SupervisorSettings:
@@ -155,6 +158,11 @@ def supervisor_settings(
         monkeypatch.delenv(key)
     for key, value in environment(spec).items():
         monkeypatch.setenv(key, value)
+    # --db must name a file in an existing folder (issue 28): inside the container the
+    # image's /app/data exists (the Dockerfile creates it, compose mounts ./data on it).
+    assert f"mkdir -p {IMAGE_DATA_FOLDER}" in DOCKERFILE.read_text()
+    isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda path: path == IMAGE_DATA_FOLDER or isdir(path))
     args = arguments_after(spec["command"], "miniscan-supervisor")
     return settings_from_options(main.make_context("miniscan-supervisor", args).params)
 

@@ -16,11 +16,11 @@ from role_doubles import (
 )
 
 from contracts import messages
+from contracts.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from contracts.lifecycle import NotAvailableYet
 from store.errors import StoreError
 from store.writer_process import WriterRole
 from supervisor.children import drive_role
-from supervisor.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from workers.pulled import decode_pulled
 
 

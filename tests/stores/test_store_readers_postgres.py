@@ -185,7 +185,7 @@ def test_stats_come_from_one_snapshot(stores, monkeypatch) -> None:
 
 def test_readers_refuse_missing_tables_and_never_create_them(postgres_url) -> None:
     result = run(postgres_url, "query")
-    assert result.exit_code == 1 and result.stdout == ""
+    assert result.exit_code == 3 and result.stdout == ""
     assert "has no miniscan tables yet" in result.stderr and result.stderr.count("\n") == 1
     assert "has no miniscan tables yet" in run(postgres_url, "stats").stderr
     assert "has no miniscan tables yet" in run(postgres_url, "query").stderr  # still none
@@ -197,7 +197,7 @@ def test_a_password_is_never_shown(postgres_cluster) -> None:
     for command in (["query"], ["stats"], ["dead-letters", "list"], ["dead-letters", "show", "1"],
                     ["dead-letters", "replay", "--all", "--dry-run"]):  # fmt: skip
         result = run(url, *command)
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 3, result.output
         assert "s3cret" not in result.output + result.stderr
         assert result.stderr.startswith("miniscan: cannot connect to postgresql://")
     assert "s3cret" not in describe_target(url)

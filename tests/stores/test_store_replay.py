@@ -155,7 +155,7 @@ def test_unreachable_pubsub_is_one_line_and_keeps_rows(tmp_path, monkeypatch) ->
         miniscan,
         ["dead-letters", "replay", "--all", "--db", str(path), "--connect-timeout", "1"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.stderr.startswith("miniscan: Pub/Sub at 127.0.0.1:9 did not answer")
     assert result.stderr.count("\n") == 1  # one line, no traceback
     assert [payload for _, payload, _ in remaining(path)] == [b"stay"]
