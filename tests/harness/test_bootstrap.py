@@ -17,7 +17,7 @@ BOOTSTRAP = ROOT / "scripts" / "bootstrap-test-tools"
 
 
 def test_without_apt_or_the_tools_it_stops_with_one_line_naming_them(tmp_path) -> None:
-    # A PATH with a shell and nothing else: no promtool, no docker-compose, no apt-get.
+    # A PATH with a shell and nothing else: no promtool, docker-compose, kubectl or apt-get.
     bare = tmp_path / "bin"
     bare.mkdir()
     for tool in ("bash", "dirname", "id"):
@@ -29,8 +29,9 @@ def test_without_apt_or_the_tools_it_stops_with_one_line_naming_them(tmp_path) -
     assert done.returncode == 3
     assert done.stdout == ""
     assert done.stderr == (
-        "make test needs promtool docker-compose on PATH: install them "
-        "(Debian: apt-get install prometheus docker-compose)\n"
+        "make test needs promtool docker-compose kubectl on PATH: install them "
+        "(Debian: apt-get install prometheus docker-compose; kubectl 1.27 or newer from the "
+        "Google Cloud SDK)\n"
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import subprocess
 import urllib.error
@@ -121,10 +122,14 @@ def test_the_pods_environment_is_what_the_supervisor_reads(overlay, monkeypatch)
     }
     env = pod_environment(overlay)
     assert set(env) <= known, f"not read by miniscan-supervisor: {set(env) - known}"
-    for key in [key for key in __import__("os").environ if key.startswith("MINISCAN_")]:
+    for key in [key for key in os.environ if key.startswith("MINISCAN_")]:
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # --db must name a file in an existing folder: in the pod, the data volume's mount.
+    mounted = {mount["mountPath"] for mount in container(overlay).get("volumeMounts", [])}
+    isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda path: path in mounted or isdir(path))
     params = main.make_context("miniscan-supervisor", []).params  # parses, or raises
     ports = {port["name"]: port["containerPort"] for port in container(overlay)["ports"]}
     assert ports == {"metrics": params["metrics_port"]}
