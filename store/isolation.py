@@ -48,11 +48,10 @@ def settlements_by_slot(
     by_slot: dict[int, tuple[list[str], list[tuple[str, str]]]] = {}
     for batch in batches:
         ack_ids, rejected = by_slot.setdefault(batch.slot, ([], []))
-        for ack_id in batch.record_ack_ids:
+        for ack_id in (*batch.record_ack_ids, *batch.dead_letter_ack_ids):
             why = refused.get((batch.slot, ack_id)) if refused else None
             if why is None:
                 ack_ids.append(ack_id)
             else:
                 rejected.append((ack_id, why))
-        ack_ids.extend(batch.dead_letter_ack_ids)
     return by_slot
