@@ -98,9 +98,8 @@ SELECT * FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::text[], %s::float8
 ORDER BY message_id COLLATE "C", payload_sha256
 ON CONFLICT (message_id, payload_sha256) WHERE message_id <> '' DO NOTHING
 """
-# The row count is kept, never counted (issue 26): each writer adds the keys its batch
-# inserted to its own slot of scan_counts in the batch's transaction, and reads the sum of
-# all slots (at most schema.COUNT_SLOTS rows) back, so it also sees the other writers' keys.
+# The row count is kept, never counted (issue 26): a batch adds its new keys to its writer's
+# slot of scan_counts and reads back the sum of all slots (other writers' keys included).
 ADD_NEW_KEYS = """
 INSERT INTO scan_counts (slot, row_count) VALUES (%s, %s)
 ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.row_count
@@ -108,6 +107,7 @@ ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.ro
 READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts"
 
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_LEFT_OPEN = (psycopg.pq.TransactionStatus.INERROR, psycopg.pq.TransactionStatus.INTRANS)
 
 
 class PostgresStore(ClosedOnExit):
@@ -225,7 +225,7 @@ class PostgresStore(ClosedOnExit):
         a failover, a network cut): the writer's retry of StoreUnavailable then heals."""
         if self._closed:
             raise StoreError(f"the store of {self.path} is closed")
-        if self._conn is not None and _transaction_left_open(self._conn):
+        if self._conn is not None and self._conn.info.transaction_status in _LEFT_OPEN:
             # Never reuse a connection left in a transaction, least of all a failed one (every
             # statement would be refused with 25P02): roll it back, or drop it if that fails.
             try:
@@ -285,11 +285,6 @@ def _bind_batch(
     except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for it, as on SQLite
         raise BatchDataError(f"batch holds text that is not valid Unicode: {exc}") from None
     return scan_rows, [list(column) for column in zip(*letters, strict=True)] if letters else None
-
-
-def _transaction_left_open(conn: psycopg.Connection) -> bool:
-    status = conn.info.transaction_status
-    return status in (psycopg.pq.TransactionStatus.INERROR, psycopg.pq.TransactionStatus.INTRANS)
 
 
 # One small function per connection setting, applied together (apsw bestpractice).
