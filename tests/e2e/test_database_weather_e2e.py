@@ -4,7 +4,9 @@ share, and a SQLite write lock held by another process, both under a steady feed
 What must hold: both trees stay up with the same pids (no child restarts, no exit), /readyz
 says 503 during the outage, the table afterwards is exactly the one the messages define,
 every poison message is dead-lettered once, and nothing is left unacked once the trees stop
-with exit 0. The faults last 45 s, 5 minutes and 30 s: these are long_fault scenarios.
+with exit 0 (at most a late redelivery of a message already stored). The faults last 45 s,
+5 minutes and 30 s: these are long_fault scenarios. A start-up before the database is up
+waits for it (about 15 s: in the main suite).
 """
 
 from __future__ import annotations
@@ -13,15 +15,30 @@ import time
 
 import apsw
 import pytest
-from scan_traffic import PacedPublisher, build_workload, leftover_messages
+from scan_traffic import PacedPublisher, build_workload
 from supervisor_harness import RunningSupervisor
 
+from broker import client
 from store.errors import StoreError
 from testkit.postgres_cluster import start_cluster
 from testkit.table import count_dead_letters, read_table
 from testkit.waiting import wait_until
 
 THROTTLED = ("--max-in-flight", "200")
+
+
+def leftover_payloads(target) -> list[bytes]:
+    """What is still deliverable on the subscription (nothing once everything was acked)."""
+    subscriber = client.subscriber_client()
+    try:
+        path = subscriber.subscription_path(target.project, target.subscription)
+        response = subscriber.pull(
+            request={"subscription": path, "max_messages": 100, "return_immediately": True},
+            timeout=10,
+        )
+        return [received.message.data for received in response.received_messages]
+    finally:
+        subscriber.close()
 
 
 def restarts(tree: RunningSupervisor) -> float:
@@ -83,7 +100,9 @@ def ride_out(trees: list[RunningSupervisor], pubsub_target, workload, publisher,
     assert [restarts(tree) for tree in trees] == [0] * len(trees), "a child was restarted"
     for tree in trees:
         assert tree.stop() == 0
-    assert leftover_messages(pubsub_target) == 0
+    # Nothing unacked is left but, at most, a late redelivery of a message already stored
+    # (a stopping decoder hands its last pull back: issue 25 item 8, not the database's).
+    assert set(leftover_payloads(pubsub_target)) <= set(workload.payloads)
     assert read_table(db) == workload.expected
     assert count_dead_letters(db) == workload.poison
     for tree in trees:
@@ -130,3 +149,22 @@ def test_a_sqlite_write_lock_held_for_30_seconds_is_ridden_out(pubsub_target, tr
         other.close()
 
     ride_out([tree], pubsub_target, workload, publisher, db, hold_lock, 30, release_lock)
+
+
+@pytest.mark.emulator
+def test_a_database_not_reachable_at_start_up_is_waited_for(pubsub_target, trees):
+    """Issue 25: as for Pub/Sub, a start-up before the database is up waits (a log line every
+    few seconds) instead of exiting 3; it starts as soon as the database answers."""
+    cluster = start_cluster()
+    try:
+        url = cluster.create_database()
+        cluster.crash()
+        tree = trees(url)
+        wait_until(lambda: "database not reachable yet" in tree.log(), 60, "the waiting line")
+        assert tree.process.poll() is None, f"exited instead of waiting: {tree.log()[-2000:]}"
+        cluster.restart()
+        assert tree.wait_ready(90), f"not ready: {tree.log()[-2000:]}"
+        assert tree.stop() == 0
+        assert "Traceback" not in tree.log()
+    finally:
+        cluster.stop()
