@@ -3,11 +3,12 @@
 One `miniscan-supervisor --workers 2` reaches the Pub/Sub emulator through the test suite's
 fault proxy (tests/fault_proxy.py) while a paced publisher feeds it a workload whose final
 table is known, poison messages included. For `--seconds`, at random intervals, one of these
-happens: a decoder is SIGKILLed, the writer is SIGKILLed, the network to Pub/Sub is cut for
-2-10 s (every connection reset, new ones refused), it becomes a blackhole for 2-10 s, or the
-database has weather for 2-15 s (issue 25): with `--store sqlite` another connection holds
-its write lock, with `--store postgres` (a throw-away cluster of testkit.postgres_cluster) the
-server crashes (`pg_ctl -m immediate`) and is started again on the same data.
+happens (each kind once per round of five, in random order): a decoder is SIGKILLed, the
+writer is SIGKILLed, the network to Pub/Sub is cut for 2-10 s (every connection reset, new
+ones refused), it becomes a blackhole for 2-10 s, or the database has weather for 2-15 s
+(issue 25): with `--store sqlite` another connection holds its write lock, with `--store
+postgres` (a throw-away cluster of testkit.postgres_cluster) the server crashes (`pg_ctl -m
+immediate`) and is started again on the same data.
 Then the faults stop, the tree drains, and the benchmark prints messages published, stored
 rows against the expected table, dead letters against the poison published, redeliveries
 (pulls beyond the messages published), restarts, and lost (expected rows missing or wrong,
@@ -155,9 +156,12 @@ def main() -> int:
                                       workload.payloads, args.rate)  # fmt: skip
                 publisher.start()
                 chaos_ends = time.monotonic() + args.seconds
+                deck: list[str] = []
                 while time.monotonic() < chaos_ends:
                     time.sleep(rng.uniform(3, 12))
-                    kind = rng.choice(FAULTS)
+                    if not deck:  # every kind of fault once per round, in random order
+                        deck = rng.sample(FAULTS, len(FAULTS))
+                    kind = deck.pop()
                     event = inject(kind, supervisor, proxy, rng, weather)
                     events.append(kind)
                     print(f"{time.monotonic() - chaos_ends + args.seconds:6.1f}s  {event}",
