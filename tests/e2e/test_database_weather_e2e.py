@@ -112,7 +112,10 @@ def ride_out(trees: list[RunningSupervisor], pubsub_target, workload, publisher,
 
 @pytest.mark.long_fault
 @pytest.mark.emulator
-@pytest.mark.parametrize("outage_s", [45, 300], ids=["45s", "5min"])
+@pytest.mark.parametrize(
+    "outage_s",
+    [pytest.param(45, id="45s"), pytest.param(300, id="5min", marks=pytest.mark.timeout(900))],
+)
 def test_two_trees_ride_out_a_postgres_crash(pubsub_target, trees, outage_s):
     cluster = start_cluster()  # its own: the session's cluster serves other tests
     try:
