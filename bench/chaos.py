@@ -3,14 +3,19 @@
 One `miniscan-supervisor --workers 2` reaches the Pub/Sub emulator through the test suite's
 fault proxy (tests/fault_proxy.py) while a paced publisher feeds it a workload whose final
 table is known, poison messages included. For `--seconds`, at random intervals, one of these
-happens: a decoder is SIGKILLed, the writer is SIGKILLed, the network to Pub/Sub is cut for
-2-10 s (every connection reset, new ones refused), or it becomes a blackhole for 2-10 s.
+happens (each kind once per round of five, in random order): a decoder is SIGKILLed, the
+writer is SIGKILLed, the network to Pub/Sub is cut for 2-10 s (every connection reset, new
+ones refused), it becomes a blackhole for 2-10 s, or the database has weather for 2-15 s
+(issue 25): with `--store sqlite` another connection holds its write lock, with `--store
+postgres` (a throw-away cluster of testkit.postgres_cluster) the server crashes (`pg_ctl -m
+immediate`) and is started again on the same data.
 Then the faults stop, the tree drains, and the benchmark prints messages published, stored
 rows against the expected table, dead letters against the poison published, redeliveries
 (pulls beyond the messages published), restarts, and lost (expected rows missing or wrong,
 plus poison not dead-lettered): it must be 0, and the exit code is 1 otherwise.
 
     .venv/bin/python bench/chaos.py [--seconds 180] [--rate 150] [--seed 1]
+                                    [--store sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import apsw
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,10 +44,11 @@ from broker import admin, client  # noqa: E402
 from scanner.workload import build_workload, rows_wrong  # noqa: E402
 from testkit.emulator import start_emulator  # noqa: E402
 from testkit.launch import LaunchOptions, launch_supervisor  # noqa: E402
+from testkit.postgres_cluster import Cluster, start_cluster  # noqa: E402
 from testkit.table import count_dead_letters, read_table  # noqa: E402
 
 PROJECT = "test-project"
-FAULTS = ("kill decoder", "kill writer", "cut network", "blackhole network")
+FAULTS = ("kill decoder", "kill writer", "cut network", "blackhole network", "database weather")
 
 
 class Publisher(threading.Thread):
@@ -62,7 +71,26 @@ class Publisher(threading.Thread):
             self.published += 1
 
 
-def inject(fault: str, supervisor, proxy: FaultProxy, rng: random.Random) -> str:
+def database_weather(db: str, cluster: Cluster | None) -> tuple[str, Callable[[], None],
+                                                               Callable[[], None]]:  # fmt: skip
+    """(what, begin, end) of this store's weather: a PostgreSQL crash and restart on the same
+    data, or a SQLite write lock held by another connection."""
+    if cluster is not None:
+        return "PostgreSQL crashed", cluster.crash, cluster.restart
+    holder: list[apsw.Connection] = []
+
+    def hold() -> None:
+        holder.append(apsw.Connection(db))
+        holder[-1].execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        holder.pop().close()  # closing rolls the transaction back
+
+    return "SQLite write lock held", hold, release
+
+
+def inject(fault: str, supervisor, proxy: FaultProxy, rng: random.Random,
+           weather: tuple[str, Callable[[], None], Callable[[], None]]) -> str:  # fmt: skip
     spawned = supervisor.spawned()
     latest = {name: pid for name, pid in spawned}  # the last spawn of each name
     if fault == "kill decoder":
@@ -72,6 +100,13 @@ def inject(fault: str, supervisor, proxy: FaultProxy, rng: random.Random) -> str
     if fault == "kill writer":
         _kill(latest["writer"])
         return "SIGKILL writer"
+    if fault == "database weather":
+        what, begin, end = weather
+        seconds = rng.uniform(2, 15)
+        begin()
+        time.sleep(seconds)
+        end()
+        return f"{what} for {seconds:.1f}s"
     seconds = rng.uniform(2, 10)
     (proxy.cut if fault == "cut network" else proxy.blackhole)()
     time.sleep(seconds)
@@ -89,6 +124,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--rate", type=float, default=150.0, help="messages published a second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     messages = int(args.rate * (args.seconds + 20))
@@ -98,13 +134,17 @@ def main() -> int:
     os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
     proxy = FaultProxy(int(emulator.host.rsplit(":", 1)[1]))
     events: list[str] = []
+    cluster = start_cluster() if args.store == "postgres" else None
     try:
         publisher_client, subscriber_client = client.publisher_client(), client.subscriber_client()
         admin.ensure_topic(publisher_client, PROJECT, "chaos-topic")
         admin.ensure_subscription(subscriber_client, PROJECT, "chaos-topic", "chaos-sub")
         subscriber_client.close()
         with tempfile.TemporaryDirectory(prefix="miniscan-chaos-") as workdir:
-            db_path = str(Path(workdir) / "chaos.db")
+            db_path = (
+                cluster.create_database("chaos") if cluster else str(Path(workdir) / "chaos.db")
+            )
+            weather = database_weather(db_path, cluster)
             settings = LaunchOptions(proxy.host, db_path, project=PROJECT,
                                           subscription="chaos-sub", workers=2,
                                           extra_args=("--restart-max", "1000"))  # fmt: skip
@@ -116,10 +156,13 @@ def main() -> int:
                                       workload.payloads, args.rate)  # fmt: skip
                 publisher.start()
                 chaos_ends = time.monotonic() + args.seconds
+                deck: list[str] = []
                 while time.monotonic() < chaos_ends:
                     time.sleep(rng.uniform(3, 12))
-                    kind = rng.choice(FAULTS)
-                    event = inject(kind, supervisor, proxy, rng)
+                    if not deck:  # every kind of fault once per round, in random order
+                        deck = rng.sample(FAULTS, len(FAULTS))
+                    kind = deck.pop()
+                    event = inject(kind, supervisor, proxy, rng, weather)
                     events.append(kind)
                     print(f"{time.monotonic() - chaos_ends + args.seconds:6.1f}s  {event}",
                           file=sys.stderr)  # fmt: skip
@@ -143,13 +186,18 @@ def main() -> int:
     finally:
         proxy.close()
         emulator.stop()
+        if cluster is not None:
+            cluster.stop()
     wrong_rows = rows_wrong(workload.expected, table)
     missing_letters = max(0, workload.poison - letters)
     pulled = metrics.get("miniscan_messages_pulled_total", 0)
     restarts = sum(v for k, v in metrics.items() if k.startswith("miniscan_child_restarts_total"))
     lost = wrong_rows + missing_letters
-    print("| seconds of chaos | faults | published | expected rows | rows wrong or missing "
-          "| poison | dead-lettered | pulled | redelivered | restarts | lost | exit |")
+    print(f"store: {args.store}")
+    print(
+        "| seconds of chaos | faults | published | expected rows | rows wrong or missing "
+        "| poison | dead-lettered | pulled | redelivered | restarts | lost | exit |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.seconds:.0f} | {len(events)} | {publisher.published} "
           f"| {len(workload.expected)} | {wrong_rows} | {workload.poison} | {letters} "

@@ -121,10 +121,13 @@ class WriterLost:
 class Heartbeat:
     """Sent by a child's main loop about once a second: proof that the loop is not stuck.
     `pubsub_ok` is False while a decoder cannot reach Pub/Sub (it waits it out: /readyz says
-    not ready meanwhile, and the supervisor does not restart it)."""
+    not ready meanwhile, and the supervisor does not restart it). `database_problem` is the
+    writer's: why it cannot write the database right now (it waits that out too, holding its
+    batch), empty while it can; one line, never a password."""
 
     role: str
     pubsub_ok: bool = True
+    database_problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)

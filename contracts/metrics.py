@@ -82,6 +82,16 @@ CHILD_RESTARTS = Counter(
 SCANS_ROWS = Gauge(
     "miniscan_scans_rows", "Rows in the scans table.", multiprocess_mode="mostrecent"
 )
+DATABASE_UP = Gauge(
+    "miniscan_database_up",
+    "1 while the writer can write the database, 0 while it waits out an outage or a lock.",
+    multiprocess_mode="mostrecent",
+)
+DATABASE_ERRORS = Counter(
+    "miniscan_database_errors",
+    "Failed attempts to write the database, by kind (unavailable, locked).",
+    ["kind"],
+)
 LAST_COMMIT = Gauge(
     "miniscan_last_commit_timestamp_seconds",
     "Unix time of the last durable commit.",
@@ -133,6 +143,8 @@ def export_known_labels() -> None:
     for role in ("writer", "decoder"):
         CHILD_RESTARTS.labels(role).inc(0)
     PULL_LAG.set(0)
+    for kind in ("unavailable", "locked"):
+        DATABASE_ERRORS.labels(kind).inc(0)
     for call in PUBSUB_CALLS:
         for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
             PUBSUB_ERRORS.labels(call, code).inc(0)

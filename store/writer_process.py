@@ -10,11 +10,16 @@ after the commit returned does it send each decoder slot the ack ids of its comm
 messages. A batch whose commit fails because of its data is
 split in halves until the offending records are isolated (issue 5); the rest is committed and
 each refused one is named back to its decoder, which holds its bytes and returns it as a
-`store_rejected` dead letter. A commit that fails because of the disk or a lock is retried
-with backoff, then the process exits and is restarted: its uncommitted messages are never
-acked, so they come back.
+`store_rejected` dead letter; a dead letter the database refuses is isolated the same way.
+A database that cannot be written (down, refusing connections, in recovery or read-only, a
+lock past the busy timeout, a full disk) is weather, not a crash (issue 25): the writer keeps
+its batch, retries with capped, jittered back-off (`store.outage`), heartbeats meanwhile
+with the reason (so the supervisor neither kills it as stalled nor calls the tree ready),
+and acks once the batch is committed, however long that takes. The decoders meanwhile stop
+pulling when their budgets are full and keep extending the leases they hold.
 
-Lifecycle (`contracts.lifecycle`): `open` opens the database; `run_once` takes what the pipe
+Lifecycle (`contracts.lifecycle`): `open` opens the database (or, if it cannot be reached
+yet, leaves that to the first commit, which waits for it); `run_once` takes what the pipe
 holds (waiting up to its timeout for the first message) and commits when the batch is full,
 the pipe idle, or the linger over; `shutdown` closes the database and commits nothing: only
 a `Stop` message flushes, because SIGTERM or a lost supervisor means "exit now", and what was
@@ -33,45 +38,19 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
 from contracts import metrics
-from contracts.lifecycle import CannotStart, NotAvailableYet
+from contracts.lifecycle import CannotStart
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
 from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.isolation import isolate_bad_records, settlements_by_slot
 from store.linger import Linger
+from store.outage import DatabaseOutage, error_kind
 from store.writer_settings import WriterSettings
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
-# Backoff 0.2, 0.4, 0.8, 1.6, 3.2 s between attempts, each of which may also wait out the
-# busy timeout; the writer heartbeats between attempts, so retrying is not mistaken for a stall.
-UNAVAILABLE_RETRIES = 5
-
-Tagged = tuple[ScanRecord, tuple[int, str]]  # a record and (decoder slot, ack id)
-
-
-def isolate_bad_records(
-    write: Callable[[list[ScanRecord]], object], records: list[Tagged]
-) -> list[tuple[tuple[int, str], str]]:
-    """Write the records, halving on data errors; return (tag, error) for each record no
-    write would take.
-
-    Every write that succeeds is committed (upserts are idempotent, so a crash between halves
-    only causes redelivery). At most ~2·log2(n) extra commits per bad record.
-    """
-    if not records:
-        return []
-    try:
-        write([record for record, _ in records])
-        return []
-    except BatchDataError as exc:
-        if len(records) == 1:
-            return [(records[0][1], str(exc))]
-    middle = len(records) // 2
-    return isolate_bad_records(write, records[:middle]) + isolate_bad_records(
-        write, records[middle:]
-    )
 
 
 class WriterRole:
@@ -80,12 +59,16 @@ class WriterRole:
 
     def __init__(
         self,
-        store: ScanStoreBackend,
+        store: ScanStoreBackend | None,
         link: Connection,
         settings: WriterSettings | None = None,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         settings = settings or WriterSettings()
-        self.store = store
+        self.settings = settings
+        self.store = store  # None until the database could be reached
+        self.stop_requested = stop_requested
+        self.outage = DatabaseOutage()
         self.link = link
         self.batch_size = settings.batch_size
         self.batch_bytes = settings.batch_bytes
@@ -98,24 +81,41 @@ class WriterRole:
         self.finished = False
         self.crash_reason: str | None = None  # the writer's failures raise instead
         self._next_heartbeat = 0.0
-        metrics.SCANS_ROWS.set(store.row_count())
+        if store is not None:
+            metrics.SCANS_ROWS.set(store.row_count())
+        metrics.DATABASE_UP.set(1 if store is not None else 0)
 
     @classmethod
-    def open(cls, link: Connection, settings: WriterSettings) -> WriterRole:
+    def open(
+        cls,
+        link: Connection,
+        settings: WriterSettings,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> WriterRole:
         """Open (create, migrate) the store `settings.db_path`: a SQLite file, or PostgreSQL
-        for a postgresql:// URL (`store.backend`). NotAvailableYet if it cannot be written
-        right now; CannotStart if it was refused (not a miniscan database, a bad setting)."""
+        for a postgresql:// URL (`store.backend`). A database that cannot be written right
+        now is not a failure: the first commit waits for it. CannotStart if it was refused
+        (not a miniscan database, a refused password, a bad setting)."""
+        role = cls(None, link, settings, stop_requested)
         try:
-            store = open_store(
-                settings.db_path,
-                synchronous=settings.synchronous,
-                busy_timeout_ms=settings.busy_timeout_ms,
-            )
+            role.store = role._open_store()
         except StoreUnavailable as exc:
-            raise NotAvailableYet(str(exc)) from exc
+            role.outage.failed(str(exc), time.monotonic())
+            log.warning("database not reachable yet (%s): the first commit waits for it", exc)
+            metrics.DATABASE_ERRORS.labels(error_kind(str(exc))).inc()
         except StoreError as exc:
             raise CannotStart(str(exc)) from exc
-        return cls(store, link, settings)
+        else:
+            metrics.SCANS_ROWS.set(role.store.row_count())
+            metrics.DATABASE_UP.set(1)
+        return role
+
+    def _open_store(self) -> ScanStoreBackend:
+        return open_store(
+            self.settings.db_path,
+            synchronous=self.settings.synchronous,
+            busy_timeout_ms=self.settings.busy_timeout_ms,
+        )
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
         """One turn of the loop: wait up to `timeout` (less while a batch lingers) for a
@@ -148,7 +148,8 @@ class WriterRole:
 
     def shutdown(self) -> None:
         """Close the database. Commits nothing: a graceful stop flushed on `Stop` already."""
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
 
     def handle(self, message: object) -> None:
         if isinstance(message, DecodedBatch):
@@ -180,6 +181,12 @@ class WriterRole:
         dead_letters = [d for b in batches for d in b.dead_letters]
         started = time.monotonic()
         refused = self._commit(batches, records, dead_letters)
+        if refused is None:
+            kept = len(records) + len(dead_letters)
+            log.warning("stopping during a database outage: %d messages not committed, so"
+                        " not acked: Pub/Sub redelivers them", kept)  # fmt: skip
+            self.finished = True
+            return
         committed_at = time.time()
         metrics.COMMIT_DURATION.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(records) + len(dead_letters))
@@ -195,68 +202,85 @@ class WriterRole:
         metrics.LAST_COMMIT.set(committed_at)
         metrics.SCANS_ROWS.set(self.store.row_count())
         metrics.QUEUE_DEPTH.labels("pending_commit").set(0)
-        for slot, (ack_ids, rejected) in _settlements_by_slot(batches, refused).items():
+        for slot, (ack_ids, rejected) in settlements_by_slot(batches, refused).items():
             self._send(AckBatch(slot=slot, ack_ids=ack_ids, rejected=tuple(rejected)))
 
     def heartbeat_if_due(self) -> None:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
-            self._send(Heartbeat(role="writer"))
+            self._send(Heartbeat(role="writer", database_problem=self.outage.reason))
 
     def _batch_full(self) -> bool:
         return self.pending_count >= self.batch_size or self.pending_bytes >= self.batch_bytes
 
     def _commit(
         self, batches: list[DecodedBatch], records: list[ScanRecord], letters: list[DeadLetter]
-    ) -> dict[tuple[int, str], str]:
-        """Durably commit; return {(slot, ack id): why} for records the database refused."""
-        delay = 0.2
-        for attempt in range(UNAVAILABLE_RETRIES + 1):
+    ) -> dict[tuple[int, str], str] | None:
+        """Durably commit, waiting out an outage however long it lasts; return {(slot, ack
+        id): why} for records and dead letters the database refused, or None if the writer
+        was told to stop (or lost its supervisor) before the database came back."""
+        while True:
             try:
-                try:
-                    self.store.write_batch(records, letters)
-                    return {}
-                except BatchDataError as exc:
-                    log.warning("batch of %d refused (%s): isolating the bad records",
-                                len(records) + len(letters), exc)  # fmt: skip
-                self.store.write_batch([], letters)
-                tagged = [
-                    (record, (batch.slot, ack_id))
-                    for batch in batches
-                    for record, ack_id in zip(batch.records, batch.record_ack_ids, strict=True)
-                ]
-                refused = isolate_bad_records(lambda part: self.store.write_batch(part), tagged)
-                return dict(refused)
+                refused = self._write_isolating(batches, records, letters)
             except StoreUnavailable as exc:
-                if attempt == UNAVAILABLE_RETRIES:
-                    raise
-                log.warning("database unavailable (%s): retrying in %.1fs", exc, delay)
-                self.heartbeat_if_due()
-                time.sleep(delay)
-                self.heartbeat_if_due()
-                delay *= 2
-        raise AssertionError("unreachable")
+                if not self._wait_out(str(exc), len(records) + len(letters)):
+                    return None
+                continue
+            lasted = self.outage.recovered(time.monotonic())
+            if lasted is not None:
+                log.warning("database back after %.1fs: committing the kept batch", lasted)
+                metrics.DATABASE_UP.set(1)
+                self._send(Heartbeat(role="writer"))
+            return refused
+
+    def _write_isolating(
+        self, batches: list[DecodedBatch], records: list[ScanRecord], letters: list[DeadLetter]
+    ) -> dict[tuple[int, str], str]:
+        if self.store is None:
+            self.store = self._open_store()
+        store = self.store
+        try:
+            store.write_batch(records, letters)
+            return {}
+        except BatchDataError as exc:
+            log.warning("batch of %d refused (%s): isolating the bad records",
+                        len(records) + len(letters), exc)  # fmt: skip
+        tagged_letters = [
+            (letter, (batch.slot, ack_id))
+            for batch in batches
+            for letter, ack_id in zip(batch.dead_letters, batch.dead_letter_ack_ids, strict=True)
+        ]
+        refused = isolate_bad_records(lambda part: store.write_batch([], part), tagged_letters)
+        tagged = [
+            (record, (batch.slot, ack_id))
+            for batch in batches
+            for record, ack_id in zip(batch.records, batch.record_ack_ids, strict=True)
+        ]
+        refused += isolate_bad_records(lambda part: store.write_batch(part), tagged)
+        return dict(refused)
+
+    def _wait_out(self, reason: str, kept: int) -> bool:
+        """One failed attempt: record it, then wait the back-off out while heartbeating.
+        False if the writer must stop instead (SIGTERM, or the supervisor is gone)."""
+        now = time.monotonic()
+        delay = self.outage.failed(reason, now)
+        metrics.DATABASE_UP.set(0)
+        metrics.DATABASE_ERRORS.labels(error_kind(reason)).inc()
+        if self.outage.should_log(now):
+            log.warning("database unavailable (%s): keeping %d messages, retrying (attempt %d)",
+                        reason, kept, self.outage.failures)  # fmt: skip
+        until = now + delay
+        while not self.finished and not self.stop_requested():
+            self.heartbeat_if_due()
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, HEARTBEAT_INTERVAL_S / 2))
+        return False
 
     def _send(self, message: object) -> None:
         try:
             self.link.send(message)
         except (BrokenPipeError, OSError):
             self.finished = True
-
-
-def _settlements_by_slot(
-    batches: list[DecodedBatch], refused: dict[tuple[int, str], str]
-) -> dict[int, tuple[list[str], list[tuple[str, str]]]]:
-    """{slot: (ack ids committed, [(ack id, why) refused])}, in the order they came."""
-    by_slot: dict[int, tuple[list[str], list[tuple[str, str]]]] = {}
-    for batch in batches:
-        ack_ids, rejected = by_slot.setdefault(batch.slot, ([], []))
-        for ack_id in batch.record_ack_ids:
-            why = refused.get((batch.slot, ack_id)) if refused else None
-            if why is None:
-                ack_ids.append(ack_id)
-            else:
-                rejected.append((ack_id, why))
-        ack_ids.extend(batch.dead_letter_ack_ids)
-    return by_slot

@@ -146,7 +146,7 @@ def writer_main(link: Connection, settings: SupervisorSettings) -> None:
     stop = _start_child(name, settings)
     from store.writer_process import WriterRole
 
-    drive_role(name, link, stop, lambda: WriterRole.open(link, settings.writer))
+    drive_role(name, link, stop, lambda: WriterRole.open(link, settings.writer, stop))
 
 
 @dataclass(frozen=True)

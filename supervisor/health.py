@@ -43,14 +43,17 @@ def stall_reason(child: RunningChild, now: float, settings: SupervisorSettings) 
 
 
 def readiness(phase: str, children: list[RunningChild]) -> tuple[bool, str]:
-    """/readyz: running, the writer has the database open, and a decoder is pulling: ready
-    and, by its last heartbeat, able to reach Pub/Sub (issue 12: during an outage the
-    decoders wait it out, and /readyz says so instead of claiming all is well)."""
+    """/readyz: running, the writer can write the database (by its last heartbeat), and a
+    decoder is pulling: ready and, by its last heartbeat, able to reach Pub/Sub (issues 12
+    and 25: during an outage the children wait it out, and /readyz says so instead of
+    claiming all is well)."""
     writer = next((c for c in children if c.id.is_writer), None)
     if phase != RUNNING:
         return False, f"stopping ({phase})"
     if writer is None or not writer.ready:
         return False, "writer not ready"
+    if writer.database_problem:  # issue 25: the writer waits the outage out, holding its batch
+        return False, f"database unavailable: the writer is retrying ({writer.database_problem})"
     decoders = [c for c in children if not c.id.is_writer and c.ready]
     if not decoders:
         return False, "no decoder ready"

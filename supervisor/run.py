@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import click
 
 from contracts.exit_codes import EXIT_STARTUP
 from store.backend import open_store
-from store.errors import StoreError
+from store.errors import StoreError, StoreUnavailable
 from store.writer_lock import WriterLock, hold_writer_lock
 from supervisor.cgroup_limits import Cgroup
 from supervisor.logs import configure_logging
@@ -29,6 +30,9 @@ from supervisor.metrics_dir import prepare_metrics_dir, remove_metrics_dir
 from supervisor.settings import SupervisorSettings
 
 log = logging.getLogger(__name__)
+
+DATABASE_POLL_S = 1.0
+DATABASE_LOG_EVERY_S = 5.0
 
 
 class StartupError(Exception):
@@ -72,10 +76,30 @@ def check_setup(settings: SupervisorSettings) -> None:
         problem = pool.submit(subscription_problem, decoder.project, decoder.subscription).result()
     if problem:
         raise StartupError(problem)
-    try:
-        open_store(settings.writer.db_path, synchronous=settings.writer.synchronous).close()
-    except StoreError as exc:
-        raise StartupError(str(exc)) from None
+    wait_for_database(settings)
+
+
+def wait_for_database(settings: SupervisorSettings) -> None:
+    """Open the database as the writer will; while it cannot be reached yet (a server still
+    starting, a failover, a lock), wait, with a log line every few seconds (issue 25). A
+    refusal that waiting cannot fix (not a miniscan database, a schema newer than this code,
+    a refused password) is a StartupError."""
+    next_log = 0.0
+    while True:
+        try:
+            open_store(settings.writer.db_path, synchronous=settings.writer.synchronous).close()
+            return
+        except StoreUnavailable as exc:
+            now = time.monotonic()
+            if now >= next_log:
+                log.warning("database not reachable yet (%s): waiting for it", exc)
+                next_log = now + DATABASE_LOG_EVERY_S
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            time.sleep(DATABASE_POLL_S)
+        except KeyboardInterrupt:
+            raise StartupError("interrupted while waiting for the database") from None
 
 
 def run_supervisor(settings: SupervisorSettings) -> int:

@@ -62,6 +62,7 @@ class RunningChild:
     last_heartbeat: float
     ready: bool = False
     pubsub_ok: bool = True  # a decoder's last heartbeat said it reaches Pub/Sub
+    database_problem: str = ""  # the writer's last heartbeat: why it cannot write, or ""
     end_of_stream: bool = False
     stopping: bool = False
     killed: bool = False
@@ -81,6 +82,7 @@ class RunningChild:
             self.last_heartbeat = now
         if isinstance(message, Heartbeat):
             self.pubsub_ok = message.pubsub_ok
+            self.database_problem = message.database_problem
         elif isinstance(message, Ready):
             self.ready = True
         elif isinstance(message, EndOfStream):

@@ -52,13 +52,14 @@ class LaunchOptions:
 
 
 def supervisor_args(options: LaunchOptions) -> list[str]:
+    """The command line: everything but the store, which `launch_supervisor` passes in the
+    environment."""
     workers = ("--workers", str(options.workers)) if options.workers is not None else ()
     return [
         *command_for("miniscan-supervisor", "supervisor.cli"),
         *workers,
         "--project", options.project,
         "--subscription", options.subscription,
-        "--db", str(options.db_path),
         "--metrics-host", options.metrics_host,
         "--metrics-port", str(options.metrics_port),
         *options.extra_args,
@@ -173,5 +174,8 @@ def launch_supervisor(
     if options.metrics_port == 0:
         options = replace(options, metrics_port=free_port())
     env = child_env(options.emulator_host, options.metrics_dir)
+    # The store through the environment, never the command line: `ps` shows a command line
+    # to every user of the machine, and a PostgreSQL URL may hold a password (issue 25).
+    env[defaults.DB_PATH_ENV] = str(options.db_path)
     child = spawn_child(name, supervisor_args(options), env, log_path)
     return SupervisorProcess(child, options)

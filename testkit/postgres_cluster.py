@@ -5,7 +5,8 @@ Owns: finding the server binaries (`pg_config --bindir`, then Debian's
 scripts/bootstrap-test-tools installs into the virtualenv where the machine has no server),
 `initdb` into a fresh folder, starting the server on a
 free port of 127.0.0.1 (and a unix socket inside that folder, never the system's), a fresh
-database per test or candidate, and `pg_ctl stop -m fast` plus removing the folder at the end.
+database per test or candidate, a crash (`-m immediate`) and a restart on the same data for
+fault tests, and `pg_ctl stop -m fast` plus removing the folder at the end.
 The test suite's `postgres_cluster` fixture, `bench/scale_out.py` and
 `bench/store_bench_postgres.py` start theirs here.
 
@@ -87,6 +88,27 @@ class Cluster:
                             "-D", str(self.data_dir)], check=False)  # fmt: skip
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def crash(self) -> None:
+        """Stop the server as a crash or a failover would (`-m immediate`: no checkpoint,
+        every connection cut); the data stays for `restart`."""
+        _run_as(self.user, [str(self.bindir / "pg_ctl"), "stop", "-m", "immediate", "-w",
+                            "-D", str(self.data_dir)], check=True)  # fmt: skip
+
+    def restart(self) -> None:
+        """Start the server again on the same data and the same port (it recovers first)."""
+        _start(self, attempts=1, port=self.port)
+
+    def add_password_role(self, role: str, password: str) -> None:
+        """A login role that must give its password over TCP (the rest of the cluster keeps
+        trusting local connections): for tests of a refused password."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+            hba = self.data_dir / "pg_hba.conf"
+            rule = f"host all {role} {LOOPBACK}/32 scram-sha-256\n"
+            _run_as(self.user, ["sh", "-c", f"printf '%s' '{rule}' | cat - {hba} > {hba}.new"
+                                f" && mv {hba}.new {hba}"], check=True)  # fmt: skip
+            conn.execute("SELECT pg_reload_conf()")
+
 
 def find_bindir() -> Path:
     """The folder holding initdb, pg_ctl and postgres, newest major version first."""
@@ -162,10 +184,10 @@ def start_cluster() -> Cluster:
         raise
 
 
-def _start(cluster: Cluster, attempts: int = 3) -> Cluster:
-    """Start on a free port; another process may grab the port first, so try a few."""
+def _start(cluster: Cluster, attempts: int = 3, port: int | None = None) -> Cluster:
+    """Start on `port`, or on a free port; another process may grab it first, so try a few."""
     for attempt in range(attempts):
-        cluster.port = free_port()
+        cluster.port = port or free_port()
         options = " ".join(
             [f"-c listen_addresses={LOOPBACK}", f"-p {cluster.port}",
              f"-k {cluster.folder}", *(f"-c {s}" for s in FAST_SETTINGS)]

@@ -2,15 +2,17 @@
 
 Owns: turning a libpq URL into a connection (with miniscan's application name and a
 connect timeout unless the URL sets them), a password-free description of the URL for
-messages, `connect_existing` for readers and admin commands, and `translate_error`: the one
-mapping from psycopg exceptions to the store.errors classes (store.sqlite.connection holds
-SQLite's).
+messages, hiding the password in every message libpq makes of a URL (`hide_secrets`),
+`connect_existing` for readers and admin commands, and `translate_error`: the one mapping
+from psycopg exceptions to the store.errors classes (store.sqlite.connection holds SQLite's).
 
 Never: create or migrate tables (store.postgres.schema, called by the writer's open), write
 data, log, or retry.
 """
 
 from __future__ import annotations
+
+import re
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -27,25 +29,39 @@ DEFAULT_PARAMS = (("application_name", "miniscan"), ("connect_timeout", str(CONN
 _UNAVAILABLE_CLASSES = ("08", "53", "55", "57", "58")
 _UNAVAILABLE_STATES = ("25006", "40001", "40P01")
 _BAD_DATA_CLASSES = ("22", "23")
+# What libpq says (with no SQLSTATE) when the server refuses a connection for a reason that
+# waiting will not fix (issue 25): a start-up exits 3 on these instead of waiting forever.
+# A database or role that does not exist yet is waited for: it may be being provisioned.
+_REFUSALS = ("authentication failed", "no password supplied", "no pg_hba.conf entry",
+             "not permitted to log in")  # fmt: skip
 
 
 def describe(url: str) -> str:
     """The URL without its password or options: safe for logs and error messages."""
-    params = _parse(url)
+    params = {key: _unless_misparsed(value) for key, value in _parse(url).items()}
     user = f"{params['user']}@" if params.get("user") else ""
     port = f":{params['port']}" if params.get("port") else ""
     return f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
 
 
+def _unless_misparsed(value: str) -> str:
+    # An '@' or a space in the password can move libpq's split, so that the host or the
+    # database name holds part of the password: such a field is not shown.
+    return "?" if "@" in value or any(c.isspace() for c in value) else value
+
+
 def connect(url: str, where: str) -> psycopg.Connection:
     """A new connection (not in autocommit); StoreUnavailable when the server cannot be
-    reached (refused, timed out, unknown database, authentication failed)."""
+    reached now (refused, timed out, starting up, in recovery), StoreError when it refused
+    us for good (authentication failed, no pg_hba.conf entry). No message holds the
+    password, whatever libpq made of the URL."""
     params = _parse(url)
     extra = {key: value for key, value in DEFAULT_PARAMS if key not in params}
     try:
         return psycopg.connect(url, autocommit=False, **extra)
     except psycopg.Error as exc:
-        raise translate_error(exc, f"cannot connect to {where}") from None
+        refusal = translate_error(exc, f"cannot connect to {where}")
+        raise type(refusal)(hide_secrets(str(refusal), url)) from None
 
 
 def connect_existing(url: str, *, writable: bool = False) -> psycopg.Connection:
@@ -73,7 +89,61 @@ def _parse(url: str) -> dict[str, str]:
     try:
         return {key: str(value) for key, value in conninfo_to_dict(url).items()}
     except psycopg.ProgrammingError as exc:
-        raise StoreError(f"invalid PostgreSQL URL: {_describe(exc)}") from None
+        detail = hide_secrets(_describe(exc), url)
+        raise StoreError(f"invalid PostgreSQL URL: {detail}") from None
+
+
+# libpq repeats the part of a URL it could not use, in double quotes: the password itself
+# when its percent-encoding is broken, or a host name holding part of it when an '@' or a
+# space in the password moved the split (issue 25). Quoted text that shares this much with
+# anything that may be a password, or holds an '@' (a split moved by the password), is
+# hidden whole.
+_QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
+_SHARED_CHARS = 3
+_URI_PASSWORD = re.compile(r"^[a-z]+://[^:/@]*:(.*)@", re.IGNORECASE | re.DOTALL)
+_KEYWORD_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """`text` without anything that may be the password of `url`, however broken the URL:
+    what libpq parses as the password, what sits between the user and the last '@' of a
+    URI, what follows `password=`. Quoted fragments that overlap one are hidden whole."""
+    secrets = _password_candidates(url)
+    if not secrets:
+        return text
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _SHARED_CHARS:  # a shorter one would mangle words at random
+            text = text.replace(secret, "***")
+
+    def hide_if_shared(match: re.Match[str]) -> str:
+        quoted = match.group(1) if match.group(1) is not None else match.group(2)
+        if "@" in quoted or any(_overlap(quoted, secret) for secret in secrets):
+            return '"***"'
+        return match.group(0)
+
+    return _QUOTED.sub(hide_if_shared, text)
+
+
+def _password_candidates(url: str) -> set[str]:
+    found = set()
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        found.add(str(password))
+    for pattern in (_URI_PASSWORD, _KEYWORD_PASSWORD):
+        match = pattern.search(url)
+        if match and match.group(1):
+            found.add(match.group(1))
+    return found
+
+
+def _overlap(quoted: str, secret: str) -> bool:
+    """Whether `quoted` holds a piece of `secret` at least _SHARED_CHARS long (or all of a
+    shorter secret)."""
+    size = min(_SHARED_CHARS, len(secret))
+    return any(secret[i : i + size] in quoted for i in range(len(secret) - size + 1))
 
 
 def translate_error(exc: psycopg.Error, action: str) -> StoreError:
@@ -90,8 +160,10 @@ def translate_error(exc: psycopg.Error, action: str) -> StoreError:
         return StoreError(f"{action}: permission denied ({detail})")
     if not state and isinstance(exc, psycopg.DataError):  # refused before sending (a NUL)
         return BatchDataError(f"{action}: {detail}")
-    if not state and isinstance(exc, psycopg.OperationalError):  # connection refused or lost
-        return StoreUnavailable(f"{action}: {detail}")
+    if not state and isinstance(exc, psycopg.OperationalError):
+        if any(refusal in detail for refusal in _REFUSALS):
+            return StoreError(f"{action}: {detail}")
+        return StoreUnavailable(f"{action}: {detail}")  # refused, lost, starting, recovering
     return StoreError(f"{action}: {detail}")
 
 

@@ -87,8 +87,9 @@ class PostgresReader(ClosedOnExit):
         """As `store.sqlite.reader.read_stats`, from one snapshot; sizes are the tables' own."""
         with self._transaction(f"cannot read {self.where}", snapshot=True) as conn:
             rows, ips, oldest, newest = conn.execute(
-                "SELECT count(*), count(DISTINCT ip), min(last_scanned), max(last_scanned)"
-                " FROM scans"
+                # The total is the count the writers keep (issue 26), not a count(*).
+                "SELECT (SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts),"
+                " count(DISTINCT ip), min(last_scanned), max(last_scanned) FROM scans"
             ).fetchone()
             services = conn.execute(
                 "SELECT service, count(*) AS n FROM scans GROUP BY service"

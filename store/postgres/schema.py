@@ -10,7 +10,10 @@ tables in the same schema are never read beyond the catalog, nor changed. A tabl
 `scans` or `dead_letters` without miniscan's stamp is refused (`SchemaError`) before any
 write, and the refusing transaction is rolled back.
 
-Same layout as SQLite version 2, with two deliberate differences:
+Version 3 adds `scan_counts` (as SQLite's version 3), which carries no stamp of its own: the
+stamp on the two tables above names the layout, scan_counts included.
+
+Same layout as SQLite, with two deliberate differences:
   - `response` is `bytea` holding the UTF-8 of the text. PostgreSQL `text` cannot hold NUL
     (SQLite stores it happily), and compares by collation (ICU "en-US" puts "a" before "B");
     bytea holds any Python str losslessly and compares byte by byte (memcmp, then length),
@@ -33,7 +36,7 @@ from psycopg import errors as pg_errors
 
 from store.errors import SchemaError
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 TABLES = ("scans", "dead_letters")
 STAMP = "miniscan schema {version}"
 _STAMP_PATTERN = re.compile(r"miniscan schema (\d+)\b")
@@ -74,6 +77,37 @@ DEAD_LETTERS_INDEXES = (
     " WHERE message_id <> ''",
     "CREATE INDEX dead_letters_by_reason ON dead_letters (reason, id)",
 )
+# The row count of scans, kept by the writers in each batch's transaction (issue 26): a
+# count(*) over hundreds of millions of rows takes minutes. Each writer adds to one slot it
+# drew at open, so that many writers do not queue on one hot row; readers sum the slots.
+COUNT_SLOTS = 64
+SCAN_COUNTS_DDL = """
+CREATE TABLE scan_counts (
+    slot      integer PRIMARY KEY CHECK (slot >= 0),
+    row_count bigint  NOT NULL
+)
+"""
+COUNT_EXISTING_ROWS = "INSERT INTO scan_counts (slot, row_count) SELECT 0, count(*) FROM scans"
+# Rows deleted or truncated by hand (an operator, a test) leave the count right: statement-level
+# triggers, which cost nothing on the writers' inserts and updates.
+COUNT_DELETIONS = (
+    """CREATE FUNCTION miniscan_count_deleted_scans() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO scan_counts (slot, row_count) SELECT 0, -count(*) FROM deleted_scans
+        ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.row_count;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER scans_count_deleted AFTER DELETE ON scans REFERENCING OLD TABLE AS"
+    " deleted_scans FOR EACH STATEMENT EXECUTE FUNCTION miniscan_count_deleted_scans()",
+    """CREATE FUNCTION miniscan_count_truncated_scans() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM scan_counts;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER scans_count_truncated AFTER TRUNCATE ON scans"
+    " FOR EACH STATEMENT EXECUTE FUNCTION miniscan_count_truncated_scans()",
+)
+SCAN_COUNTS = (SCAN_COUNTS_DDL, COUNT_EXISTING_ROWS, *COUNT_DELETIONS)
 COLUMN_COMMENTS = (
     "COMMENT ON COLUMN scans.response IS 'the response text as UTF-8 bytes (it may hold NUL,"
     " which text cannot); read it with convert_from(response, ''UTF8'') where it has no NUL'",
@@ -174,10 +208,12 @@ def require_current(conn: psycopg.Connection, where: str) -> None:
 
 def _create_current(conn: psycopg.Connection, where: str) -> None:
     try:
-        for ddl in (SCANS_DDL, DEAD_LETTERS_DDL, *DEAD_LETTERS_INDEXES, *COLUMN_COMMENTS):
+        for ddl in (SCANS_DDL, DEAD_LETTERS_DDL, *DEAD_LETTERS_INDEXES, *COLUMN_COMMENTS,
+                    *SCAN_COUNTS):  # fmt: skip
             conn.execute(ddl)
         _set_stamp(conn, CURRENT_VERSION)
-    except (pg_errors.DuplicateTable, pg_errors.DuplicateObject) as exc:
+    except (pg_errors.DuplicateTable, pg_errors.DuplicateObject,
+            pg_errors.DuplicateFunction) as exc:  # fmt: skip
         # Another application owns an index or sequence of one of these names.
         raise SchemaError(
             f"{where}: cannot create miniscan's tables ({exc.diag.message_primary});"
@@ -205,9 +241,16 @@ def _migrate(conn: psycopg.Connection, where: str, found: int) -> None:
         _set_stamp(conn, version)
 
 
+def _migrate_2_to_3(conn: psycopg.Connection) -> None:
+    """Add scan_counts, holding the rows of scans counted now: the one full count, under
+    the advisory lock of the open that migrates; from then on the writers keep it."""
+    for ddl in SCAN_COUNTS:
+        conn.execute(ddl)
+
+
 # Version 2 is the first PostgreSQL layout; later layouts add their steps here, keyed by the
 # version they migrate from, each run inside the transaction of `ensure_current`.
-MIGRATIONS: dict[int, Callable[[psycopg.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[psycopg.Connection], None]] = {2: _migrate_2_to_3}
 
 
 def decode_response(stored: bytes | memoryview) -> str:

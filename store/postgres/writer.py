@@ -32,7 +32,7 @@ from psycopg import errors as pg_errors
 from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, synchronous_mode
-from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.errors import BatchDataError, StoreError
 from store.merge import reduce_rows
 from store.postgres import schema
 from store.postgres.connection import connect, describe, translate_error
@@ -40,8 +40,6 @@ from store.rows import WriteResult, payload_digest
 
 log = logging.getLogger(__name__)
 
-# count(*) over a large table takes a while: the rows gauge is refreshed this often.
-RECOUNT_EVERY_S = 15.0
 CONFLICT_RETRIES = 5  # whole-batch retries after a deadlock or serialization failure
 CONFLICT_BACKOFF_S = 0.01  # the first retry waits up to this, doubling, with full jitter
 
@@ -98,10 +96,18 @@ INSERT INTO dead_letters (payload, reason, detail, message_id, received_at, payl
 SELECT * FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::bytea[])
     AS letter(payload, reason, detail, message_id, received_at, payload_sha256)
 ORDER BY message_id COLLATE "C", payload_sha256
-ON CONFLICT DO NOTHING
+ON CONFLICT (message_id, payload_sha256) WHERE message_id <> '' DO NOTHING
 """
+# The row count is kept, never counted (issue 26): a batch adds its new keys to its writer's
+# slot of scan_counts and reads back the sum of all slots (other writers' keys included).
+ADD_NEW_KEYS = """
+INSERT INTO scan_counts (slot, row_count) VALUES (%s, %s)
+ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.row_count
+"""
+READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts"
 
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_LEFT_OPEN = (psycopg.pq.TransactionStatus.INERROR, psycopg.pq.TransactionStatus.INTRANS)
 
 
 class PostgresStore(ClosedOnExit):
@@ -114,9 +120,9 @@ class PostgresStore(ClosedOnExit):
         self._settings = settings
         self._conn: psycopg.Connection | None = conn
         self._closed = False
-        # Rows at open plus the keys this writer added: other writers' keys are not seen.
+        # The shared count as of this store's last commit (other writers' keys included).
         self._rows = rows
-        self._recount_at = time.monotonic() + RECOUNT_EVERY_S
+        self._count_slot = random.randrange(schema.COUNT_SLOTS)
         self.path = describe(url)
         self.migrated_from = migrated_from
 
@@ -142,7 +148,7 @@ class PostgresStore(ClosedOnExit):
         try:
             version_before = schema.ensure_current(conn, where)
             _prepare_writer(conn, settings)
-            rows = conn.execute("SELECT count(*) FROM scans").fetchone()[0]
+            rows = conn.execute(READ_ROW_COUNT).fetchone()[0]
             conn.commit()
         except BaseException as exc:
             conn.close()
@@ -169,7 +175,7 @@ class PostgresStore(ClosedOnExit):
         action = f"cannot write batch to {self.path}"
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                new_keys, changed, stored = self._apply(scan_rows, letter_columns)
+                new_keys, changed, stored, rows = self._apply(scan_rows, letter_columns)
                 break
             except _CONFLICTS as exc:
                 if attempt == CONFLICT_RETRIES:
@@ -183,12 +189,12 @@ class PostgresStore(ClosedOnExit):
                 # Raised by psycopg while dumping a value it cannot send (an int over 64 bits
                 # for a bigint, a str for an int): the data's fault, not the store's.
                 raise BatchDataError(f"{action}: a value PostgreSQL cannot store: {exc}") from None
-        self._rows += new_keys
+        self._rows = rows
         return WriteResult(len(records), new_keys, stored, changed)
 
     def _apply(
         self, scan_rows: list[tuple], letter_columns: list[list] | None
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, int, int]:
         conn = self._connection()
         new_keys = changed = stored = 0
         try:
@@ -202,6 +208,9 @@ class PostgresStore(ClosedOnExit):
                 if letter_columns:
                     cur.execute(INSERT_DEAD_LETTERS, letter_columns)
                     stored = cur.rowcount
+                if new_keys:
+                    cur.execute(ADD_NEW_KEYS, (self._count_slot, new_keys))
+                rows = cur.execute(READ_ROW_COUNT).fetchone()[0]
             conn.commit()
         except BaseException:
             # A broken connection cannot roll back; the server has already dropped its
@@ -209,13 +218,20 @@ class PostgresStore(ClosedOnExit):
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()
             raise
-        return new_keys, changed, stored
+        return new_keys, changed, stored, rows
 
     def _connection(self) -> psycopg.Connection:
         """The open connection, or a new one when the server dropped the last (a restart,
         a failover, a network cut): the writer's retry of StoreUnavailable then heals."""
         if self._closed:
             raise StoreError(f"the store of {self.path} is closed")
+        if self._conn is not None and self._conn.info.transaction_status in _LEFT_OPEN:
+            # Never reuse a connection left in a transaction, least of all a failed one (every
+            # statement would be refused with 25P02): roll it back, or drop it if that fails.
+            try:
+                self._conn.rollback()
+            except psycopg.Error:
+                self._conn.close()
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 self._conn.close()
@@ -232,16 +248,8 @@ class PostgresStore(ClosedOnExit):
         return self._conn
 
     def row_count(self) -> int:
-        """Rows in `scans`: counted anew at most every RECOUNT_EVERY_S (other writers add
-        keys too, and every replica should report the shared table), plus the keys this store
-        added since. A count that fails keeps the last figure: a metric is not worth an error."""
-        now = time.monotonic()
-        if now >= self._recount_at:
-            self._recount_at = now + RECOUNT_EVERY_S
-            with contextlib.suppress(psycopg.Error, StoreUnavailable):
-                conn = self._connection()
-                self._rows = conn.execute("SELECT count(*) FROM scans").fetchone()[0]
-                conn.rollback()  # end the read's transaction: nothing may stay open
+        """Rows in `scans` (every writer's), as scan_counts said at this store's last commit.
+        Never touches the database: the figure comes with each batch (issue 26)."""
         return self._rows
 
     @property

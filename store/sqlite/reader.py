@@ -179,8 +179,9 @@ def read_stats(conn: apsw.Connection, top_services: int = 10) -> StoreStats:
     try:
         with read_snapshot(conn):
             rows, ips, oldest, newest = conn.execute(
-                "SELECT count(*), count(DISTINCT ip), min(last_scanned), max(last_scanned)"
-                " FROM scans"
+                # The total is the count the writer keeps (issue 26), not a count(*).
+                "SELECT (SELECT coalesce(sum(row_count), 0) FROM scan_counts),"
+                " count(DISTINCT ip), min(last_scanned), max(last_scanned) FROM scans"
             ).fetchall()[0]
             services = conn.execute(
                 "SELECT service, count(*) AS n FROM scans GROUP BY service"

@@ -17,6 +17,9 @@ Versions:
      that only a true duplicate (a redelivery: same id and same bytes) collapses. Message ids
      are not unique across emulator restarts (it numbers from 1 again), topics or projects,
      and v1 silently dropped a new poison message whose id matched an old one (issue 12).
+  3  scan_counts: the number of rows in scans, kept by the writer in the transaction of each
+     batch (issue 26), so that the rows gauge, the writer's open and `stats` never count the
+     whole table. The migration counts the existing rows once (a full scan, at that one open).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import apsw
 from store.errors import SchemaError
 from store.rows import payload_digest
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 # "mscn" in ASCII: marks the file as miniscan's, so a foreign SQLite file is never mistaken
 # for an empty or old one.
 APPLICATION_ID = int.from_bytes(b"mscn", "big")
@@ -71,6 +74,23 @@ DEAD_LETTERS_INDEXES = (
     " WHERE message_id <> ''",
     "CREATE INDEX dead_letters_by_reason ON dead_letters (reason, id)",
 )
+
+# The row count of scans, one row per slot (SQLite has one writer: slot 0). The writer adds
+# the keys each batch inserted in the batch's own transaction; readers sum the slots.
+SCAN_COUNTS_DDL = """
+CREATE TABLE scan_counts (
+    slot      INTEGER PRIMARY KEY,
+    row_count INTEGER NOT NULL CHECK (typeof(row_count) = 'integer')
+)
+"""
+COUNT_EXISTING_ROWS = "INSERT INTO scan_counts (slot, row_count) SELECT 0, count(*) FROM scans"
+# Rows deleted by hand (an operator, a test) leave the count right; the writer never deletes,
+# so the trigger costs its upserts nothing.
+COUNT_DELETIONS = """
+CREATE TRIGGER scans_count_deleted AFTER DELETE ON scans
+BEGIN UPDATE scan_counts SET row_count = row_count - 1 WHERE slot = 0; END
+"""
+SCAN_COUNTS = (SCAN_COUNTS_DDL, COUNT_EXISTING_ROWS, COUNT_DELETIONS)
 
 # The version-1 dead_letters, which migration 0 -> 1 builds (migration 1 -> 2 then extends it).
 DEAD_LETTERS_DDL_V1 = DEAD_LETTERS_DDL.replace(
@@ -185,6 +205,8 @@ def _create_current(conn: apsw.Connection) -> None:
     conn.execute(DEAD_LETTERS_DDL)
     for ddl in DEAD_LETTERS_INDEXES:
         conn.execute(ddl)
+    for ddl in SCAN_COUNTS:
+        conn.execute(ddl)
 
 
 def _migrate(conn: apsw.Connection, path: str, found: int) -> None:
@@ -237,7 +259,15 @@ def _migrate_1_to_2(conn: apsw.Connection) -> None:
     conn.execute(DEAD_LETTERS_INDEXES[0])
 
 
+def _migrate_2_to_3(conn: apsw.Connection) -> None:
+    """Add scan_counts, holding the rows of scans counted now: the one full count, at the
+    open that migrates; from then on the writer keeps it."""
+    for ddl in SCAN_COUNTS:
+        conn.execute(ddl)
+
+
 MIGRATIONS: dict[int, Callable[[apsw.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
 }

@@ -51,11 +51,18 @@ ON CONFLICT (ip, port, service) DO UPDATE SET
     first_seen   = min(scans.first_seen, excluded.first_seen)
 WHERE {_NEWER} OR excluded.first_seen < scans.first_seen
 """
+# An explicit conflict target: only a true duplicate (a redelivery) is skipped. INSERT OR
+# IGNORE would also skip a row that breaks a CHECK or NOT NULL rule, without an error, and
+# the writer would then ack a dead letter that was never stored (issue 25).
 INSERT_DEAD_LETTER = """
-INSERT OR IGNORE INTO dead_letters
+INSERT INTO dead_letters
     (payload, reason, detail, message_id, received_at, payload_sha256)
 VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (message_id, payload_sha256) WHERE message_id <> '' DO NOTHING
 """
+# The row count is kept, never counted (issue 26): see store.sqlite.schema, version 3.
+READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0) FROM scan_counts"
+ADD_NEW_KEYS = "UPDATE scan_counts SET row_count = row_count + ? WHERE slot = 0"
 
 
 class ScanStore(ClosedOnExit):
@@ -96,7 +103,7 @@ class ScanStore(ClosedOnExit):
         def prepare(conn: apsw.Connection) -> tuple[int | None, int]:
             version_before = schema.ensure_current(conn, path)
             apply_writer_settings(conn, mode)
-            return version_before, conn.execute("SELECT count(*) FROM scans").get
+            return version_before, conn.execute(READ_ROW_COUNT).get
 
         conn, (version_before, rows) = connect(path, CREATE, busy_timeout_ms, prepare)
         migrated = None if version_before in (None, schema.CURRENT_VERSION) else version_before
@@ -155,6 +162,8 @@ class ScanStore(ClosedOnExit):
             new_keys = conn.execute(
                 "SELECT count(*) FROM scans WHERE rowid > ?", (highest_rowid,)
             ).get
+            if new_keys:
+                conn.execute(ADD_NEW_KEYS, (new_keys,))
             before = conn.total_changes()
             if letter_rows:
                 conn.executemany(INSERT_DEAD_LETTER, letter_rows)
@@ -175,7 +184,8 @@ class ScanStore(ClosedOnExit):
             self._conn.execute("ROLLBACK")
 
     def row_count(self) -> int:
-        """Rows in `scans`: counted once at open, then kept up to date by each batch."""
+        """Rows in `scans`: read from scan_counts at open, then kept up to date by each batch
+        (which adds its new keys there in its own transaction)."""
         return self._rows
 
     @property

@@ -155,21 +155,39 @@ def test_a_second_supervisor_on_one_sqlite_file_is_refused(pubsub_target, tmp_pa
 
 
 @pytest.mark.emulator
-def test_an_unreachable_postgres_is_a_one_line_startup_error_without_the_password(
-    pubsub_target, postgres_cluster
+def test_an_unreachable_postgres_is_waited_for_and_a_refused_one_is_a_one_line_error(
+    pubsub_target, postgres_cluster, tmp_path
 ):
+    """Issue 25: a database not reachable yet is weather (waited for, a line every few
+    seconds); a refused password is a one-line error and exit 3. Neither shows the password."""
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": pubsub_target.host}
+    args = [str(BIN / "miniscan-supervisor"), "--subscription", pubsub_target.subscription,
+            "--metrics-port", "0"]  # fmt: skip
     # Nothing listens on port 1. The URL comes from MINISCAN_DB, as every command reads it.
     url = f"postgresql://{postgres_cluster.user}:s3cret-pw@127.0.0.1:1/miniscan"
+    log_path = tmp_path / "waiting.log"
+    with open(log_path, "w") as log:
+        waiting = subprocess.Popen(args, env={**env, "MINISCAN_DB": url}, stderr=log, stdout=log)
+    try:
+        wait_until(lambda: "database not reachable yet" in log_path.read_text(), 60, "waiting")
+        assert waiting.poll() is None, "exited instead of waiting"
+    finally:
+        waiting.terminate()
+        waiting.wait(30)
+    redacted = f"cannot connect to postgresql://{postgres_cluster.user}@127.0.0.1:1/miniscan"
+    assert redacted in log_path.read_text() and "s3cret" not in log_path.read_text()
+
+    postgres_cluster.add_password_role("pw_carol", "Right-pw")
+    refused = f"postgresql://pw_carol:s3cret-pw@127.0.0.1:{postgres_cluster.port}/postgres"
     result = run_cli(
         "--subscription", pubsub_target.subscription, "--metrics-port", "0",
-        env={"PUBSUB_EMULATOR_HOST": pubsub_target.host, "MINISCAN_DB": url},
+        env={"PUBSUB_EMULATOR_HOST": pubsub_target.host, "MINISCAN_DB": refused},
     )  # fmt: skip
     assert result.returncode == EXIT_STARTUP
     assert "s3cret" not in result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr
-    redacted = f"cannot connect to postgresql://{postgres_cluster.user}@127.0.0.1:1/miniscan"
-    assert redacted in errors[0]
+    assert "password authentication failed" in errors[0]
 
 
 def test_the_writer_lock_is_exclusive_per_file_and_absent_for_postgres(tmp_path):

@@ -99,7 +99,6 @@ def test_the_command_line_holds_the_settings_then_the_callers_flags():
         "--workers", "3",
         "--project", defaults.DEFAULT_PROJECT,
         "--subscription", defaults.DEFAULT_SUBSCRIPTION,
-        "--db", "x.db",
         "--metrics-host", "127.0.0.1",
         "--metrics-port", "9999",
         "--batch-size", "5",

@@ -53,6 +53,7 @@ CONTRACT_COUNTERS = frozenset(
         "miniscan_messages_nacked_total",
         "miniscan_child_restarts_total",
         "miniscan_pubsub_errors_total",
+        "miniscan_database_errors_total",
     }
 )
 CONTRACT_HISTOGRAMS = frozenset(
@@ -71,6 +72,7 @@ CONTRACT_GAUGES = frozenset(
         "miniscan_scans_rows",
         "miniscan_last_commit_timestamp_seconds",
         "miniscan_build_info",
+        "miniscan_database_up",
     }
 )
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
@@ -384,6 +386,21 @@ def _alert_scenarios() -> list[dict[str, Any]]:
             ],
             "alert_rule_test": [
                 {"eval_time": "12m", "alertname": "MiniscanPubSubPullFailing", "exp_alerts": []},
+            ],
+        },
+        {
+            "name": "the database is down for two minutes, then a 30 s blip",
+            "interval": "15s",
+            "input_series": [_series("miniscan_database_up", P1, "1x4 0x8 1x8 0x2 1x20")],
+            "alert_rule_test": [
+                {"eval_time": "2m", "alertname": "MiniscanDatabaseUnavailable", "exp_alerts": []},
+                {
+                    "eval_time": "3m",
+                    "alertname": "MiniscanDatabaseUnavailable",
+                    "exp_alerts": [{"exp_labels": critical_p1}],
+                },
+                {"eval_time": "6m", "alertname": "MiniscanDatabaseUnavailable", "exp_alerts": []},
+                {"eval_time": "7m", "alertname": "MiniscanDatabaseUnavailable", "exp_alerts": []},
             ],
         },
         {

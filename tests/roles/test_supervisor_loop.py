@@ -149,6 +149,15 @@ def test_readiness_needs_the_writer_and_a_decoder_and_liveness_needs_the_loop():
         assert supervisor.is_ready() == (False, "Pub/Sub unreachable: the decoders are retrying")
         supervisor.handle_message(supervisor.children["decoder-0"], messages.Heartbeat("decoder-0"))
         assert supervisor.is_ready() == (True, "ok")
+        # Issue 25: the writer waits a database outage out; /readyz says so, with its reason.
+        writer = supervisor.children["writer"]
+        supervisor.handle_message(
+            writer, messages.Heartbeat("writer", database_problem="cannot connect: refused")
+        )
+        ready, reason = supervisor.is_ready()
+        assert not ready and reason.startswith("database unavailable") and "refused" in reason
+        supervisor.handle_message(writer, messages.Heartbeat("writer"))
+        assert supervisor.is_ready() == (True, "ok")
         supervisor.begin_stop()
         assert supervisor.is_ready()[0] is False
         assert supervisor.is_alive()[0] is True

@@ -19,7 +19,7 @@ from role_doubles import (
 )
 
 from contracts import messages, metrics
-from contracts.lifecycle import CannotStart, NotAvailableYet
+from contracts.lifecycle import CannotStart
 from contracts.records import DeadLetter
 from store import writer_process
 from store.errors import StoreError
@@ -123,8 +123,19 @@ def test_writer_open_refuses_a_foreign_file_and_waits_out_an_unusable_folder(tmp
     with pytest.raises(CannotStart):  # a restart would not help: the tree halts
         WriterRole.open(theirs, writer_settings(foreign))
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(NotAvailableYet, match="cannot create the folder"):
-        WriterRole.open(theirs, writer_settings(tmp_path / "a-file" / "w.db"))
+    supervisor_end, theirs = Pipe()
+    # Not a failure (issue 25): the role is ready, says why it cannot write, and the first
+    # commit waits for the database.
+    role = WriterRole.open(theirs, writer_settings(tmp_path / "a-file" / "w.db"))
+    assert role.store is None and "cannot create the folder" in role.outage.reason
+    role.heartbeat_if_due()
+    [beat] = read_sent(supervisor_end)
+    assert "cannot create the folder" in beat.database_problem
+    (tmp_path / "a-file").unlink()
+    role.handle(decode_pulled(0, pulled(1), 0.0))
+    role.flush()
+    assert rows(tmp_path / "a-file" / "w.db") and role.outage.reason == ""
+    role.shutdown()
 
 
 def test_writer_run_once_takes_one_message_and_flushes_only_when_the_batch_is_due(writer):
