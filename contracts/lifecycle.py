@@ -28,8 +28,9 @@ class CannotStart(Exception):
 
 
 class NotAvailableYet(Exception):
-    """A resource did not answer (Pub/Sub unreachable, the database locked or its disk
-    failing): worth a restart with backoff. The message is one line."""
+    """A resource did not answer: worth a restart with backoff. The message is one line.
+    (The writer raises it no more: it opens even while its database is down and waits the
+    outage out with its batch kept, issue 25; decoders still raise it for Pub/Sub.)"""
 
 
 class ProcessRole(Protocol):
