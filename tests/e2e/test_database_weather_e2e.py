@@ -136,6 +136,7 @@ def test_two_trees_ride_out_a_postgres_crash(pubsub_target, trees, outage_s):
 @pytest.mark.long_fault
 @pytest.mark.emulator
 def test_a_sqlite_write_lock_held_for_30_seconds_is_ridden_out(pubsub_target, trees, tmp_path):
+    (tmp_path / "data").mkdir()  # --db names a file in an existing folder
     db = str(tmp_path / "data" / "scans.db")
     workload = build_workload(messages=4000, keys=1500, poison=10)
     tree = trees(db)
