@@ -112,6 +112,9 @@ class Puller:
     def pull_once(self, timeout: float = PULL_TIMEOUT_S) -> int:
         """Pull and decode at most what fits in the in-flight budgets; return messages sent."""
         if not self.share.may_pull():
+            # Held back by the steering: its last pull's lag says nothing about now, and a
+            # livemax gauge would keep showing it (the max is over decoders that pull).
+            metrics.PULL_LAG.set(0)
             self.stopping.wait(SHARE_RECHECK_S)
             return 0
         size = self.owner.room_for_pull(self.average_message_bytes)
@@ -156,6 +159,8 @@ class Puller:
         except Exception as exc:  # reported, then the main loop exits
             log.error("pulling failed: %s", exc)
             self.owner.pull_failed(f"pulling failed: {exc}")
+        finally:
+            metrics.PULL_LAG.set(0)  # no more pulls: its lag is no one's any more
 
 
 def pull_lag(messages: list[PulledMessage], received_at: float) -> float:
