@@ -131,6 +131,15 @@ class Puller:
             returned = time.monotonic()
             self.turns.pull_returned(returned - started, len(messages), size)
             self.share.pull_returned(returned, full=self.turns.backlog)
+        try:
+            return self._decode_and_send(messages)
+        except BaseException:
+            # Whatever failed after the pull (decode, encode, a metric, the send): hand the
+            # messages back now, or they would stay invisible for their whole ack deadline.
+            self._hand_back(messages)
+            raise
+
+    def _decode_and_send(self, messages: list[PulledMessage]) -> int:
         received_at = time.time()
         metrics.PULL_LAG.set(pull_lag(messages, received_at))
         if not messages:
@@ -146,6 +155,15 @@ class Puller:
             batch.nbytes / len(messages)
         )
         return self.owner.send_pulled(messages, encode_batch(batch))
+
+    def _hand_back(self, messages: list[PulledMessage]) -> None:
+        """Nack these; a failing nack is logged, not raised over the error being handled."""
+        if not messages:
+            return
+        try:
+            self.owner.subscription.nack([message.ack_id for message in messages])
+        except Exception as exc:
+            log.warning("could not hand back %d pulled messages: %s", len(messages), exc)
 
     def _loop(self) -> None:
         try:
