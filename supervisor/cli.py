@@ -49,10 +49,9 @@ class Duration(click.ParamType):
         self.low, self.high = low, high
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, int | float):
-            return float(value)
         try:
-            seconds = parse_duration(value)
+            # A number (a default, or from --config) goes through the same checks as text.
+            seconds = parse_duration(str(value) if isinstance(value, int | float) else value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         if (self.low is not None and seconds < self.low) or (

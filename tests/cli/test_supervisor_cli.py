@@ -159,7 +159,7 @@ def test_only_settings_the_operator_gave_are_kept_from_lowering(monkeypatch):
         fit_to_memory(given, 1024 * MIB)
 
 
-@pytest.mark.parametrize("given", ["soon", "-5", "1x"])
+@pytest.mark.parametrize("given", ["soon", "-5", "1x", "nan", "inf", "-inf", "1e999"])
 def test_a_bad_max_clock_skew_is_one_line_and_exit_2(given):
     result = run_cli("--max-clock-skew", given)
     assert result.returncode == 2
