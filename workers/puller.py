@@ -120,7 +120,10 @@ class Puller:
         size = self.owner.room_for_pull(self.average_message_bytes)
         if size <= 0:
             return 0
-        if not self.turns.wait_for_turn(self.stopping) or not self.owner.pulling:
+        if not self.turns.wait_for_turn(self.stopping):
+            return 0
+        if not self.owner.pulling:
+            self.turns.give_up_turn()
             return 0  # no pull may start once the role stopped pulling: nobody would read it
         self.started_at = started = time.monotonic()
         messages = []

@@ -1,5 +1,6 @@
 """A failure after a pull hands the pulled messages back at once (nack) before the error
-goes on: they are redelivered now, not after their whole ack deadline."""
+goes on: they are redelivered now, not after their whole ack deadline. And a pull that
+will not start after all leaves no mark in the tree's shared pull times."""
 
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ def test_a_send_that_raises_nacks_and_a_failing_nack_does_not_hide_the_error(mon
     with pytest.raises(OSError, match="pipe closed"):
         role.pull_once()
     assert len(subscription.nacked) == 2
+
+
+def test_a_turn_taken_after_the_role_stopped_pulling_is_given_back():
+    role, subscription, _ = decoder([pulled(1)])
+    starts = role.puller.turns.starts
+    role.pulling = False
+    assert role.pull_once() == 0
+    assert subscription.pull_calls == 0
+    assert starts[role.slot] == 0.0  # no phantom pull for the other decoders to space around
