@@ -39,6 +39,12 @@ _PullRequest = pubsub_types.PullRequest.pb()
 _PullResponse = pubsub_types.PullResponse.pb()
 _AcknowledgeRequest = pubsub_types.AcknowledgeRequest.pb()
 _ModifyAckDeadlineRequest = pubsub_types.ModifyAckDeadlineRequest.pb()
+CONSUME = "pubsub.subscriptions.consume"
+# Real Pub/Sub may answer a missing subscription with a refusal too: the message says both.
+_NOT_PERMITTED = (
+    "this account may not pull from {path}, or the subscription does not exist: it needs "
+    "pubsub.subscriptions.consume (roles/pubsub.subscriber on the subscription)"
+)
 
 
 class SubscriptionMissing(PubSubUnavailable):
@@ -119,9 +125,12 @@ class Subscription:
             ),
         }
 
-    def check(self, deadline: float = 15.0) -> None:
+    def check(self, deadline: float = 15.0, confirm_consume: bool = True) -> None:
         """Raise SubscriptionMissing, NotPermitted or PubSubUnavailable unless the
-        subscription answers."""
+        subscription answers. Where reading it is refused, `confirm_consume` asks whether
+        this account may consume from it instead (the supervisor's start-up check, once);
+        without it a refused read passes (every decoder's open, on every restart: asking
+        again there would only repeat the supervisor's answer)."""
         try:
             self._client.get_subscription(
                 request={"subscription": self.path}, retry=bounded_retry(deadline), timeout=deadline
@@ -132,8 +141,9 @@ class Subscription:
             ) from None
         except gexc.PermissionDenied:
             # roles/pubsub.subscriber grants pubsub.subscriptions.consume but not .get: a
-            # least-privilege account may pull what it may not read (issue 27). Ask the pull.
-            self._check_by_pull(deadline)
+            # least-privilege account may pull what it may not read (issue 27).
+            if confirm_consume:
+                self._check_consume(deadline)
         except gexc.RetryError as exc:
             raise PubSubUnavailable(unreachable_message(self.path, exc)) from None
         except gexc.GoogleAPICallError as exc:
@@ -141,8 +151,32 @@ class Subscription:
                 f"cannot read subscription {self.path}: {exc.message}"
             ) from None
 
+    def _check_consume(self, deadline: float) -> None:
+        """Ask Pub/Sub whether this account holds pubsub.subscriptions.consume, which takes
+        no message. Where testIamPermissions is not implemented (Google's emulator answers
+        UNIMPLEMENTED), fall back to a pull, which must hand back what it took."""
+        try:
+            granted = self._client.test_iam_permissions(
+                request={"resource": self.path, "permissions": [CONSUME]}, timeout=deadline
+            ).permissions
+        except gexc.MethodNotImplemented:
+            self._check_by_pull(deadline)
+            return
+        except gexc.NotFound:
+            raise SubscriptionMissing(
+                f"subscription {self.path} does not exist (create it with `miniscan setup`)"
+            ) from None
+        except gexc.PermissionDenied:
+            granted = []
+        except gexc.GoogleAPICallError as exc:
+            raise PubSubUnavailable(
+                f"cannot ask Pub/Sub about {self.path}: {exc.message}"
+            ) from None
+        if CONSUME not in granted:
+            raise NotPermitted(_NOT_PERMITTED.format(path=self.path)) from None
+
     def _check_by_pull(self, deadline: float) -> None:
-        """The start-up check for an account that may not read the subscription: one pull
+        """The fallback where testIamPermissions is not implemented (the emulators): one pull
         that does not wait, whose error says what is wrong; a message it got is handed back
         at once (a lease of 0 s), so it is redelivered without waiting for a deadline."""
         request = _PullRequest(subscription=self.path, max_messages=1, return_immediately=True)
@@ -157,10 +191,7 @@ class Subscription:
                 f"{no_get})"
             ) from None
         except gexc.PermissionDenied:
-            raise NotPermitted(
-                f"this account may not pull from {self.path}: it needs pubsub.subscriptions."
-                "consume (roles/pubsub.subscriber on the subscription)"
-            ) from None
+            raise NotPermitted(_NOT_PERMITTED.format(path=self.path)) from None
         except gexc.GoogleAPICallError as exc:
             raise PubSubUnavailable(f"cannot pull from {self.path}: {exc.message}") from None
         handed_back = [received.ack_id for received in raw.received_messages]

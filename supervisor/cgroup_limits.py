@@ -6,7 +6,10 @@ Linux; a temporary folder in tests), in both layouts:
   `memory.max` ("max" or bytes);
 - v1: `cpu/cpu.cfs_quota_us` and `cpu/cpu.cfs_period_us` (-1: no quota),
   `cpuacct/cpuacct.usage` (nanoseconds), `memory/memory.limit_in_bytes` (a huge number: none).
-The parsers are pure functions of the files' text; the readers only open files.
+The CPU quota and the memory limit are the least of this process's own cgroup's and every
+ancestor's up to the root of the mounted hierarchy: a `max` in its own folder (as in a
+Kubernetes container under its pod's limits) does not lift a parent's limit. The parsers are
+pure functions of the files' text; the readers only open files.
 
 Why: a container limited to 2 CPUs on a 64-core host sees 64 in `os.cpu_count()` and an idle
 host in /proc/stat while it is throttled (issue 27).
@@ -17,7 +20,7 @@ Never: raise (a missing or garbled file means "no limit"), cache, or write anyth
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 PROC_SELF_CGROUP = "/proc/self/cgroup"
@@ -84,16 +87,47 @@ class Cgroup:
         self.root = Path(root)
         self.own = parse_own_paths(_read(Path(proc_self)) or "")
 
-    def _file(self, controller: str, name: str) -> str | None:
-        """A controller's file in our own cgroup ("" is v2's unified folder). Outside a
-        cgroup namespace it is at our own path; inside one (a container) the folder we see
-        is ours already, and the host's path does not exist there."""
+    def _folders(self, controller: str) -> list[Path]:
+        """A controller's folders ("" is v2's unified one) from our own cgroup up to the
+        root of its mounted hierarchy. Outside a cgroup namespace our own folder is at our
+        path; inside one (a container) the root we see is ours already, and the host's path
+        does not exist there, so the walk ends at the root either way."""
         base = self.root / controller
-        for folder in (base / self.own.get(controller or "", ""), base):
-            text = _read(folder / name)
-            if text is not None:
-                return text
+        own = PurePosixPath(self.own.get(controller.split(",")[0], ""))
+        return [base / own, *(base / parent for parent in own.parents)]
+
+    def _files(self, controller: str, name: str) -> list[str]:
+        """The texts of `name` in our own cgroup and each ancestor, nearest first."""
+        texts = (_read(folder / name) for folder in self._folders(controller))
+        return [text for text in texts if text is not None]
+
+    def _file(self, controller: str, name: str) -> str | None:
+        """The nearest `name`: our own cgroup's, or failing that an ancestor's."""
+        return next(iter(self._files(controller, name)), None)
+
+    def cpu_quota(self) -> float | None:
+        """CPUs the quota allows (fractional), or None when there is no quota. The least
+        of our own cgroup's and every ancestor's: a "max" in our own folder does not lift
+        a parent's quota (a pod's, a slice's)."""
+        texts = self._files("", "cpu.max")
+        if texts:
+            return least(parse_cpu_max(text) for text in texts)
+        for controller in ("cpu", "cpu,cpuacct"):
+            quotas = [
+                parse_cfs(quota, period)
+                for folder in self._folders(controller)
+                if (quota := _read(folder / "cpu.cfs_quota_us")) is not None
+                and (period := _read(folder / "cpu.cfs_period_us")) is not None
+            ]
+            if quotas:
+                return least(quotas)
         return None
+
+    def memory_limit(self) -> int | None:
+        """Bytes the cgroup may use, or None when there is no limit: the least of our own
+        cgroup's and every ancestor's, as for the CPU quota."""
+        texts = self._files("", "memory.max") or self._files("memory", "memory.limit_in_bytes")
+        return least(parse_memory_limit(text) for text in texts)
 
     def _v1(self, name: str, controllers: tuple[str, ...]) -> str | None:
         for controller in controllers:
@@ -101,22 +135,6 @@ class Cgroup:
             if text is not None:
                 return text
         return None
-
-    def cpu_quota(self) -> float | None:
-        """CPUs the quota allows (fractional), or None when there is no quota."""
-        text = self._file("", "cpu.max")
-        if text is not None:
-            return parse_cpu_max(text)
-        quota = self._v1("cpu.cfs_quota_us", ("cpu", "cpu,cpuacct"))
-        period = self._v1("cpu.cfs_period_us", ("cpu", "cpu,cpuacct"))
-        if quota is None or period is None:
-            return None
-        return parse_cfs(quota, period)
-
-    def memory_limit(self) -> int | None:
-        """Bytes the cgroup may use, or None when there is no limit."""
-        text = self._file("", "memory.max") or self._file("memory", "memory.limit_in_bytes")
-        return parse_memory_limit(text) if text is not None else None
 
     def cpu_usage_s(self) -> float | None:
         """CPU seconds the cgroup's processes have used, all of them together."""
@@ -128,6 +146,11 @@ class Cgroup:
         if text is not None and text.strip().isdigit():
             return int(text) / 1e9
         return None
+
+
+def least(limits):
+    """The smallest of these limits, None ones meaning "no limit"; None if all are."""
+    return min((limit for limit in limits if limit is not None), default=None)
 
 
 def quota_cpus(quota: float | None, affinity: int) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from contracts.console import DATABASE_TARGET, config_option, version_option
 from contracts.durations import parse_duration
@@ -48,10 +49,9 @@ class Duration(click.ParamType):
         self.low, self.high = low, high
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, int | float):
-            return float(value)
         try:
-            seconds = parse_duration(value)
+            # A number (a default, or from --config) goes through the same checks as text.
+            seconds = parse_duration(str(value) if isinstance(value, int | float) else value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         if (self.low is not None and seconds < self.low) or (
@@ -105,8 +105,11 @@ def _param(section: str | None, name: str) -> str:
     return name if section is None else f"{section}__{name}"
 
 
-def settings_from_options(options: dict[str, Any]) -> SupervisorSettings:
-    """The run's settings from the parsed options, each converted back to its field's unit."""
+def settings_from_options(
+    options: dict[str, Any], given: frozenset[str] = frozenset()
+) -> SupervisorSettings:
+    """The run's settings from the parsed options, each converted back to its field's unit;
+    `given` names the ones the operator set (`given_settings`)."""
     fields: dict[str | None, dict[str, Any]] = {section: {} for section in SECTIONS}
     for section, settings in SECTIONS.items():
         for name, flag in flags_of(settings):
@@ -114,8 +117,21 @@ def settings_from_options(options: dict[str, Any]) -> SupervisorSettings:
     return SupervisorSettings(
         decoder=DecoderSettings(**fields["decoder"]),
         writer=WriterSettings(**fields["writer"]),
+        given=given,
         **fields[None],
     )
+
+
+def given_settings(ctx: click.Context) -> frozenset[str]:
+    """The fields whose value did not come from its default: a flag, its environment
+    variable or --config (click's default map) gave it."""
+    given = set()
+    for section, settings in SECTIONS.items():
+        for name, _ in flags_of(settings):
+            source = ctx.get_parameter_source(_param(section, name))
+            if source not in (None, ParameterSource.DEFAULT):
+                given.add(name if section is None else f"{section}.{name}")
+    return frozenset(given)
 
 
 @click.command("supervisor", context_settings=CONTEXT, epilog=EXIT_CODES_HELP)
@@ -126,7 +142,7 @@ def main(**options: Any) -> None:
     """Pull scan results from Pub/Sub, decode them in N processes and keep the newest scan per
     (ip, port, service) in SQLite or PostgreSQL, acknowledging each message only after it is
     committed. Honours PUBSUB_EMULATOR_HOST."""
-    settings = settings_from_options(options)
+    settings = settings_from_options(options, given_settings(click.get_current_context()))
     from supervisor.run import run_supervisor
 
     sys.exit(run_supervisor(settings))

@@ -19,6 +19,7 @@ Never: touch the tree itself; it only calls the two probe functions it was given
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import struct
 import threading
@@ -31,6 +32,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from supervisor.metrics_archive import ARCHIVE_LOCK
 from supervisor.metrics_dir import SAMPLE_FILE
+
+log = logging.getLogger(__name__)
 
 Probe = Callable[[], tuple[bool, str]]
 
@@ -140,6 +143,14 @@ class HTTPEndpoint:
             if not answered:
                 writer.transport.abort()  # closed now, without lingering for the client
 
+    async def _respond(self, path: str) -> tuple[int, bytes, str]:
+        """Status, body and content type of /metrics or a probe."""
+        if path == "/metrics":
+            body = await asyncio.get_running_loop().run_in_executor(self._scrapes, self._render)
+            return 200, body, CONTENT_TYPE_LATEST
+        ok, reason = self._probes[path]()
+        return (200 if ok else 503), (reason + "\n").encode(), "text/plain"
+
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parts = (await reader.readuntil(b"\n")).split()
         for _ in range(MAX_HEADERS):
@@ -151,18 +162,29 @@ class HTTPEndpoint:
             await _write(writer, 405, b"only GET\n", "text/plain")
             return
         path = parts[1].decode("latin-1").split("?", 1)[0]
-        if path == "/metrics":
-            body = await asyncio.get_running_loop().run_in_executor(self._scrapes, self._render)
-            await _write(writer, 200, body, CONTENT_TYPE_LATEST)
-        elif path in self._probes:
-            ok, reason = self._probes[path]()
-            await _write(writer, 200 if ok else 503, (reason + "\n").encode(), "text/plain")
+        if path == "/metrics" or path in self._probes:
+            try:
+                status, body, content_type = await self._respond(path)
+            except Exception as exc:
+                # A bug in a probe or the scrape: say so and log it, rather than reset the
+                # connection, which a probe or Prometheus reads as "the process is gone".
+                log.exception("answering %s failed", path)
+                status, body, content_type = 500, _one_line(exc), "text/plain"
+            await _write(writer, status, body, content_type)
         else:
             await _write(writer, 404, b"not found: try /metrics, /healthz or /readyz\n",
                          "text/plain")  # fmt: skip
 
 
-_STATUS_TEXT = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}
+_STATUS_TEXT = {
+    200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
+    503: "Unavailable",
+}  # fmt: skip
+
+
+def _one_line(exc: Exception) -> bytes:
+    text = " ".join(f"internal error: {type(exc).__name__}: {exc}".split())
+    return (text[:200] + "\n").encode("utf-8", "replace")
 
 
 async def _write(writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str) -> None:

@@ -108,11 +108,9 @@ def run_supervisor(settings: SupervisorSettings) -> int:
         configure_logging("supervisor", settings.log_level, settings.log_format)
         try:
             # Before anything else: settings that cannot fit the container's memory are refused.
-            asked = settings.decoder.max_in_flight_bytes
+            asked = settings
             settings = fit_to_memory(settings, Cgroup(settings.cgroup_root).memory_limit())
-            if settings.decoder.max_in_flight_bytes != asked:
-                log.info("--max-in-flight-bytes lowered to %d to fit the container's memory "
-                         "limit", settings.decoder.max_in_flight_bytes)  # fmt: skip
+            log_memory_fit(asked, settings)
             writer_lock = claim_store(settings)
         except (StartupError, MemoryTooSmall) as exc:
             click.echo(f"miniscan-supervisor: error: {exc}", err=True)
@@ -123,6 +121,16 @@ def run_supervisor(settings: SupervisorSettings) -> int:
             writer_lock.close()
     finally:
         remove_metrics_dir(metrics_dir)  # every child is gone by now
+
+
+def log_memory_fit(asked: SupervisorSettings, fitted: SupervisorSettings) -> None:
+    """Say which defaults were lowered to fit the container's memory limit."""
+    if fitted.workers != asked.workers:
+        log.info("--workers lowered from %d to %d to fit the container's memory limit",
+                 asked.workers, fitted.workers)  # fmt: skip
+    if fitted.decoder.max_in_flight_bytes != asked.decoder.max_in_flight_bytes:
+        log.info("--max-in-flight-bytes lowered to %d to fit the container's memory limit",
+                 fitted.decoder.max_in_flight_bytes)  # fmt: skip
 
 
 def run_tree(settings: SupervisorSettings) -> int:

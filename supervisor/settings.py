@@ -62,6 +62,10 @@ class SupervisorSettings:
     ))  # fmt: skip
     log_level: str = setting("INFO", Flag("--log-level", choices=LEVELS, upper=True))
     log_format: str = setting("text", Flag("--log-format", choices=FORMATS))
+    # The settings the operator gave (a flag, its environment variable or --config), by
+    # field name ("workers", "decoder.max_in_flight_bytes"): start-up may lower the others
+    # to fit the container, never these, even when one equals its default (issue 27).
+    given: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # How long one commit waits for a lock held by someone else (a replaying admin

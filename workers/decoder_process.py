@@ -101,7 +101,9 @@ class DecoderRole:
         except PubSubUnavailable as exc:
             raise NotAvailableYet(str(exc)) from exc
         try:
-            found.check()
+            # The supervisor confirmed at start-up that this account may consume; a decoder
+            # asking again would pull and hand back a real message on every restart.
+            found.check(confirm_consume=False)
         except PubSubUnavailable as exc:
             found.close()
             verdict = isinstance(exc, (SubscriptionMissing, NotPermitted))

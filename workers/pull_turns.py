@@ -103,6 +103,11 @@ class PullTurns:
                 return False
         return True
 
+    def give_up_turn(self) -> None:
+        """The pull marked by `wait_for_turn` will not start: clear its mark, or the others
+        would space their pulls around a pull that does not exist (until STALE_S)."""
+        self.starts[self.slot] = 0.0
+
     def pull_returned(self, round_trip_s: float, brought: int, asked: int) -> None:
         """The pull is over: it took `round_trip_s` and brought `brought` of `asked`."""
         self.starts[self.slot] = 0.0

@@ -112,12 +112,18 @@ class Puller:
     def pull_once(self, timeout: float = PULL_TIMEOUT_S) -> int:
         """Pull and decode at most what fits in the in-flight budgets; return messages sent."""
         if not self.share.may_pull():
+            # Held back by the steering: its last pull's lag says nothing about now, and a
+            # livemax gauge would keep showing it (the max is over decoders that pull).
+            metrics.PULL_LAG.set(0)
             self.stopping.wait(SHARE_RECHECK_S)
             return 0
         size = self.owner.room_for_pull(self.average_message_bytes)
         if size <= 0:
             return 0
-        if not self.turns.wait_for_turn(self.stopping) or not self.owner.pulling:
+        if not self.turns.wait_for_turn(self.stopping):
+            return 0
+        if not self.owner.pulling:
+            self.turns.give_up_turn()
             return 0  # no pull may start once the role stopped pulling: nobody would read it
         self.started_at = started = time.monotonic()
         messages = []
@@ -128,6 +134,15 @@ class Puller:
             returned = time.monotonic()
             self.turns.pull_returned(returned - started, len(messages), size)
             self.share.pull_returned(returned, full=self.turns.backlog)
+        try:
+            return self._decode_and_send(messages)
+        except BaseException:
+            # Whatever failed after the pull (decode, encode, a metric, the send): hand the
+            # messages back now, or they would stay invisible for their whole ack deadline.
+            self._hand_back(messages)
+            raise
+
+    def _decode_and_send(self, messages: list[PulledMessage]) -> int:
         received_at = time.time()
         metrics.PULL_LAG.set(pull_lag(messages, received_at))
         if not messages:
@@ -144,6 +159,15 @@ class Puller:
         )
         return self.owner.send_pulled(messages, encode_batch(batch))
 
+    def _hand_back(self, messages: list[PulledMessage]) -> None:
+        """Nack these; a failing nack is logged, not raised over the error being handled."""
+        if not messages:
+            return
+        try:
+            self.owner.subscription.nack([message.ack_id for message in messages])
+        except Exception as exc:
+            log.warning("could not hand back %d pulled messages: %s", len(messages), exc)
+
     def _loop(self) -> None:
         try:
             while self.owner.pulling:
@@ -156,6 +180,8 @@ class Puller:
         except Exception as exc:  # reported, then the main loop exits
             log.error("pulling failed: %s", exc)
             self.owner.pull_failed(f"pulling failed: {exc}")
+        finally:
+            metrics.PULL_LAG.set(0)  # no more pulls: its lag is no one's any more
 
 
 def pull_lag(messages: list[PulledMessage], received_at: float) -> float:

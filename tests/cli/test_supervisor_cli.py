@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -137,7 +138,28 @@ def test_settings_over_the_containers_memory_limit_are_refused_at_start(tmp_path
     assert not (tmp_path / "x.db").exists()  # refused before anything was touched
 
 
-@pytest.mark.parametrize("given", ["soon", "-5", "1x"])
+def test_only_settings_the_operator_gave_are_kept_from_lowering(monkeypatch):
+    from supervisor.cli import given_settings, settings_from_options
+    from supervisor.cli import main as command
+    from supervisor.memory_fit import MIB, MemoryTooSmall, fit_to_memory
+
+    def settings_of(*args):
+        context = command.make_context("miniscan-supervisor", list(args))
+        return settings_from_options(context.params, given_settings(context))
+
+    # Nothing given: 64 CPUs under a 1 GiB limit start fewer decoders, not exit 3.
+    assert settings_of().given == frozenset()
+    fitted = fit_to_memory(dataclasses.replace(settings_of(), workers=64), 1024 * MIB)
+    assert fitted.workers < 64
+    # A value equal to its default still counts as given, from a flag or the environment.
+    monkeypatch.setenv("MINISCAN_WORKERS", "64")
+    given = settings_of("--max-in-flight-bytes", str(8 * MIB))
+    assert given.given == {"workers", "decoder.max_in_flight_bytes"}
+    with pytest.raises(MemoryTooSmall, match="--workers 64"):
+        fit_to_memory(given, 1024 * MIB)
+
+
+@pytest.mark.parametrize("given", ["soon", "-5", "1x", "nan", "inf", "-inf", "1e999"])
 def test_a_bad_max_clock_skew_is_one_line_and_exit_2(given):
     result = run_cli("--max-clock-skew", given)
     assert result.returncode == 2

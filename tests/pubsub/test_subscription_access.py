@@ -1,7 +1,10 @@
 """The start-up check with a subscriber-only account (issue 27): where get_subscription is
-refused (PERMISSION_DENIED; roles/pubsub.subscriber lacks pubsub.subscriptions.get), the check
-asks a pull instead, against the real emulator. The emulator has no IAM, so the refusals are
-a fake on the client's calls; everything else is real."""
+refused (PERMISSION_DENIED; roles/pubsub.subscriber lacks pubsub.subscriptions.get), the
+supervisor's check asks testIamPermissions for pubsub.subscriptions.consume, which takes no
+message; where that is not implemented (the emulator answers UNIMPLEMENTED, tried here for
+real) it falls back to a pull. A decoder's own check takes a refused read as a pass. The
+emulator has no IAM, so the refusals are a fake on the client's calls; everything else is
+real."""
 
 from __future__ import annotations
 
@@ -99,7 +102,76 @@ def test_an_account_that_may_not_pull_is_told_which_permission_it_lacks(pubsub_t
     try:
         refuse_get(handle, monkeypatch)
         refuse_pull(handle, monkeypatch)
-        with pytest.raises(NotPermitted, match=r"needs pubsub\.subscriptions\.consume"):
+        with pytest.raises(NotPermitted, match=r"or the subscription does not exist: it needs"):
             handle.check()
+    finally:
+        handle.close()
+
+
+class IamAnswer:
+    def __init__(self, permissions):
+        self.permissions = permissions
+
+
+def answer_iam(handle: Subscription, monkeypatch, permissions) -> None:
+    def test_iam_permissions(request, timeout=None):
+        assert request["permissions"] == ["pubsub.subscriptions.consume"]
+        return IamAnswer(permissions)
+
+    monkeypatch.setattr(handle._client, "test_iam_permissions", test_iam_permissions)
+
+
+def record_pulls(handle: Subscription, monkeypatch) -> list:
+    pulls = []
+    real = handle._pull
+
+    def pull(*args, **kwargs):
+        pulls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(handle, "_pull", pull)
+    return pulls
+
+
+def test_where_testiampermissions_answers_the_check_pulls_nothing(pubsub_target, monkeypatch):
+    publish_one(pubsub_target)
+    handle = Subscription(pubsub_target.project, pubsub_target.subscription)
+    try:
+        refuse_get(handle, monkeypatch)
+        answer_iam(handle, monkeypatch, ["pubsub.subscriptions.consume"])
+        pulls = record_pulls(handle, monkeypatch)
+        handle.check()
+        assert pulls == []  # the message's delivery attempts are untouched
+        pulled = handle.pull(10, timeout=5)
+        assert [m.data for m in pulled] == [b"kept"]
+        handle.acknowledge([m.ack_id for m in pulled])
+    finally:
+        handle.close()
+
+
+def test_consume_not_granted_is_refused_naming_both_causes(pubsub_target, monkeypatch):
+    handle = Subscription(pubsub_target.project, pubsub_target.subscription)
+    try:
+        refuse_get(handle, monkeypatch)
+        answer_iam(handle, monkeypatch, [])
+        pulls = record_pulls(handle, monkeypatch)
+        with pytest.raises(NotPermitted) as refused:
+            handle.check()
+        assert pulls == []
+    finally:
+        handle.close()
+    message = str(refused.value)
+    assert "or the subscription does not exist" in message
+    assert "pubsub.subscriptions.consume" in message and "\n" not in message
+
+
+def test_a_decoder_takes_a_refused_read_as_a_pass_and_pulls_nothing(pubsub_target, monkeypatch):
+    publish_one(pubsub_target)
+    handle = Subscription(pubsub_target.project, pubsub_target.subscription)
+    try:
+        refuse_get(handle, monkeypatch)
+        pulls = record_pulls(handle, monkeypatch)
+        handle.check(confirm_consume=False)
+        assert pulls == []
     finally:
         handle.close()

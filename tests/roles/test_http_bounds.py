@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from supervisor import http
@@ -129,5 +130,35 @@ def test_healthz_answers_within_a_second_while_100_slow_clients_hold_connections
         stop.set()
         for client in slow:
             client.join(timeout=5)
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_failing_probe_or_scrape_answers_500_with_one_line(monkeypatch, tmp_path, caplog):
+    def broken() -> tuple[bool, str]:
+        raise KeyError("no such child")
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    server = http.start_http_server("127.0.0.1", 0, ok, broken)
+    port = server.server_address[1]
+
+    def render_fails(registry):
+        raise RuntimeError("Read beyond file size detected")
+
+    try:
+        for path in ("/readyz", "/metrics"):
+            if path == "/metrics":
+                monkeypatch.setattr(http, "render_metrics", render_fails)
+            try:
+                get(port, path)
+                raise AssertionError(f"{path} answered 200")
+            except urllib.error.HTTPError as answer:
+                assert answer.code == 500
+                body = answer.read()
+            assert body.startswith(b"internal error: ") and body.count(b"\n") == 1
+        assert get(port) == b"ok\n"  # the server goes on
+        assert "answering /readyz failed" in caplog.text
+        assert "answering /metrics failed" in caplog.text
+    finally:
         server.shutdown()
         server.server_close()

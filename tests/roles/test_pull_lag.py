@@ -1,5 +1,7 @@
 """The consumer-lag gauge (issue 27): a decoder's pull shows how long its oldest message
-waited since it was published, and a pull that finds nothing (caught up) shows 0."""
+waited since it was published, and a pull that finds nothing (caught up) shows 0. A
+decoder that may not pull (the steering holds it back) or no longer pulls shows 0 too, so
+the tree's livemax is over the latest pulls of the decoders that pull."""
 
 from __future__ import annotations
 
@@ -48,4 +50,22 @@ def test_a_pull_sets_the_gauge_and_an_empty_one_clears_it():
 def test_the_gauge_exists_from_start():
     metrics.PULL_LAG.set(42)
     metrics.export_known_labels()
+    assert REGISTRY.get_sample_value(LAG) == 0
+
+
+def test_a_decoder_held_back_by_the_steering_stops_reporting_its_old_lag(monkeypatch):
+    role, _, _ = decoder([[published(600, 0)], [published(5, 1)]])
+    assert role.pull_once() == 1
+    assert REGISTRY.get_sample_value(LAG) == pytest.approx(600, abs=5)
+    monkeypatch.setattr(role.puller.share, "may_pull", lambda: False)
+    assert role.pull_once() == 0  # may not pull now: its 600 s are stale
+    assert REGISTRY.get_sample_value(LAG) == 0
+
+
+def test_a_decoder_that_stops_pulling_clears_its_lag():
+    role, _, _ = decoder([[published(600, 0)]])
+    assert role.pull_once() == 1
+    assert REGISTRY.get_sample_value(LAG) == pytest.approx(600, abs=5)
+    role.pulling = False
+    role.puller._loop()  # returns at once: the role stopped pulling
     assert REGISTRY.get_sample_value(LAG) == 0

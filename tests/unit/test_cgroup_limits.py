@@ -140,3 +140,38 @@ def test_steering_under_a_one_cpu_quota_starts_one_puller(tmp_path):
     steering = PullSteering.in_shared_memory(multiprocessing.get_context("spawn"), settings)
     assert steering.allowed == allowed(steering.shared) == 1
     assert isinstance(steering.cpu, QuotaBusy)
+
+
+def test_v2_a_max_in_our_own_cgroup_does_not_hide_a_parents_limits(tmp_path):
+    lay_out(tmp_path, {
+        "kubepods/pod1/cpu.max": "150000 100000\n",
+        "kubepods/pod1/memory.max": "1073741824\n",
+        "kubepods/pod1/app/cpu.max": "max 100000\n",
+        "kubepods/pod1/app/memory.max": "max\n",
+        "kubepods/cpu.max": "400000 100000\n",
+        "kubepods/memory.max": "4294967296\n",
+    })  # fmt: skip
+    group = cgroup(tmp_path, "0::/kubepods/pod1/app\n")
+    assert (group.cpu_quota(), group.memory_limit()) == (1.5, GIB)
+
+
+def test_v2_our_own_tighter_limit_wins_over_a_parents(tmp_path):
+    lay_out(tmp_path, {
+        "a/cpu.max": "400000 100000\n", "a/b/cpu.max": "50000 100000\n",
+        "a/memory.max": "1073741824\n", "a/b/memory.max": "536870912\n",
+    })  # fmt: skip
+    group = cgroup(tmp_path, "0::/a/b\n")
+    assert (group.cpu_quota(), group.memory_limit()) == (0.5, GIB // 2)
+
+
+def test_v1_a_parents_quota_and_limit_count_too(tmp_path):
+    lay_out(tmp_path, {
+        "cpu,cpuacct/docker/cpu.cfs_quota_us": "100000\n",
+        "cpu,cpuacct/docker/cpu.cfs_period_us": "100000\n",
+        "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "-1\n",
+        "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        "memory/docker/memory.limit_in_bytes": "1073741824\n",
+        "memory/docker/abc/memory.limit_in_bytes": "9223372036854771712\n",
+    })  # fmt: skip
+    group = cgroup(tmp_path, "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
+    assert (group.cpu_quota(), group.memory_limit()) == (1.0, GIB)

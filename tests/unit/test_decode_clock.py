@@ -87,3 +87,11 @@ def test_a_duration_is_seconds_or_units(text: str, seconds: float) -> None:
 def test_a_bad_duration_says_what_to_give(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "1e999", "infinity"])
+def test_a_duration_that_is_not_a_finite_number_is_refused(text):
+    from contracts.durations import parse_duration
+
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
