@@ -42,7 +42,7 @@ from contracts.lifecycle import CannotStart
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
-from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.errors import BatchDataError, StoreError, StoreInaccessible, StoreUnavailable
 from store.isolation import isolate_bad_records, settlements_by_slot
 from store.linger import Linger
 from store.outage import DatabaseOutage, error_kind
@@ -99,6 +99,8 @@ class WriterRole:
         role = cls(None, link, settings, stop_requested)
         try:
             role.store = role._open_store()
+        except StoreInaccessible as exc:  # a setting: waiting will not fix it
+            raise CannotStart(str(exc)) from exc
         except StoreUnavailable as exc:
             role.outage.failed(str(exc), time.monotonic())
             log.warning("database not reachable yet (%s): the first commit waits for it", exc)

@@ -25,11 +25,17 @@ import apsw
 from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, SYNCHRONOUS_MODES, synchronous_mode
-from store.errors import BatchDataError, StoreUnavailable
+from store.errors import BatchDataError
 from store.merge import UpsertRow, reduce_rows
 from store.rows import WriteResult, payload_digest
 from store.sqlite import schema
-from store.sqlite.connection import CREATE, apply_writer_settings, connect, translate_error
+from store.sqlite.connection import (
+    CREATE,
+    apply_writer_settings,
+    connect,
+    translate_error,
+    translate_os_error,
+)
 
 # The newest-wins rule of store.merge, in SQL. `newer` compares (timestamp, response,
 # data_version) as a row value, which is lexicographic with BINARY collation for the text,
@@ -97,7 +103,7 @@ class ScanStore(ClosedOnExit):
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o750, exist_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot create the folder of {path}: {exc.strerror}") from None
+            raise translate_os_error(exc, f"cannot create the folder of {path}") from None
         _create_private_file(path)
 
         def prepare(conn: apsw.Connection) -> tuple[int | None, int]:
@@ -225,4 +231,4 @@ def _create_private_file(path: str) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise StoreUnavailable(f"cannot create {path}: {exc.strerror}") from None
+        raise translate_os_error(exc, f"cannot create {path}") from None
