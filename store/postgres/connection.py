@@ -21,7 +21,14 @@ from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.postgres import schema
 
 CONNECT_TIMEOUT_S = 10
-DEFAULT_PARAMS = (("application_name", "miniscan"), ("connect_timeout", str(CONNECT_TIMEOUT_S)))
+# read-write: after a failover, a host list or a DNS name may lead to the old primary, now a
+# standby; libpq then tries the next host or fails the connect (weather) instead of handing
+# the writer a session that refuses every batch with 25006 (issue 25).
+DEFAULT_PARAMS = (
+    ("application_name", "miniscan"),
+    ("connect_timeout", str(CONNECT_TIMEOUT_S)),
+    ("target_session_attrs", "read-write"),
+)
 
 # SQLSTATE classes and codes: the database cannot be written now (connection, resources,
 # object in use or lock timeout, operator intervention, system error, a read-only standby,

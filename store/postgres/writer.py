@@ -32,7 +32,7 @@ from psycopg import errors as pg_errors
 from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, synchronous_mode
-from store.errors import BatchDataError, StoreError
+from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.merge import reduce_rows
 from store.postgres import schema
 from store.postgres.connection import connect, describe, translate_error
@@ -179,18 +179,28 @@ class PostgresStore(ClosedOnExit):
                 break
             except _CONFLICTS as exc:
                 if attempt == CONFLICT_RETRIES:
-                    raise translate_error(exc, action) from None
+                    raise self._failed(exc, action) from None
                 log.warning("batch hit %s: retrying it whole", type(exc).__name__)
                 # Full jitter: two writers that collided do not collide again in lockstep.
                 time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2**attempt))
             except psycopg.Error as exc:
-                raise translate_error(exc, action) from None
+                raise self._failed(exc, action) from None
             except (TypeError, ValueError, OverflowError) as exc:
                 # Raised by psycopg while dumping a value it cannot send (an int over 64 bits
                 # for a bigint, a str for an int): the data's fault, not the store's.
                 raise BatchDataError(f"{action}: a value PostgreSQL cannot store: {exc}") from None
         self._rows = rows
         return WriteResult(len(records), new_keys, stored, changed)
+
+    def _failed(self, exc: psycopg.Error, action: str) -> StoreError:
+        # Weather drops the connection, so that the retry reconnects: a rollback can succeed
+        # on a read-only or standby session (25006 after a failover), and reusing it would
+        # make an outage that never ends (issue 25).
+        error = translate_error(exc, action)
+        if isinstance(error, StoreUnavailable) and self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        return error
 
     def _apply(
         self, scan_rows: list[tuple], letter_columns: list[list] | None

@@ -21,7 +21,7 @@ from store.backend import is_postgres_url, open_store
 from store.errors import SchemaError, StoreError, StoreUnavailable
 from store.postgres import schema as postgres_schema
 from store.postgres import writer as postgres_writer
-from store.postgres.connection import connect_existing, describe
+from store.postgres.connection import DEFAULT_PARAMS, connect_existing, describe
 from store.postgres.writer import PostgresStore
 from store.sqlite import schema as sqlite_schema
 from store.sqlite.writer import ScanStore
@@ -364,3 +364,21 @@ def test_every_writer_reports_the_shared_table_not_only_its_own_keys(postgres_ur
         assert second.row_count() == 8
         first.write_batch([ScanRecord("10.0.0.1", 80, "HTTP", 2, "newer", 2)])  # no new key
         assert first.row_count() == 8
+
+
+def test_a_read_only_session_is_dropped_so_the_retry_reconnects(postgres_url, store):
+    # A failover can leave the writer's session read-only (25006): the rollback succeeds,
+    # and reusing that session would refuse every batch forever (issue 25).
+    store.write_batch([scan(ts=1)])
+    session = store._conn
+    session.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    session.commit()
+    with pytest.raises(StoreUnavailable, match="25006"):
+        store.write_batch([scan(ts=2)])
+    assert store.write_batch([scan(ts=3)]).changed_keys == 1
+    assert table(postgres_url)[0][3] == 3
+    store.close()
+
+
+def test_connections_ask_for_a_read_write_session_unless_the_url_says_otherwise():
+    assert ("target_session_attrs", "read-write") in DEFAULT_PARAMS
