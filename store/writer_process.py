@@ -166,7 +166,8 @@ class WriterRole:
             self.flush_due = self.pending_since + self.linger.seconds(now)
         elif isinstance(message, Stop):
             self.flush()
-            self._send(Stopped(role="writer"))
+            if not self.finished:  # else Stopped was sent when the Stop cut an outage short
+                self._send(Stopped(role="writer"))
             self.finished = True
         else:
             log.warning("ignoring unexpected message %r", type(message).__name__)
@@ -278,8 +279,26 @@ class WriterRole:
             left = until - time.monotonic()
             if left <= 0:
                 return True
-            time.sleep(min(left, HEARTBEAT_INTERVAL_S / 2))
+            if wait([self.link], timeout=min(left, HEARTBEAT_INTERVAL_S / 2)):
+                self._take_during_outage()
         return False
+
+    def _take_during_outage(self) -> None:
+        # The pipe is read while an outage is waited out: a Stop must be seen at once, or the
+        # supervisor's shutdown timeout runs out and a graceful stop becomes a forced one
+        # (issue 25). A batch that arrives waits for the next commit; on Stop what did not
+        # commit is not acked, so its decoders hand it back and Pub/Sub redelivers it.
+        try:
+            message = self.link.recv()
+        except (EOFError, OSError):
+            log.warning("supervisor link closed: exiting without committing")
+            self.finished = True
+            return
+        if isinstance(message, Stop):
+            self._send(Stopped(role="writer"))
+            self.finished = True
+        else:
+            self.handle(message)
 
     def _send(self, message: object) -> None:
         try:

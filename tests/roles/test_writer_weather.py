@@ -92,6 +92,32 @@ def test_told_to_stop_during_an_outage_the_writer_acks_nothing(locked_file, monk
     role.shutdown()
 
 
+def drive(role: WriterRole) -> None:
+    while role.run_once():
+        pass
+
+
+def test_a_stop_during_an_outage_is_seen_at_once_and_acks_nothing(locked_file, monkeypatch):
+    # Without reading the pipe while waiting, the Stop went unseen until the supervisor's
+    # shutdown timeout forced the stop (exit 5).
+    monkeypatch.setattr(outage, "MAX_DELAY_S", 0.2)
+    path, _ = locked_file
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, writer_settings(path, busy_timeout_ms=50))
+    supervisor_end.send(decode_pulled(0, pulled(2), 0.0))
+    running = threading.Thread(target=lambda: drive(role), daemon=True)
+    running.start()
+    wait_until(lambda: role.outage.failures >= 1, 10, "the writer to retry", every=0.05)
+    supervisor_end.send(decode_pulled(1, pulled(1), 0.0))  # waits for the next commit
+    supervisor_end.send(messages.Stop())
+    running.join(timeout=10)
+    assert not running.is_alive() and role.finished
+    sent = read_sent(supervisor_end)
+    assert any(isinstance(m, messages.Stopped) for m in sent)
+    assert not any(isinstance(m, messages.AckBatch) for m in sent), "acked without a commit"
+    role.shutdown()
+
+
 def test_a_dead_letter_the_database_refuses_raises_instead_of_vanishing(tmp_path):
     refused = DeadLetter(b"x", "", "m-empty-reason", 0.0)  # CHECK (length(reason) > 0)
     with ScanStore.open(tmp_path / "w.db") as store, pytest.raises(BatchDataError):
