@@ -51,6 +51,9 @@ from store.writer_settings import WriterSettings
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
+# How often an idle writer checks a healthy database (a `SELECT 1`): often enough for
+# DATABASE_UP and /readyz to notice a database lost while no batch is pending (issue 25).
+IDLE_CHECK_EVERY_S = 5.0
 
 
 class WriterRole:
@@ -79,8 +82,10 @@ class WriterRole:
         self.pending_since: float | None = None  # monotonic: the oldest pending arrived
         self.flush_due: float | None = None  # monotonic: the linger of the oldest pending ends
         self.finished = False
+        self.stopping = False  # a Stop arrived: what does not commit now is handed back
         self.crash_reason: str | None = None  # the writer's failures raise instead
         self._next_heartbeat = 0.0
+        self._next_idle_check = 0.0
         if store is not None:
             metrics.SCANS_ROWS.set(store.row_count())
         metrics.DATABASE_UP.set(1 if store is not None else 0)
@@ -140,8 +145,34 @@ class WriterRole:
             self._batch_full() or (not waiting and time.monotonic() >= self.flush_due)
         ):
             self.flush()
+        if not self.pending and not self.finished:
+            self.check_database_if_due()
         self.heartbeat_if_due()
         return not self.finished
+
+    def check_database_if_due(self) -> None:
+        """With nothing pending: open the database if it could not be reached yet, else ping
+        it, so that DATABASE_UP and the heartbeat's reason stay current while idle. On the
+        outage's back-off while down, every IDLE_CHECK_EVERY_S while up."""
+        now = time.monotonic()
+        if now < self._next_idle_check:
+            return
+        try:
+            if self.store is None:
+                self.store = self._open_store()
+            else:
+                self.store.ping()
+        except StoreUnavailable as exc:
+            self._next_idle_check = now + self.outage.failed(str(exc), now)
+            metrics.DATABASE_UP.set(0)
+            metrics.DATABASE_ERRORS.labels(error_kind(str(exc))).inc()
+            return
+        self._next_idle_check = now + IDLE_CHECK_EVERY_S
+        lasted = self.outage.recovered(now)
+        if lasted is not None:
+            log.warning("database back after %.1fs", lasted)
+            metrics.SCANS_ROWS.set(self.store.row_count())
+        metrics.DATABASE_UP.set(1)
 
     def handle_stop_signal(self) -> None:
         # SIGTERM: exit now, uncommitted work is simply not acked (redelivered).
@@ -165,10 +196,9 @@ class WriterRole:
                 self.pending_since = now
             self.flush_due = self.pending_since + self.linger.seconds(now)
         elif isinstance(message, Stop):
+            self.stopping = True  # a flush that meets an outage gives up at once
             self.flush()
-            if not self.finished:  # else Stopped was sent when the Stop cut an outage short
-                self._send(Stopped(role="writer"))
-            self.finished = True
+            self._say_stopped()
         else:
             log.warning("ignoring unexpected message %r", type(message).__name__)
 
@@ -188,7 +218,8 @@ class WriterRole:
             kept = len(records) + len(dead_letters)
             log.warning("stopping during a database outage: %d messages not committed, so"
                         " not acked: Pub/Sub redelivers them", kept)  # fmt: skip
-            self.finished = True
+            if not self.stopping:  # SIGTERM or a lost link; a Stop says Stopped itself
+                self.finished = True
             return
         committed_at = time.time()
         metrics.COMMIT_DURATION.observe(time.monotonic() - started)
@@ -274,7 +305,7 @@ class WriterRole:
             log.warning("database unavailable (%s): keeping %d messages, retrying (attempt %d)",
                         reason, kept, self.outage.failures)  # fmt: skip
         until = now + delay
-        while not self.finished and not self.stop_requested():
+        while not self.finished and not self.stopping and not self.stop_requested():
             self.heartbeat_if_due()
             left = until - time.monotonic()
             if left <= 0:
@@ -295,10 +326,15 @@ class WriterRole:
             self.finished = True
             return
         if isinstance(message, Stop):
-            self._send(Stopped(role="writer"))
-            self.finished = True
+            self.stopping = True
+            self._say_stopped()
         else:
             self.handle(message)
+
+    def _say_stopped(self) -> None:
+        if not self.finished:
+            self._send(Stopped(role="writer"))
+        self.finished = True
 
     def _send(self, message: object) -> None:
         try:

@@ -257,6 +257,15 @@ class PostgresStore(ClosedOnExit):
             self._conn = conn
         return self._conn
 
+    def ping(self) -> None:
+        """`SELECT 1` on the writer's connection (reconnecting if it was dropped)."""
+        try:
+            conn = self._connection()
+            conn.execute("SELECT 1")
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc, f"cannot reach {self.path}") from None
+
     def row_count(self) -> int:
         """Rows in `scans` (every writer's), as scan_counts said at this store's last commit.
         Never touches the database: the figure comes with each batch (issue 26)."""

@@ -189,6 +189,13 @@ class ScanStore(ClosedOnExit):
         with contextlib.suppress(apsw.Error):
             self._conn.execute("ROLLBACK")
 
+    def ping(self) -> None:
+        """A one-row read: the file is still there and readable."""
+        try:
+            self._conn.execute("SELECT 1 FROM scan_counts LIMIT 1").fetchall()
+        except apsw.Error as exc:
+            raise translate_error(exc, f"cannot read {self.path}") from None
+
     def row_count(self) -> int:
         """Rows in `scans`: read from scan_counts at open, then kept up to date by each batch
         (which adds its new keys there in its own transaction)."""
