@@ -1,10 +1,11 @@
 """Connections to a PostgreSQL store, and what their errors mean to a caller.
 
-Owns: turning a libpq URL into a connection (with miniscan's application name and a
-connect timeout unless the URL sets them), a password-free description of the URL for
-messages, hiding the password in every message libpq makes of a URL (`hide_secrets`),
-`connect_existing` for readers and admin commands, and `translate_error`: the one mapping
-from psycopg exceptions to the store.errors classes (store.sqlite.connection holds SQLite's).
+Owns: turning a libpq URL into a connection (with miniscan's application name, a connect
+timeout, a read-write session and TCP keepalives unless the URL sets them), a
+password-free description of the URL for messages, hiding the password in every message
+libpq makes of a URL (`hide_secrets`), `connect_existing` for readers and admin commands,
+and `translate_error`: the one mapping from psycopg exceptions to the store.errors classes
+(store.sqlite.connection holds SQLite's).
 
 Never: create or migrate tables (store.postgres.schema, called by the writer's open), write
 data, log, or retry.
@@ -28,6 +29,16 @@ DEFAULT_PARAMS = (
     ("application_name", "miniscan"),
     ("connect_timeout", str(CONNECT_TIMEOUT_S)),
     ("target_session_attrs", "read-write"),
+    *(
+        # A connection dropped silently (a failover, a NAT's timeout) is noticed in ~10 s
+        # instead of the kernel's minutes, while write_batch blocks the writer's heartbeat
+        # and the supervisor kills it as stalled after 30 s (issue 25).
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "10000"),
+    ),
 )
 
 # SQLSTATE classes and codes: the database cannot be written now (connection, resources,

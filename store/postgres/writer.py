@@ -110,6 +110,17 @@ _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _LEFT_OPEN = (psycopg.pq.TransactionStatus.INERROR, psycopg.pq.TransactionStatus.INTRANS)
 
 
+# A batch's statement (or a commit waiting on a dead synchronous standby) gives up well
+# before the supervisor's 30 s child timeout would kill the writer as stalled (issue 25);
+# never below twice the lock wait, so a lock still ends as a lock timeout. Set after the
+# migration at open, which may take longer.
+STATEMENT_TIMEOUT_MS = 15_000
+
+
+def statement_timeout_ms(busy_timeout_ms: int) -> int:
+    return max(STATEMENT_TIMEOUT_MS, 2 * int(busy_timeout_ms))
+
+
 class PostgresStore(ClosedOnExit):
     """One writer's connection to the shared database. Not thread-safe: one owner thread."""
 
@@ -142,6 +153,7 @@ class PostgresStore(ClosedOnExit):
         settings = {
             "synchronous_commit": "on" if mode in ("FULL", "EXTRA") else "off",
             "lock_timeout": f"{int(busy_timeout_ms)}ms",
+            "statement_timeout": f"{statement_timeout_ms(busy_timeout_ms)}ms",
         }
         where = describe(url)
         conn = connect(url, where)

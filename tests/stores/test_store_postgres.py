@@ -18,6 +18,7 @@ from postgres_server import catalog, set_database_default, sql, writer_waits_on_
 
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import is_postgres_url, open_store
+from store.connection_options import BUSY_TIMEOUT_MS
 from store.errors import SchemaError, StoreError, StoreUnavailable
 from store.postgres import schema as postgres_schema
 from store.postgres import writer as postgres_writer
@@ -382,3 +383,19 @@ def test_a_read_only_session_is_dropped_so_the_retry_reconnects(postgres_url, st
 
 def test_connections_ask_for_a_read_write_session_unless_the_url_says_otherwise():
     assert ("target_session_attrs", "read-write") in DEFAULT_PARAMS
+
+
+def test_connections_notice_a_dead_peer_in_seconds_unless_the_url_says_otherwise():
+    params = dict(DEFAULT_PARAMS)
+    assert params["keepalives"] == "1" and int(params["tcp_user_timeout"]) <= 10_000
+    keys = ("keepalives_idle", "keepalives_interval", "keepalives_count")
+    idle, every, count = (int(params[key]) for key in keys)
+    assert idle + every * count <= 15
+
+
+def test_statements_give_up_well_before_the_writer_would_be_killed_as_stalled(store):
+    shown = store._conn.execute("SHOW statement_timeout").fetchone()[0]
+    store._conn.commit()
+    timeout_ms = int(shown.removesuffix("s")) * 1000
+    assert 2 * BUSY_TIMEOUT_MS <= timeout_ms <= 20_000
+    assert postgres_writer.statement_timeout_ms(20_000) == 40_000  # above the lock wait
