@@ -142,17 +142,19 @@ class ScanStore(ClosedOnExit):
         if not scan_rows and not letter_rows:
             return WriteResult(scans=0, new_keys=0, dead_letters=0)
         try:
-            new_keys, changed, stored_letters = self._apply(scan_rows, letter_rows)
+            new_keys, changed, stored_letters, kept = self._apply(scan_rows, letter_rows)
         except apsw.Error as exc:
             raise translate_error(exc, f"cannot write batch to {self.path}") from None
         except (TypeError, ValueError, OverflowError) as exc:
             # Raised by apsw while binding a value SQLite cannot hold (an int over 64 bits,
             # text with a lone surrogate, ...): the data's fault, not the store's.
             raise BatchDataError(f"batch holds a value SQLite cannot store: {exc}") from None
-        self._rows += new_keys
+        self._rows = kept
         return WriteResult(len(records), new_keys, stored_letters, changed)
 
-    def _apply(self, scan_rows: list[UpsertRow], letter_rows: list[tuple]) -> tuple[int, int, int]:
+    def _apply(
+        self, scan_rows: list[UpsertRow], letter_rows: list[tuple]
+    ) -> tuple[int, int, int, int]:
         conn = self._conn
         # IMMEDIATE takes the write lock first (waiting up to the busy timeout), so the read
         # of max(rowid) below and the writes belong to one snapshot.
@@ -170,6 +172,9 @@ class ScanStore(ClosedOnExit):
             ).get
             if new_keys:
                 conn.execute(ADD_NEW_KEYS, (new_keys,))
+            # Read back, not added up: rows deleted by hand (scan_counts' trigger subtracts
+            # them) would otherwise leave the rows gauge drifting for good (issue 26).
+            kept = conn.execute(READ_ROW_COUNT).get
             before = conn.total_changes()
             if letter_rows:
                 conn.executemany(INSERT_DEAD_LETTER, letter_rows)
@@ -178,7 +183,7 @@ class ScanStore(ClosedOnExit):
         except BaseException:
             self._roll_back()
             raise
-        return new_keys, changed, stored_letters
+        return new_keys, changed, stored_letters, kept
 
     def _roll_back(self) -> None:
         # SQLite may already have rolled back by itself (e.g. after SQLITE_FULL at commit).

@@ -174,3 +174,14 @@ def test_new_database_files_are_not_world_readable(tmp_path) -> None:
             mode = (path.parent / name).stat().st_mode
             assert mode & 0o007 == 0, f"{name} is {oct(mode)}"
     assert (path.parent.stat().st_mode & 0o007) == 0
+
+
+def test_the_kept_row_count_follows_rows_deleted_by_hand(tmp_path) -> None:
+    path = tmp_path / "w.db"
+    with ScanStore.open(path) as store:
+        store.write_batch([scan(ip="10.0.0.1"), scan(ip="10.0.0.2")])
+        other = apsw.Connection(str(path))
+        other.execute("DELETE FROM scans WHERE ip = '10.0.0.1'")
+        other.close()
+        store.write_batch([scan(ip="10.0.0.3")])
+        assert store.row_count() == 2
