@@ -41,6 +41,9 @@ class ScanStoreBackend(Protocol):
 
     def row_count(self) -> int: ...
 
+    def ping(self) -> None:
+        """A cheap round trip (no table-wide work); StoreUnavailable if the database is gone."""
+
     def close(self) -> None: ...
 
     def __enter__(self) -> ScanStoreBackend: ...

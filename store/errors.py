@@ -30,6 +30,15 @@ class StoreUnavailable(StoreError):
     """The database cannot be written right now (disk full, I/O error, locked): retry later."""
 
 
+class StoreInaccessible(StoreUnavailable):
+    """The database file or its folder cannot be opened or created (permission denied, a
+    read-only file system, a path through a file): a configuration error.
+
+    While running it is weather like any StoreUnavailable (a remount may end it); at
+    start-up waiting will not fix it, so the start is refused (exit 3) instead.
+    """
+
+
 class BatchDataError(StoreError):
     """The batch's own data was refused (constraint, too big, wrong type).
 

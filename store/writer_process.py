@@ -42,7 +42,7 @@ from contracts.lifecycle import CannotStart
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
-from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.errors import BatchDataError, StoreError, StoreInaccessible, StoreUnavailable
 from store.isolation import isolate_bad_records, settlements_by_slot
 from store.linger import Linger
 from store.outage import DatabaseOutage, error_kind
@@ -51,6 +51,9 @@ from store.writer_settings import WriterSettings
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
+# How often an idle writer checks a healthy database (a `SELECT 1`): often enough for
+# DATABASE_UP and /readyz to notice a database lost while no batch is pending (issue 25).
+IDLE_CHECK_EVERY_S = 5.0
 
 
 class WriterRole:
@@ -79,8 +82,10 @@ class WriterRole:
         self.pending_since: float | None = None  # monotonic: the oldest pending arrived
         self.flush_due: float | None = None  # monotonic: the linger of the oldest pending ends
         self.finished = False
+        self.stopping = False  # a Stop arrived: what does not commit now is handed back
         self.crash_reason: str | None = None  # the writer's failures raise instead
         self._next_heartbeat = 0.0
+        self._next_idle_check = 0.0
         if store is not None:
             metrics.SCANS_ROWS.set(store.row_count())
         metrics.DATABASE_UP.set(1 if store is not None else 0)
@@ -99,6 +104,8 @@ class WriterRole:
         role = cls(None, link, settings, stop_requested)
         try:
             role.store = role._open_store()
+        except StoreInaccessible as exc:  # a setting: waiting will not fix it
+            raise CannotStart(str(exc)) from exc
         except StoreUnavailable as exc:
             role.outage.failed(str(exc), time.monotonic())
             log.warning("database not reachable yet (%s): the first commit waits for it", exc)
@@ -138,8 +145,34 @@ class WriterRole:
             self._batch_full() or (not waiting and time.monotonic() >= self.flush_due)
         ):
             self.flush()
+        if not self.pending and not self.finished:
+            self.check_database_if_due()
         self.heartbeat_if_due()
         return not self.finished
+
+    def check_database_if_due(self) -> None:
+        """With nothing pending: open the database if it could not be reached yet, else ping
+        it, so that DATABASE_UP and the heartbeat's reason stay current while idle. On the
+        outage's back-off while down, every IDLE_CHECK_EVERY_S while up."""
+        now = time.monotonic()
+        if now < self._next_idle_check:
+            return
+        try:
+            if self.store is None:
+                self.store = self._open_store()
+            else:
+                self.store.ping()
+        except StoreUnavailable as exc:
+            self._next_idle_check = now + self.outage.failed(str(exc), now)
+            metrics.DATABASE_UP.set(0)
+            metrics.DATABASE_ERRORS.labels(error_kind(str(exc))).inc()
+            return
+        self._next_idle_check = now + IDLE_CHECK_EVERY_S
+        lasted = self.outage.recovered(now)
+        if lasted is not None:
+            log.warning("database back after %.1fs", lasted)
+            metrics.SCANS_ROWS.set(self.store.row_count())
+        metrics.DATABASE_UP.set(1)
 
     def handle_stop_signal(self) -> None:
         # SIGTERM: exit now, uncommitted work is simply not acked (redelivered).
@@ -163,9 +196,9 @@ class WriterRole:
                 self.pending_since = now
             self.flush_due = self.pending_since + self.linger.seconds(now)
         elif isinstance(message, Stop):
+            self.stopping = True  # a flush that meets an outage gives up at once
             self.flush()
-            self._send(Stopped(role="writer"))
-            self.finished = True
+            self._say_stopped()
         else:
             log.warning("ignoring unexpected message %r", type(message).__name__)
 
@@ -185,7 +218,8 @@ class WriterRole:
             kept = len(records) + len(dead_letters)
             log.warning("stopping during a database outage: %d messages not committed, so"
                         " not acked: Pub/Sub redelivers them", kept)  # fmt: skip
-            self.finished = True
+            if not self.stopping:  # SIGTERM or a lost link; a Stop says Stopped itself
+                self.finished = True
             return
         committed_at = time.time()
         metrics.COMMIT_DURATION.observe(time.monotonic() - started)
@@ -271,13 +305,36 @@ class WriterRole:
             log.warning("database unavailable (%s): keeping %d messages, retrying (attempt %d)",
                         reason, kept, self.outage.failures)  # fmt: skip
         until = now + delay
-        while not self.finished and not self.stop_requested():
+        while not self.finished and not self.stopping and not self.stop_requested():
             self.heartbeat_if_due()
             left = until - time.monotonic()
             if left <= 0:
                 return True
-            time.sleep(min(left, HEARTBEAT_INTERVAL_S / 2))
+            if wait([self.link], timeout=min(left, HEARTBEAT_INTERVAL_S / 2)):
+                self._take_during_outage()
         return False
+
+    def _take_during_outage(self) -> None:
+        # The pipe is read while an outage is waited out: a Stop must be seen at once, or the
+        # supervisor's shutdown timeout runs out and a graceful stop becomes a forced one
+        # (issue 25). A batch that arrives waits for the next commit; on Stop what did not
+        # commit is not acked, so its decoders hand it back and Pub/Sub redelivers it.
+        try:
+            message = self.link.recv()
+        except (EOFError, OSError):
+            log.warning("supervisor link closed: exiting without committing")
+            self.finished = True
+            return
+        if isinstance(message, Stop):
+            self.stopping = True
+            self._say_stopped()
+        else:
+            self.handle(message)
+
+    def _say_stopped(self) -> None:
+        if not self.finished:
+            self._send(Stopped(role="writer"))
+        self.finished = True
 
     def _send(self, message: object) -> None:
         try:

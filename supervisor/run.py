@@ -21,7 +21,7 @@ import click
 
 from contracts.exit_codes import EXIT_STARTUP
 from store.backend import open_store
-from store.errors import StoreError, StoreUnavailable
+from store.errors import StoreError, StoreInaccessible, StoreUnavailable
 from store.writer_lock import WriterLock, hold_writer_lock
 from supervisor.cgroup_limits import Cgroup
 from supervisor.logs import configure_logging
@@ -83,12 +83,14 @@ def wait_for_database(settings: SupervisorSettings) -> None:
     """Open the database as the writer will; while it cannot be reached yet (a server still
     starting, a failover, a lock), wait, with a log line every few seconds (issue 25). A
     refusal that waiting cannot fix (not a miniscan database, a schema newer than this code,
-    a refused password) is a StartupError."""
+    a refused password, a file that cannot be opened or created) is a StartupError."""
     next_log = 0.0
     while True:
         try:
             open_store(settings.writer.db_path, synchronous=settings.writer.synchronous).close()
             return
+        except StoreInaccessible as exc:  # permissions, a read-only file system
+            raise StartupError(str(exc)) from None
         except StoreUnavailable as exc:
             now = time.monotonic()
             if now >= next_log:

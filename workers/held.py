@@ -35,6 +35,7 @@ class Held:
     pulled_at: float  # monotonic
     lease_end: float  # monotonic; Pub/Sub redelivers after this unless extended
     extending: bool = False  # an extension call is under way
+    dead_lettered: bool = False  # already sent back as a store_rejected dead letter
 
 
 @dataclass

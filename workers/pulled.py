@@ -75,14 +75,18 @@ def rejected_batch(
     received_at: float,
 ) -> tuple[DecodedBatch, list[str]]:
     """Dead letters for the refused records whose bytes are held, and the ack ids of those
-    whose bytes are not (to be nacked)."""
+    whose bytes are not, or whose dead letter was refused too (to be nacked)."""
     batch = DecodedBatch(slot=slot)
     lost = []
     for ack_id, detail in rejected:
         message = held(ack_id)
-        if message is None:
+        # A store_rejected letter the database refused too is nacked, not wrapped again:
+        # wrapping it again would be refused again, a loop that never ends (issue 25).
+        # Redelivered later, it meets the database's rules afresh.
+        if message is None or message.dead_lettered:
             lost.append(ack_id)
             continue
+        message.dead_lettered = True
         batch.dead_letters.append(
             DeadLetter(message.payload, STORE_REJECTED, message.message_id, received_at,
                        f"database refused the record: {detail}"[:500])

@@ -1,10 +1,11 @@
 """Connections to a PostgreSQL store, and what their errors mean to a caller.
 
-Owns: turning a libpq URL into a connection (with miniscan's application name and a
-connect timeout unless the URL sets them), a password-free description of the URL for
-messages, hiding the password in every message libpq makes of a URL (`hide_secrets`),
-`connect_existing` for readers and admin commands, and `translate_error`: the one mapping
-from psycopg exceptions to the store.errors classes (store.sqlite.connection holds SQLite's).
+Owns: turning a libpq URL into a connection (with miniscan's application name, a connect
+timeout, a read-write session and TCP keepalives unless the URL sets them), a
+password-free description of the URL for messages, hiding the password in every message
+libpq makes of a URL (`hide_secrets`), `connect_existing` for readers and admin commands,
+and `translate_error`: the one mapping from psycopg exceptions to the store.errors classes
+(store.sqlite.connection holds SQLite's).
 
 Never: create or migrate tables (store.postgres.schema, called by the writer's open), write
 data, log, or retry.
@@ -21,7 +22,24 @@ from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.postgres import schema
 
 CONNECT_TIMEOUT_S = 10
-DEFAULT_PARAMS = (("application_name", "miniscan"), ("connect_timeout", str(CONNECT_TIMEOUT_S)))
+# read-write: after a failover, a host list or a DNS name may lead to the old primary, now a
+# standby; libpq then tries the next host or fails the connect (weather) instead of handing
+# the writer a session that refuses every batch with 25006 (issue 25).
+DEFAULT_PARAMS = (
+    ("application_name", "miniscan"),
+    ("connect_timeout", str(CONNECT_TIMEOUT_S)),
+    ("target_session_attrs", "read-write"),
+    *(
+        # A connection dropped silently (a failover, a NAT's timeout) is noticed in ~10 s
+        # instead of the kernel's minutes, while write_batch blocks the writer's heartbeat
+        # and the supervisor kills it as stalled after 30 s (issue 25).
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "10000"),
+    ),
+)
 
 # SQLSTATE classes and codes: the database cannot be written now (connection, resources,
 # object in use or lock timeout, operator intervention, system error, a read-only standby,
@@ -37,17 +55,41 @@ _REFUSALS = ("authentication failed", "no password supplied", "no pg_hba.conf en
 
 
 def describe(url: str) -> str:
-    """The URL without its password or options: safe for logs and error messages."""
-    params = {key: _unless_misparsed(value) for key, value in _parse(url).items()}
-    user = f"{params['user']}@" if params.get("user") else ""
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
+    """The URL without its password or options: safe for logs and error messages.
+
+    StoreError (a refusal: exit 3 at start, never retried) when libpq's split does not
+    match the URL's text, since what it calls the host, port or database then holds part
+    of the password."""
+    params = _parse(url)
+    _refuse_a_moved_split(url, params)
+    secrets = _password_candidates(url)
+    shown = {key: _unless_secret(params.get(key, ""), secrets) for key in _SHOWN}
+    user = f"{shown['user']}@" if shown["user"] else ""
+    port = f":{shown['port']}" if shown["port"].isdigit() else ""
+    return f"postgresql://{user}{shown['host']}{port}/{shown['dbname']}"
 
 
-def _unless_misparsed(value: str) -> str:
-    # An '@' or a space in the password can move libpq's split, so that the host or the
-    # database name holds part of the password: such a field is not shown.
-    return "?" if "@" in value or any(c.isspace() for c in value) else value
+_SHOWN = ("user", "host", "port", "dbname")
+
+
+def _refuse_a_moved_split(url: str, params: dict[str, str]) -> None:
+    # A '/' in the password ends libpq's authority early (issue 25):
+    # postgresql://bob:Zm9vYmFy/YmF6@host/x parses as host=bob, port=Zm9vYmFy and
+    # dbname=YmF6@host/x. An '@' or a ':' where libpq puts the host, port or database name
+    # (other than an IPv6 host in brackets) means the split moved.
+    host = params.get("host", "")
+    bracketed = f"[{host}]" in url
+    moved = any(c in params.get(key, "") for key in ("port", "dbname") for c in "@:")
+    if moved or "@" in host or (":" in host and not bracketed):
+        raise StoreError("invalid PostgreSQL URL: its password must be percent-encoded")
+
+
+def _unless_secret(value: str, secrets: set[str]) -> str:
+    # Any field sharing a piece of a possible password is not shown, nor one holding an
+    # '@' or a space (a split moved by the password).
+    if "@" in value or any(c.isspace() for c in value):
+        return "?"
+    return "?" if any(_overlap(value, secret) for secret in secrets) else value
 
 
 def connect(url: str, where: str) -> psycopg.Connection:

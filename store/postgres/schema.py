@@ -244,6 +244,11 @@ def _migrate(conn: psycopg.Connection, where: str, found: int) -> None:
 def _migrate_2_to_3(conn: psycopg.Connection) -> None:
     """Add scan_counts, holding the rows of scans counted now: the one full count, under
     the advisory lock of the open that migrates; from then on the writers keep it."""
+    # The advisory lock holds back only writers of this version: an old writer still running
+    # could commit rows the count misses. SHARE ROW EXCLUSIVE waits for their transactions
+    # and blocks their writes until this one commits (issue 25); the docs still ask for old
+    # writers to be stopped first, as they do not keep scan_counts.
+    conn.execute("LOCK TABLE scans IN SHARE ROW EXCLUSIVE MODE")
     for ddl in SCAN_COUNTS:
         conn.execute(ddl)
 

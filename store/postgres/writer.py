@@ -32,7 +32,7 @@ from psycopg import errors as pg_errors
 from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, synchronous_mode
-from store.errors import BatchDataError, StoreError
+from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.merge import reduce_rows
 from store.postgres import schema
 from store.postgres.connection import connect, describe, translate_error
@@ -110,6 +110,17 @@ _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _LEFT_OPEN = (psycopg.pq.TransactionStatus.INERROR, psycopg.pq.TransactionStatus.INTRANS)
 
 
+# A batch's statement (or a commit waiting on a dead synchronous standby) gives up well
+# before the supervisor's 30 s child timeout would kill the writer as stalled (issue 25);
+# never below twice the lock wait, so a lock still ends as a lock timeout. Set after the
+# migration at open, which may take longer.
+STATEMENT_TIMEOUT_MS = 15_000
+
+
+def statement_timeout_ms(busy_timeout_ms: int) -> int:
+    return max(STATEMENT_TIMEOUT_MS, 2 * int(busy_timeout_ms))
+
+
 class PostgresStore(ClosedOnExit):
     """One writer's connection to the shared database. Not thread-safe: one owner thread."""
 
@@ -142,6 +153,7 @@ class PostgresStore(ClosedOnExit):
         settings = {
             "synchronous_commit": "on" if mode in ("FULL", "EXTRA") else "off",
             "lock_timeout": f"{int(busy_timeout_ms)}ms",
+            "statement_timeout": f"{statement_timeout_ms(busy_timeout_ms)}ms",
         }
         where = describe(url)
         conn = connect(url, where)
@@ -179,18 +191,28 @@ class PostgresStore(ClosedOnExit):
                 break
             except _CONFLICTS as exc:
                 if attempt == CONFLICT_RETRIES:
-                    raise translate_error(exc, action) from None
+                    raise self._failed(exc, action) from None
                 log.warning("batch hit %s: retrying it whole", type(exc).__name__)
                 # Full jitter: two writers that collided do not collide again in lockstep.
                 time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2**attempt))
             except psycopg.Error as exc:
-                raise translate_error(exc, action) from None
+                raise self._failed(exc, action) from None
             except (TypeError, ValueError, OverflowError) as exc:
                 # Raised by psycopg while dumping a value it cannot send (an int over 64 bits
                 # for a bigint, a str for an int): the data's fault, not the store's.
                 raise BatchDataError(f"{action}: a value PostgreSQL cannot store: {exc}") from None
         self._rows = rows
         return WriteResult(len(records), new_keys, stored, changed)
+
+    def _failed(self, exc: psycopg.Error, action: str) -> StoreError:
+        # Weather drops the connection, so that the retry reconnects: a rollback can succeed
+        # on a read-only or standby session (25006 after a failover), and reusing it would
+        # make an outage that never ends (issue 25).
+        error = translate_error(exc, action)
+        if isinstance(error, StoreUnavailable) and self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        return error
 
     def _apply(
         self, scan_rows: list[tuple], letter_columns: list[list] | None
@@ -246,6 +268,15 @@ class PostgresStore(ClosedOnExit):
                 raise
             self._conn = conn
         return self._conn
+
+    def ping(self) -> None:
+        """`SELECT 1` on the writer's connection (reconnecting if it was dropped)."""
+        try:
+            conn = self._connection()
+            conn.execute("SELECT 1")
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc, f"cannot reach {self.path}") from None
 
     def row_count(self) -> int:
         """Rows in `scans` (every writer's), as scan_counts said at this store's last commit.

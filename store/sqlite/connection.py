@@ -12,6 +12,7 @@ data, log, or retry.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,6 +25,7 @@ from store.errors import (
     DatabaseMissing,
     SchemaError,
     StoreError,
+    StoreInaccessible,
     StoreUnavailable,
 )
 from store.sqlite import schema
@@ -90,13 +92,13 @@ _UNAVAILABLE = (
     apsw.LockedError,
     apsw.FullError,
     apsw.IOError,
-    apsw.CantOpenError,
-    apsw.ReadOnlyError,
-    apsw.PermissionsError,
     apsw.ProtocolError,
     apsw.NoMemError,
     apsw.InterruptError,
 )
+# The file cannot be opened or written for a reason outside it (permissions, a read-only
+# file system): at start-up a refusal, while running weather (store.errors.StoreInaccessible).
+_INACCESSIBLE = (apsw.CantOpenError, apsw.ReadOnlyError, apsw.PermissionsError)
 _BAD_DATA = (apsw.ConstraintError, apsw.TooBigError, apsw.MismatchError)
 
 
@@ -105,6 +107,8 @@ def translate_error(exc: apsw.Error, action: str) -> StoreError:
     detail = _describe(exc)
     if isinstance(exc, apsw.BusyError | apsw.LockedError):
         return StoreUnavailable(f"{action}: database is locked by another connection ({detail})")
+    if isinstance(exc, _INACCESSIBLE):
+        return StoreInaccessible(f"{action}: {detail}")
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"{action}: {detail}")
     if isinstance(exc, _BAD_DATA):
@@ -114,6 +118,18 @@ def translate_error(exc: apsw.Error, action: str) -> StoreError:
     if isinstance(exc, apsw.CorruptError):
         return StoreError(f"{action}: the database file is corrupt ({detail})")
     return StoreError(f"{action}: {detail}")
+
+
+# What an OSError's errno says about creating the file or its folder: these are settings
+# that waiting will not fix (EEXIST: a file where the folder should be); anything else (a
+# full disk, an I/O error) is weather.
+_ACCESS_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST)
+
+
+def translate_os_error(exc: OSError, action: str) -> StoreUnavailable:
+    """Classify a failure to create the database's folder or file."""
+    kind = StoreInaccessible if exc.errno in _ACCESS_ERRNOS else StoreUnavailable
+    return kind(f"{action}: {exc.strerror}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -25,11 +25,17 @@ import apsw
 from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, SYNCHRONOUS_MODES, synchronous_mode
-from store.errors import BatchDataError, StoreUnavailable
+from store.errors import BatchDataError
 from store.merge import UpsertRow, reduce_rows
 from store.rows import WriteResult, payload_digest
 from store.sqlite import schema
-from store.sqlite.connection import CREATE, apply_writer_settings, connect, translate_error
+from store.sqlite.connection import (
+    CREATE,
+    apply_writer_settings,
+    connect,
+    translate_error,
+    translate_os_error,
+)
 
 # The newest-wins rule of store.merge, in SQL. `newer` compares (timestamp, response,
 # data_version) as a row value, which is lexicographic with BINARY collation for the text,
@@ -97,7 +103,7 @@ class ScanStore(ClosedOnExit):
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o750, exist_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot create the folder of {path}: {exc.strerror}") from None
+            raise translate_os_error(exc, f"cannot create the folder of {path}") from None
         _create_private_file(path)
 
         def prepare(conn: apsw.Connection) -> tuple[int | None, int]:
@@ -136,17 +142,19 @@ class ScanStore(ClosedOnExit):
         if not scan_rows and not letter_rows:
             return WriteResult(scans=0, new_keys=0, dead_letters=0)
         try:
-            new_keys, changed, stored_letters = self._apply(scan_rows, letter_rows)
+            new_keys, changed, stored_letters, kept = self._apply(scan_rows, letter_rows)
         except apsw.Error as exc:
             raise translate_error(exc, f"cannot write batch to {self.path}") from None
         except (TypeError, ValueError, OverflowError) as exc:
             # Raised by apsw while binding a value SQLite cannot hold (an int over 64 bits,
             # text with a lone surrogate, ...): the data's fault, not the store's.
             raise BatchDataError(f"batch holds a value SQLite cannot store: {exc}") from None
-        self._rows += new_keys
+        self._rows = kept
         return WriteResult(len(records), new_keys, stored_letters, changed)
 
-    def _apply(self, scan_rows: list[UpsertRow], letter_rows: list[tuple]) -> tuple[int, int, int]:
+    def _apply(
+        self, scan_rows: list[UpsertRow], letter_rows: list[tuple]
+    ) -> tuple[int, int, int, int]:
         conn = self._conn
         # IMMEDIATE takes the write lock first (waiting up to the busy timeout), so the read
         # of max(rowid) below and the writes belong to one snapshot.
@@ -164,6 +172,9 @@ class ScanStore(ClosedOnExit):
             ).get
             if new_keys:
                 conn.execute(ADD_NEW_KEYS, (new_keys,))
+            # Read back, not added up: rows deleted by hand (scan_counts' trigger subtracts
+            # them) would otherwise leave the rows gauge drifting for good (issue 26).
+            kept = conn.execute(READ_ROW_COUNT).get
             before = conn.total_changes()
             if letter_rows:
                 conn.executemany(INSERT_DEAD_LETTER, letter_rows)
@@ -172,7 +183,7 @@ class ScanStore(ClosedOnExit):
         except BaseException:
             self._roll_back()
             raise
-        return new_keys, changed, stored_letters
+        return new_keys, changed, stored_letters, kept
 
     def _roll_back(self) -> None:
         # SQLite may already have rolled back by itself (e.g. after SQLITE_FULL at commit).
@@ -182,6 +193,13 @@ class ScanStore(ClosedOnExit):
         # unfinished transaction back from the WAL on the next open.
         with contextlib.suppress(apsw.Error):
             self._conn.execute("ROLLBACK")
+
+    def ping(self) -> None:
+        """A one-row read: the file is still there and readable."""
+        try:
+            self._conn.execute("SELECT 1 FROM scan_counts LIMIT 1").fetchall()
+        except apsw.Error as exc:
+            raise translate_error(exc, f"cannot read {self.path}") from None
 
     def row_count(self) -> int:
         """Rows in `scans`: read from scan_counts at open, then kept up to date by each batch
@@ -225,4 +243,4 @@ def _create_private_file(path: str) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise StoreUnavailable(f"cannot create {path}: {exc.strerror}") from None
+        raise translate_os_error(exc, f"cannot create {path}") from None

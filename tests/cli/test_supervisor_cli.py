@@ -16,6 +16,11 @@ from scan_traffic import publish_all
 from supervisor_harness import BIN, RunningSupervisor
 
 from broker.subscription import Subscription
+from contracts.lifecycle import CannotStart
+from store.writer_process import WriterRole
+from store.writer_settings import WriterSettings
+from supervisor.run import StartupError, wait_for_database
+from supervisor.settings import SupervisorSettings
 from testkit.emulator import free_port
 from workers.decoder_process import DecoderRole
 from workers.decoder_settings import DecoderSettings
@@ -205,3 +210,14 @@ def test_json_logs_carry_what_google_cloud_reads_and_who_wrote_them(pubsub_targe
     writers = {(line["role"], line["pid"]) for line in lines}
     assert {"supervisor", "decoder-0"} <= {role for role, _ in writers}, writers
     assert len({pid for _, pid in writers}) == len(writers), "one pid per process"
+
+
+def test_the_supervisor_does_not_wait_for_a_file_it_can_never_open(tmp_path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    path = not_a_folder / "scan_results.db"
+    settings = SupervisorSettings(writer=WriterSettings(db_path=str(path)))
+    with pytest.raises(StartupError, match="cannot create the folder"):
+        wait_for_database(settings)
+    with pytest.raises(CannotStart, match="cannot create the folder"):
+        WriterRole.open(Pipe()[1], settings.writer)

@@ -116,22 +116,18 @@ def test_isolation_costs_few_writes():
 # --- the writer's lifecycle: open, run_once, shutdown ---------------------------------------
 
 
-def test_writer_open_refuses_a_foreign_file_and_waits_out_an_unusable_folder(tmp_path):
+def test_writer_open_refuses_a_foreign_file_and_an_unusable_folder(tmp_path):
     foreign = tmp_path / "notes.db"
     foreign.write_bytes(b"these are my notes, not a database" * 10)
     _, theirs = Pipe()
     with pytest.raises(CannotStart):  # a restart would not help: the tree halts
         WriterRole.open(theirs, writer_settings(foreign))
     (tmp_path / "a-file").write_text("x")
-    supervisor_end, theirs = Pipe()
-    # Not a failure (issue 25): the role is ready, says why it cannot write, and the first
-    # commit waits for the database.
-    role = WriterRole.open(theirs, writer_settings(tmp_path / "a-file" / "w.db"))
-    assert role.store is None and "cannot create the folder" in role.outage.reason
-    role.heartbeat_if_due()
-    [beat] = read_sent(supervisor_end)
-    assert "cannot create the folder" in beat.database_problem
+    # A setting that waiting cannot fix at start-up (issue 25): exit 3, not a wait.
+    with pytest.raises(CannotStart, match="cannot create the folder"):
+        WriterRole.open(theirs, writer_settings(tmp_path / "a-file" / "w.db"))
     (tmp_path / "a-file").unlink()
+    role = WriterRole.open(theirs, writer_settings(tmp_path / "a-file" / "w.db"))
     role.handle(decode_pulled(0, pulled(1), 0.0))
     role.flush()
     assert rows(tmp_path / "a-file" / "w.db") and role.outage.reason == ""

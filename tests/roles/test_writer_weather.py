@@ -17,7 +17,7 @@ from role_doubles import pulled, read_sent, record, rows, writer_settings
 from contracts import messages, metrics
 from contracts.records import DeadLetter
 from store import outage
-from store.errors import BatchDataError
+from store.errors import BatchDataError, StoreUnavailable
 from store.sqlite.writer import ScanStore
 from store.writer_process import WriterRole
 from testkit.waiting import wait_until
@@ -92,6 +92,32 @@ def test_told_to_stop_during_an_outage_the_writer_acks_nothing(locked_file, monk
     role.shutdown()
 
 
+def drive(role: WriterRole) -> None:
+    while role.run_once():
+        pass
+
+
+def test_a_stop_during_an_outage_is_seen_at_once_and_acks_nothing(locked_file, monkeypatch):
+    # Without reading the pipe while waiting, the Stop went unseen until the supervisor's
+    # shutdown timeout forced the stop (exit 5).
+    monkeypatch.setattr(outage, "MAX_DELAY_S", 0.2)
+    path, _ = locked_file
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, writer_settings(path, busy_timeout_ms=50))
+    supervisor_end.send(decode_pulled(0, pulled(2), 0.0))
+    running = threading.Thread(target=lambda: drive(role), daemon=True)
+    running.start()
+    wait_until(lambda: role.outage.failures >= 1, 10, "the writer to retry", every=0.05)
+    supervisor_end.send(decode_pulled(1, pulled(1), 0.0))  # waits for the next commit
+    supervisor_end.send(messages.Stop())
+    running.join(timeout=10)
+    assert not running.is_alive() and role.finished
+    sent = read_sent(supervisor_end)
+    assert any(isinstance(m, messages.Stopped) for m in sent)
+    assert not any(isinstance(m, messages.AckBatch) for m in sent), "acked without a commit"
+    role.shutdown()
+
+
 def test_a_dead_letter_the_database_refuses_raises_instead_of_vanishing(tmp_path):
     refused = DeadLetter(b"x", "", "m-empty-reason", 0.0)  # CHECK (length(reason) > 0)
     with ScanStore.open(tmp_path / "w.db") as store, pytest.raises(BatchDataError):
@@ -119,4 +145,44 @@ def test_a_refused_dead_letter_is_isolated_and_the_rest_acked(tmp_path):
     conn = apsw.Connection(str(path))
     assert [r for (r,) in conn.execute("SELECT reason FROM dead_letters")] == ["invalid_json"]
     conn.close()
+    role.shutdown()
+
+
+def test_an_idle_writer_notices_the_database_come_back(tmp_path, monkeypatch):
+    # Unreachable at start and no batch since: DATABASE_UP and /readyz's reason used to stay
+    # stale until a batch committed (issue 25).
+    monkeypatch.setattr(outage, "MAX_DELAY_S", 0.2)
+    real_open, down = WriterRole._open_store, threading.Event()
+    down.set()
+
+    def open_while_up(role: WriterRole):
+        if down.is_set():
+            raise StoreUnavailable("cannot connect: the server is starting up")
+        return real_open(role)
+
+    monkeypatch.setattr(WriterRole, "_open_store", open_while_up)
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, writer_settings(tmp_path / "w.db"))
+    role.run_once(timeout=0)
+    assert role.store is None and role.outage.reason and metrics.DATABASE_UP._value.get() == 0
+    down.clear()
+    wait_until(lambda: role.run_once(timeout=0.05) and not role.outage.reason, 10,
+               "the idle writer to reach the database", every=0.05)  # fmt: skip
+    assert role.store is not None and metrics.DATABASE_UP._value.get() == 1
+    read_sent(supervisor_end)
+    role.shutdown()
+
+
+def test_a_stop_whose_flush_meets_an_outage_hands_the_batch_back(locked_file, monkeypatch):
+    # The Stop is already in hand: waiting the outage out would only end in a forced stop.
+    monkeypatch.setattr(outage, "MAX_DELAY_S", 0.2)
+    path, _ = locked_file
+    supervisor_end, theirs = Pipe()
+    role = WriterRole.open(theirs, writer_settings(path, busy_timeout_ms=50))
+    role.handle(decode_pulled(0, pulled(2), 0.0))
+    role.handle(messages.Stop())
+    assert role.finished
+    sent = read_sent(supervisor_end)
+    assert any(isinstance(m, messages.Stopped) for m in sent)
+    assert not any(isinstance(m, messages.AckBatch) for m in sent), "acked without a commit"
     role.shutdown()

@@ -12,7 +12,7 @@ import apsw
 import pytest
 
 from contracts.records import DeadLetter, ScanRecord
-from store.errors import StoreUnavailable
+from store.errors import StoreInaccessible, StoreUnavailable
 from store.sqlite.connection import WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB
 from store.sqlite.reader import find_scans, open_reader
 from store.sqlite.schema import APPLICATION_ID, CURRENT_VERSION
@@ -158,10 +158,11 @@ def test_io_error_at_commit_is_unavailable_and_nothing_is_visible(
         assert rows(db_path)[0][3] == 3
 
 
-def test_unwritable_location_is_unavailable(tmp_path) -> None:
+def test_unwritable_location_is_inaccessible(tmp_path) -> None:
+    # Weather while running (a StoreUnavailable), a refusal at start-up (issue 25).
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    with pytest.raises(StoreUnavailable, match="cannot create the folder"):
+    with pytest.raises(StoreInaccessible, match="cannot create the folder"):
         ScanStore.open(not_a_folder / "scan_results.db")
 
 
@@ -173,3 +174,14 @@ def test_new_database_files_are_not_world_readable(tmp_path) -> None:
             mode = (path.parent / name).stat().st_mode
             assert mode & 0o007 == 0, f"{name} is {oct(mode)}"
     assert (path.parent.stat().st_mode & 0o007) == 0
+
+
+def test_the_kept_row_count_follows_rows_deleted_by_hand(tmp_path) -> None:
+    path = tmp_path / "w.db"
+    with ScanStore.open(path) as store:
+        store.write_batch([scan(ip="10.0.0.1"), scan(ip="10.0.0.2")])
+        other = apsw.Connection(str(path))
+        other.execute("DELETE FROM scans WHERE ip = '10.0.0.1'")
+        other.close()
+        store.write_batch([scan(ip="10.0.0.3")])
+        assert store.row_count() == 2

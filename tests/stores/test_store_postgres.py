@@ -18,10 +18,11 @@ from postgres_server import catalog, set_database_default, sql, writer_waits_on_
 
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import is_postgres_url, open_store
+from store.connection_options import BUSY_TIMEOUT_MS
 from store.errors import SchemaError, StoreError, StoreUnavailable
 from store.postgres import schema as postgres_schema
 from store.postgres import writer as postgres_writer
-from store.postgres.connection import connect_existing, describe
+from store.postgres.connection import DEFAULT_PARAMS, connect_existing, describe
 from store.postgres.writer import PostgresStore
 from store.sqlite import schema as sqlite_schema
 from store.sqlite.writer import ScanStore
@@ -364,3 +365,37 @@ def test_every_writer_reports_the_shared_table_not_only_its_own_keys(postgres_ur
         assert second.row_count() == 8
         first.write_batch([ScanRecord("10.0.0.1", 80, "HTTP", 2, "newer", 2)])  # no new key
         assert first.row_count() == 8
+
+
+def test_a_read_only_session_is_dropped_so_the_retry_reconnects(postgres_url, store):
+    # A failover can leave the writer's session read-only (25006): the rollback succeeds,
+    # and reusing that session would refuse every batch forever (issue 25).
+    store.write_batch([scan(ts=1)])
+    session = store._conn
+    session.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    session.commit()
+    with pytest.raises(StoreUnavailable, match="25006"):
+        store.write_batch([scan(ts=2)])
+    assert store.write_batch([scan(ts=3)]).changed_keys == 1
+    assert table(postgres_url)[0][3] == 3
+    store.close()
+
+
+def test_connections_ask_for_a_read_write_session_unless_the_url_says_otherwise():
+    assert ("target_session_attrs", "read-write") in DEFAULT_PARAMS
+
+
+def test_connections_notice_a_dead_peer_in_seconds_unless_the_url_says_otherwise():
+    params = dict(DEFAULT_PARAMS)
+    assert params["keepalives"] == "1" and int(params["tcp_user_timeout"]) <= 10_000
+    keys = ("keepalives_idle", "keepalives_interval", "keepalives_count")
+    idle, every, count = (int(params[key]) for key in keys)
+    assert idle + every * count <= 15
+
+
+def test_statements_give_up_well_before_the_writer_would_be_killed_as_stalled(store):
+    shown = store._conn.execute("SHOW statement_timeout").fetchone()[0]
+    store._conn.commit()
+    timeout_ms = int(shown.removesuffix("s")) * 1000
+    assert 2 * BUSY_TIMEOUT_MS <= timeout_ms <= 20_000
+    assert postgres_writer.statement_timeout_ms(20_000) == 40_000  # above the lock wait

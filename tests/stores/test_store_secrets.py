@@ -27,6 +27,7 @@ BROKEN_URLS = {
     "a space in the password": ("postgresql://bob:my s3cret@127.0.0.1:1/x", "s3cret"),
     "a broken IPv6 host": ("postgresql://bob:S3cretPw@[::1:1/x", "S3cretPw"),
     "an @ in the password": ("postgresql://bob:pa@ss3cret@127.0.0.1:1/x", "ss3cret"),
+    "a / in the password": ("postgresql://bob:Zm9vYmFy/YmF6@127.0.0.1:5432/x", "Zm9vYmFy"),
 }
 
 
@@ -52,6 +53,19 @@ def test_no_message_holds_the_password_of_a_broken_url(url, secret, tmp_path) ->
     [beat] = read_sent(supervisor_end)
     assert beat.database_problem and secret not in beat.database_problem
     role.shutdown()
+
+
+def test_a_slash_in_the_password_is_refused_without_showing_either_half() -> None:
+    # libpq splits this as host=bob, port=Zm9vYmFy, dbname=YmF6@127.0.0.1:5432/x.
+    with pytest.raises(StoreError) as refused:
+        describe("postgresql://bob:Zm9vYmFy/YmF6@127.0.0.1:5432/x")
+    assert not isinstance(refused.value, StoreUnavailable), "a refusal is not weather"
+    assert "Zm9" not in str(refused.value) and "YmF" not in str(refused.value)
+
+
+def test_no_field_that_shares_the_password_is_shown() -> None:
+    shown = describe("postgresql://bob:hunter2x@db.hunter2x.example:5432/app")
+    assert "hunter2" not in shown and shown.startswith("postgresql://bob@?:5432/app")
 
 
 def test_a_refused_password_is_not_waited_for_and_not_shown(postgres_cluster) -> None:
