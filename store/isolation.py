@@ -1,7 +1,8 @@
 """Which messages of a batch the writer may ack, and which the database refused.
 
-Owns: `isolate_bad_records` (halving a refused batch until the records or dead letters at
-fault are found, issue 5) and `settlements_by_slot` (the acks and refusals each decoder slot
+Owns: `write_isolating` (write a batch; if the database refuses its data, halve it until the
+records or dead letters at fault are found, issue 5, with `isolate_bad_records`) and
+`settlements_by_slot` (the acks and refusals each decoder slot
 is sent after a commit).
 
 Never: commit or ack by itself; the writer (`store.writer_process`) calls these with its
@@ -10,12 +11,46 @@ store's write, and sends what they return only after the commit returned.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 
 from contracts.messages import DecodedBatch
+from contracts.records import DeadLetter, ScanRecord
 from store.errors import BatchDataError
 
+log = logging.getLogger(__name__)
+
 Tagged = tuple[object, tuple[int, str]]  # a record or dead letter and (decoder slot, ack id)
+
+
+def write_isolating(
+    write: Callable[..., object],
+    batches: list[DecodedBatch],
+    records: Sequence[ScanRecord],
+    letters: Sequence[DeadLetter],
+) -> dict[tuple[int, str], str]:
+    """Write the whole batch with `write(records, letters)` (a store's `write_batch`); if the
+    database refuses its data, isolate the dead letters, then the records, at fault. Return
+    {(slot, ack id): why} for each one refused. A StoreUnavailable goes to the caller."""
+    try:
+        write(records, letters)
+        return {}
+    except BatchDataError as exc:
+        log.warning("batch of %d refused (%s): isolating the bad records",
+                    len(records) + len(letters), exc)  # fmt: skip
+    tagged_letters = [
+        (letter, (batch.slot, ack_id))
+        for batch in batches
+        for letter, ack_id in zip(batch.dead_letters, batch.dead_letter_ack_ids, strict=True)
+    ]
+    refused = isolate_bad_records(lambda part: write([], part), tagged_letters)
+    tagged = [
+        (record, (batch.slot, ack_id))
+        for batch in batches
+        for record, ack_id in zip(batch.records, batch.record_ack_ids, strict=True)
+    ]
+    refused += isolate_bad_records(lambda part: write(part), tagged)
+    return dict(refused)
 
 
 def isolate_bad_records(

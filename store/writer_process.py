@@ -1,29 +1,21 @@
 """The writer role: the one process that writes the database.
 
 Owns: group commit (issue 13) and the order "commit, then ack". The writer commits as soon as
-it holds records and nothing more is waiting on its pipe: what arrives during a commit waits
-in the pipe and forms the next batch, so under light load batches are small and fast and under
-heavy load they grow by themselves, up to `batch_size` messages or `batch_bytes` payload
-bytes. A pending batch waits for more while the pipe is idle only as long as `store.linger`
-says: `batch_timeout_s` (0 by default), or `load_linger_s` while messages pour in. Only
+it holds records and nothing more is waiting on its pipe, up to `batch_size` messages or
+`batch_bytes` bytes; a pending batch waits for more only as long as `store.linger` says. Only
 after the commit returned does it send each decoder slot the ack ids of its committed
-messages. A batch whose commit fails because of its data is
-split in halves until the offending records are isolated (issue 5); the rest is committed and
-each refused one is named back to its decoder, which holds its bytes and returns it as a
-`store_rejected` dead letter; a dead letter the database refuses is isolated the same way.
-A database that cannot be written (down, refusing connections, in recovery or read-only, a
-lock past the busy timeout, a full disk) is weather, not a crash (issue 25): the writer keeps
-its batch, retries with capped, jittered back-off (`store.outage`), heartbeats meanwhile
-with the reason (so the supervisor neither kills it as stalled nor calls the tree ready),
-and acks once the batch is committed, however long that takes. The decoders meanwhile stop
-pulling when their budgets are full and keep extending the leases they hold.
+messages. A batch refused for its data is split until the records (or dead letters) at fault
+are isolated (`store.isolation`, issue 5); each refused one is named back to its decoder. A
+database that cannot be written (down, in recovery or read-only, a lock past the busy
+timeout, a full disk) is weather, not a crash (issue 25): the writer keeps its batch, retries
+on a capped, jittered back-off (`store.outage`), heartbeats the reason meanwhile, reads its
+pipe (a `Stop` is seen at once), and acks once the batch is committed.
 
-Lifecycle (`contracts.lifecycle`): `open` opens the database (or, if it cannot be reached
-yet, leaves that to the first commit, which waits for it); `run_once` takes what the pipe
-holds (waiting up to its timeout for the first message) and commits when the batch is full,
-the pipe idle, or the linger over; `shutdown` closes the database and commits nothing: only
-a `Stop` message flushes, because SIGTERM or a lost supervisor means "exit now", and what was
-not committed is simply never acked, so it is redelivered.
+Lifecycle (`contracts.lifecycle`): `open` opens the database (or leaves that to the first
+commit if it cannot be reached yet); `run_once` takes what the pipe holds and commits when
+the batch is full, the pipe idle or the linger over; `shutdown` commits nothing: only a `Stop`
+flushes, since SIGTERM or a lost supervisor means "exit now" and what was not committed is
+never acked, so it is redelivered.
 
 Never: talk to Pub/Sub (decoders own the leases and the acks), decode, or send an ack id
 before the commit that covers it returned.
@@ -33,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
@@ -42,8 +33,9 @@ from contracts.lifecycle import CannotStart
 from contracts.messages import AckBatch, DecodedBatch, Heartbeat, Stop, Stopped
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
-from store.errors import BatchDataError, StoreError, StoreInaccessible, StoreUnavailable
-from store.isolation import isolate_bad_records, settlements_by_slot
+from store.commit_metrics import record_commit
+from store.errors import StoreError, StoreInaccessible, StoreUnavailable
+from store.isolation import settlements_by_slot, write_isolating
 from store.linger import Linger
 from store.outage import DatabaseOutage, error_kind
 from store.writer_settings import WriterSettings
@@ -51,8 +43,7 @@ from store.writer_settings import WriterSettings
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
-# How often an idle writer checks a healthy database (a `SELECT 1`): often enough for
-# DATABASE_UP and /readyz to notice a database lost while no batch is pending (issue 25).
+# An idle writer pings a healthy database this often, so that /readyz notices it lost.
 IDLE_CHECK_EVERY_S = 5.0
 
 
@@ -97,19 +88,17 @@ class WriterRole:
         settings: WriterSettings,
         stop_requested: Callable[[], bool] = lambda: False,
     ) -> WriterRole:
-        """Open (create, migrate) the store `settings.db_path`: a SQLite file, or PostgreSQL
-        for a postgresql:// URL (`store.backend`). A database that cannot be written right
-        now is not a failure: the first commit waits for it. CannotStart if it was refused
-        (not a miniscan database, a refused password, a bad setting)."""
+        """Open (create, migrate) the store `settings.db_path` (`store.backend`); one that
+        cannot be written now is left to the first commit, which waits for it. CannotStart
+        if it was refused (not a miniscan database, a refused password, a bad setting)."""
         role = cls(None, link, settings, stop_requested)
         try:
             role.store = role._open_store()
         except StoreInaccessible as exc:  # a setting: waiting will not fix it
             raise CannotStart(str(exc)) from exc
         except StoreUnavailable as exc:
-            role.outage.failed(str(exc), time.monotonic())
+            role._attempt_failed(str(exc), time.monotonic())
             log.warning("database not reachable yet (%s): the first commit waits for it", exc)
-            metrics.DATABASE_ERRORS.labels(error_kind(str(exc))).inc()
         except StoreError as exc:
             raise CannotStart(str(exc)) from exc
         else:
@@ -125,10 +114,9 @@ class WriterRole:
         )
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
-        """One turn of the loop: wait up to `timeout` (less while a batch lingers) for a
-        message, take every message already waiting until the batch is full, then commit if
-        the batch is full, the pipe is idle and the linger is over, and heartbeat. Returns
-        False once the writer is finished (Stop handled, or the link closed)."""
+        """Wait up to `timeout` (less while a batch lingers) for a message, take what is
+        waiting until the batch is full, commit if it is full or the pipe is idle and the
+        linger over, heartbeat. False once finished (Stop handled, or the link closed)."""
         if self.flush_due is not None:
             timeout = max(0.0, min(timeout, self.flush_due - time.monotonic()))
         waiting = wait([self.link], timeout=timeout)
@@ -163,9 +151,7 @@ class WriterRole:
             else:
                 self.store.ping()
         except StoreUnavailable as exc:
-            self._next_idle_check = now + self.outage.failed(str(exc), now)
-            metrics.DATABASE_UP.set(0)
-            metrics.DATABASE_ERRORS.labels(error_kind(str(exc))).inc()
+            self._next_idle_check = now + self._attempt_failed(str(exc), now)
             return
         self._next_idle_check = now + IDLE_CHECK_EVERY_S
         lasted = self.outage.recovered(now)
@@ -215,27 +201,13 @@ class WriterRole:
         started = time.monotonic()
         refused = self._commit(batches, records, dead_letters)
         if refused is None:
-            kept = len(records) + len(dead_letters)
-            log.warning("stopping during a database outage: %d messages not committed, so"
-                        " not acked: Pub/Sub redelivers them", kept)  # fmt: skip
+            log.warning("stopping during a database outage: %d messages not committed, so not"
+                        " acked: Pub/Sub redelivers them", len(records) + len(dead_letters))
             if not self.stopping:  # SIGTERM or a lost link; a Stop says Stopped itself
                 self.finished = True
             return
-        committed_at = time.time()
-        metrics.COMMIT_DURATION.observe(time.monotonic() - started)
-        metrics.BATCH_SIZE.observe(len(records) + len(dead_letters))
-        metrics.MESSAGES_STORED.inc(len(records) - len(refused))
-        for reason, count in Counter(letter.reason for letter in dead_letters).items():
-            metrics.MESSAGES_DEAD_LETTERED.labels(reason).inc(count)
-        # Every record's latency, added to the histogram in one write per bucket: observing
-        # them one by one was ~10% of the writer's CPU (issue 13, bench/RESULTS.md).
-        metrics.observe_many(
-            metrics.END_TO_END_LATENCY,
-            [max(0.0, committed_at - p) for b in batches for p in b.record_publish_times],
-        )
-        metrics.LAST_COMMIT.set(committed_at)
+        record_commit(batches, len(refused), time.monotonic() - started)
         metrics.SCANS_ROWS.set(self.store.row_count())
-        metrics.QUEUE_DEPTH.labels("pending_commit").set(0)
         for slot, (ack_ids, rejected) in settlements_by_slot(batches, refused).items():
             self._send(AckBatch(slot=slot, ack_ids=ack_ids, rejected=tuple(rejected)))
 
@@ -273,34 +245,13 @@ class WriterRole:
     ) -> dict[tuple[int, str], str]:
         if self.store is None:
             self.store = self._open_store()
-        store = self.store
-        try:
-            store.write_batch(records, letters)
-            return {}
-        except BatchDataError as exc:
-            log.warning("batch of %d refused (%s): isolating the bad records",
-                        len(records) + len(letters), exc)  # fmt: skip
-        tagged_letters = [
-            (letter, (batch.slot, ack_id))
-            for batch in batches
-            for letter, ack_id in zip(batch.dead_letters, batch.dead_letter_ack_ids, strict=True)
-        ]
-        refused = isolate_bad_records(lambda part: store.write_batch([], part), tagged_letters)
-        tagged = [
-            (record, (batch.slot, ack_id))
-            for batch in batches
-            for record, ack_id in zip(batch.records, batch.record_ack_ids, strict=True)
-        ]
-        refused += isolate_bad_records(lambda part: store.write_batch(part), tagged)
-        return dict(refused)
+        return write_isolating(self.store.write_batch, batches, records, letters)
 
     def _wait_out(self, reason: str, kept: int) -> bool:
         """One failed attempt: record it, then wait the back-off out while heartbeating.
         False if the writer must stop instead (SIGTERM, or the supervisor is gone)."""
         now = time.monotonic()
-        delay = self.outage.failed(reason, now)
-        metrics.DATABASE_UP.set(0)
-        metrics.DATABASE_ERRORS.labels(error_kind(reason)).inc()
+        delay = self._attempt_failed(reason, now)
         if self.outage.should_log(now):
             log.warning("database unavailable (%s): keeping %d messages, retrying (attempt %d)",
                         reason, kept, self.outage.failures)  # fmt: skip
@@ -313,6 +264,12 @@ class WriterRole:
             if wait([self.link], timeout=min(left, HEARTBEAT_INTERVAL_S / 2)):
                 self._take_during_outage()
         return False
+
+    def _attempt_failed(self, reason: str, now: float) -> float:
+        """Record a failed attempt at the database; the seconds to wait before the next."""
+        metrics.DATABASE_UP.set(0)
+        metrics.DATABASE_ERRORS.labels(error_kind(reason)).inc()
+        return self.outage.failed(reason, now)
 
     def _take_during_outage(self) -> None:
         # The pipe is read while an outage is waited out: a Stop must be seen at once, or the

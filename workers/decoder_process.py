@@ -1,26 +1,24 @@
 """The decoder role: pull from Pub/Sub, decode, hand batches to the writer, ack after commit.
 
-Owns: everything a decoder process does with the messages it pulled, i.e. their leases. It
-pulls only while what it holds stays under `max_in_flight` messages and `max_in_flight_bytes`
-bytes (backpressure; pulls are sized from the average message, and a message larger than the
-whole budget is pulled alone), registers each ack id before its batch leaves, acknowledges
-only what the writer says is committed, extends the leases of what it holds, and nacks what
-it holds when the writer is lost or when it stops. A record the database refused comes back
+Owns: the leases of what a decoder pulled. It pulls only while what it holds stays under
+`max_in_flight` messages and `max_in_flight_bytes` bytes (backpressure; a message larger than
+the budget is pulled alone), registers each ack id before its batch leaves, acknowledges only
+what the writer says is committed, extends leases, and nacks what it holds when the writer
+is lost or when it stops. A record the database refused comes back
 named in an AckBatch and leaves again as a `store_rejected` dead letter with its bytes.
 
 Pub/Sub errors are weather (issue 12): a failed pull is waited out (`workers.pull_backoff`)
-while the main loop keeps heartbeating with `pubsub_ok=False`; a settle call that fails only
-causes a redelivery. Only a pull hung past its own deadline ends the process.
+while the main loop heartbeats with `pubsub_ok=False`; a failed settle call only causes a
+redelivery. Only a pull hung past its own deadline ends the process.
 
-Three threads: the puller (`workers.puller`: pull, decode, send; it paces its pulls, and
-this role gives it the room the budgets leave and registers what it pulled), the settler
-(`workers.settler`: ack, nack and lease calls, which may retry for seconds; acks queued
-behind a call are merged) and the main loop (supervisor messages, leases, heartbeats): the
-lifecycle of `contracts.lifecycle`; the first `run_once` starts the puller (after `Ready`
-was sent), `shutdown` stops it.
+Three threads: the puller (`workers.puller`: pull, decode, send, paced; this role gives it
+the room the budgets leave), the settler (`workers.settler`: ack, nack and lease calls,
+merged while one retries) and the main loop (supervisor messages, leases, heartbeats), with
+the lifecycle of `contracts.lifecycle`: the first `run_once` starts the puller, `shutdown`
+stops it.
 
-Never: decide what a valid scan is (`workers.decode`), touch SQLite, or acknowledge a
-message whose batch has not been committed.
+Never: decide what a valid scan is (`workers.decode`), touch the database, or acknowledge
+a message whose batch has not been committed.
 """
 
 from __future__ import annotations
@@ -55,8 +53,7 @@ from workers.settler import Settler, SettleRequest, count_outcome
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0
-# How long shutdown waits for queued acks and the final nack before exiting anyway.
-SETTLE_ON_EXIT_S = 5.0
+SETTLE_ON_EXIT_S = 5.0  # shutdown waits this long for queued acks and the final nack
 
 
 class DecoderRole:

@@ -36,75 +36,21 @@ from store.errors import BatchDataError, StoreError, StoreUnavailable
 from store.merge import reduce_rows
 from store.postgres import schema
 from store.postgres.connection import connect, describe, translate_error
+from store.postgres.upsert import (
+    ADD_NEW_KEYS,
+    COPY_INCOMING,
+    COPY_TYPES,
+    INCOMING_DDL,
+    INSERT_DEAD_LETTERS,
+    READ_ROW_COUNT,
+    UPSERT_FROM_INCOMING,
+)
 from store.rows import WriteResult, payload_digest
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 5  # whole-batch retries after a deadlock or serialization failure
 CONFLICT_BACKOFF_S = 0.01  # the first retry waits up to this, doubling, with full jitter
-
-# Fast path: COPY (binary) into a temporary table, then one INSERT ... SELECT ... ORDER BY
-# ... ON CONFLICT. Measured against a local PostgreSQL 15 on 2 vCPUs (100-400-byte
-# responses, random keys, 1,000 rows per batch): 86-114k rows/s, against 45-54k for one
-# INSERT over unnest() of arrays and 36-44k for executemany in pipeline mode (at 5,000 rows
-# per batch: 134k / 49k / 31k). This store, through write_batch with synchronous_commit on,
-# made 102-106k rows/s with one writer (0.95x the raw COPY path) and 162-173k with 2 or 3.
-INCOMING_DDL = """
-CREATE TEMPORARY TABLE IF NOT EXISTS miniscan_incoming (
-    ip text COLLATE "C", port bigint, service text COLLATE "C", last_scanned bigint,
-    response bytea, data_version bigint, first_seen bigint
-) ON COMMIT DELETE ROWS
-"""
-# port is staged as bigint on purpose: psycopg's binary int4 dumper wraps a port of 2**40 to
-# 0 without a word (seen here), while int8 refuses what it cannot hold (OverflowError), and
-# INSERT then refuses a bigint outside integer's range ("integer out of range"), so a bad
-# port is a BatchDataError as on SQLite, never a silently different key.
-_COLUMNS = "ip, port, service, last_scanned, response, data_version, first_seen"
-COPY_INCOMING = f"COPY miniscan_incoming ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-COPY_TYPES = ("text", "int8", "text", "int8", "bytea", "int8", "int8")
-
-# The newest-wins rule of store.merge, as in store.sqlite.writer: a row value compared
-# lexicographically; response is bytea, so the tie-break is by UTF-8 bytes, never by
-# collation. The WHERE skips rows that would not change, so only real changes come back.
-# `xmax = 0` is true of a row this statement inserted and false of one it updated (the
-# update leaves this transaction's id there): that is how new keys are told from changed
-# ones in the same statement, with no second look at the table that another writer could
-# change in between.
-_NEWER = (
-    "(excluded.last_scanned, excluded.response, excluded.data_version)"
-    " > (scans.last_scanned, scans.response, scans.data_version)"
-)
-UPSERT_FROM_INCOMING = f"""
-WITH upserted AS (
-    INSERT INTO scans ({_COLUMNS})
-    SELECT {_COLUMNS} FROM miniscan_incoming ORDER BY ip, port, service
-    ON CONFLICT (ip, port, service) DO UPDATE SET
-        last_scanned = greatest(scans.last_scanned, excluded.last_scanned),
-        response     = CASE WHEN {_NEWER} THEN excluded.response ELSE scans.response END,
-        data_version = CASE WHEN {_NEWER} THEN excluded.data_version
-                            ELSE scans.data_version END,
-        first_seen   = least(scans.first_seen, excluded.first_seen)
-    WHERE {_NEWER} OR excluded.first_seen < scans.first_seen
-    RETURNING xmax = 0 AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted), count(*) FROM upserted
-"""
-# Dead letters are few: one statement over arrays, in identity order (after the scans, so
-# every writer takes its locks in one global order). Ids follow that order within a batch.
-INSERT_DEAD_LETTERS = """
-INSERT INTO dead_letters (payload, reason, detail, message_id, received_at, payload_sha256)
-SELECT * FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::bytea[])
-    AS letter(payload, reason, detail, message_id, received_at, payload_sha256)
-ORDER BY message_id COLLATE "C", payload_sha256
-ON CONFLICT (message_id, payload_sha256) WHERE message_id <> '' DO NOTHING
-"""
-# The row count is kept, never counted (issue 26): a batch adds its new keys to its writer's
-# slot of scan_counts and reads back the sum of all slots (other writers' keys included).
-ADD_NEW_KEYS = """
-INSERT INTO scan_counts (slot, row_count) VALUES (%s, %s)
-ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.row_count
-"""
-READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts"
 
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _LEFT_OPEN = (psycopg.pq.TransactionStatus.INERROR, psycopg.pq.TransactionStatus.INTRANS)

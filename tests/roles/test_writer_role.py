@@ -23,7 +23,8 @@ from contracts.lifecycle import CannotStart
 from contracts.records import DeadLetter
 from store import writer_process
 from store.errors import StoreError
-from store.writer_process import WriterRole, isolate_bad_records
+from store.isolation import isolate_bad_records
+from store.writer_process import WriterRole
 from workers.pulled import decode_pulled
 
 
