@@ -26,7 +26,9 @@ from store.sqlite.reader import open_reader
 from testkit.emulator import emulator_env
 from testkit.waiting import wait_until
 
-pytestmark = pytest.mark.emulator
+# About 12 s a server: in the bounded slow step of .ci/run (make test-faults), so that
+# `make test` stays under 10 minutes on 2 cores.
+pytestmark = [pytest.mark.emulator, pytest.mark.long_fault]
 
 pubsub_server = pubsub_servers.pubsub_server
 ACK_DEADLINE_S = 120

@@ -21,7 +21,9 @@ from large_messages import large_payload
 from scanner.generate import scan_payloads
 from store.sqlite.reader import open_reader
 
-pytestmark = pytest.mark.emulator
+# About 20 s: in the bounded slow step of .ci/run (make test-faults), so that `make test`
+# stays under 10 minutes on 2 cores.
+pytestmark = [pytest.mark.emulator, pytest.mark.long_fault]
 
 MIB = 1024 * 1024
 
