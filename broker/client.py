@@ -22,7 +22,9 @@ from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1 import types as pubsub_types
 from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
-ADMIN_TIMEOUT_S = 15.0
+from contracts import defaults
+
+ADMIN_TIMEOUT_S = defaults.DEFAULT_CONNECT_TIMEOUT_S
 # How long one publish may keep retrying before its future fails: long enough to ride out a
 # broker restart, short enough that a scanner whose broker is gone exits instead of waiting
 # the client's default 600 s.

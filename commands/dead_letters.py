@@ -13,7 +13,6 @@ from __future__ import annotations
 import click
 
 from commands import render, report
-from commands.pubsub_options import connect_timeout_option, project_option, topic_option
 from commands.store_command import (
     CONTEXT_SETTINGS,
     CommandFailed,
@@ -24,6 +23,7 @@ from commands.store_command import (
     reports_failures,
     stdout,
 )
+from contracts.console import connect_timeout_option, project_option, topic_option
 from contracts.exit_codes import EXIT_ERROR
 from contracts.reasons import ALL_REASONS
 from store import dead_letters, reader
@@ -94,7 +94,7 @@ def show_command(db_path: str, letter_id: int, output_format: str) -> None:
 @project_option
 @topic_option("Topic to republish to.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be replayed.")
-@connect_timeout_option("Seconds to wait for Pub/Sub per call")
+@connect_timeout_option("Seconds to wait for Pub/Sub per call.")
 @reports_failures
 def replay_command(
     db_path: str,

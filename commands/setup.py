@@ -1,6 +1,6 @@
 """`miniscan setup`: create the topic and the subscription a deployment pulls from.
 
-Owns: the command's own options (the Pub/Sub ones are `commands.pubsub_options`) and the two
+Owns: the command's own options (the Pub/Sub ones are `contracts.console`'s) and the two
 lines it prints (created, or already there). Safe to run again: what exists is left as it
 is. Exit codes (`contracts.exit_codes`): 0 done; 3 Pub/Sub unreachable or it refused (one
 line, no traceback); 2 bad usage (click's own).
@@ -15,14 +15,14 @@ import click
 
 from broker import admin, client
 from broker.client import PubSubUnavailable
-from commands.pubsub_options import (
+from contracts import defaults
+from contracts.console import (
+    CouldNotStart,
     connect_timeout_option,
     project_option,
     subscription_option,
     topic_option,
 )
-from contracts import defaults
-from contracts.console import CouldNotStart
 
 
 @click.command("setup", context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +36,7 @@ from contracts.console import CouldNotStart
     show_default=True,
     help="Ack deadline of a new subscription, in seconds (an existing one is left as is).",
 )
-@connect_timeout_option("Seconds to keep retrying an unreachable Pub/Sub before giving up")
+@connect_timeout_option("Seconds to keep retrying an unreachable Pub/Sub before giving up.")
 def setup_command(
     project: str, topic: str, subscription: str, ack_deadline: int, connect_timeout: float
 ) -> None:

@@ -184,6 +184,16 @@ def subscription_option(help_text: str) -> Decorator:
     )  # fmt: skip
 
 
+def connect_timeout_option(help_text: str) -> Decorator:
+    """`--connect-timeout` in seconds (env MINISCAN_CONNECT_TIMEOUT); `help_text` says what
+    it bounds for this command."""
+    return click.option(
+        "--connect-timeout", envvar="MINISCAN_CONNECT_TIMEOUT", show_envvar=True,
+        type=click.FloatRange(min=0, min_open=True), default=defaults.DEFAULT_CONNECT_TIMEOUT_S,
+        show_default=True, help=help_text,
+    )  # fmt: skip
+
+
 def db_option(help_text: str) -> Decorator:
     """`--db` (env MINISCAN_DB), checked by `DATABASE_TARGET`."""
     return shared_option(

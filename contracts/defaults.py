@@ -22,6 +22,9 @@ DB_PATH_ENV = "MINISCAN_DB"
 
 DEFAULT_METRICS_PORT = 9100
 
+# How long an admin call (create, get, list) keeps retrying an unreachable Pub/Sub.
+DEFAULT_CONNECT_TIMEOUT_S = 15.0
+
 # Memory is bounded in bytes, not only in messages (issue 12): what one decoder may hold
 # pulled and unacked, and what one commit may carry.
 DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 import click
 from click.core import ParameterSource
 
-from broker import client
 from broker.client import PubSubUnavailable
 from contracts import console
 from contracts.exit_codes import EXIT_CODES_HELP
@@ -31,17 +30,6 @@ from scanner.publish import Progress, PublishFailed, ScanPublisher, format_progr
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-connect_timeout_option = click.option(
-    "--connect-timeout",
-    envvar="MINISCAN_CONNECT_TIMEOUT",
-    show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
-    default=client.ADMIN_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to keep retrying an unreachable Pub/Sub before giving up.",
-)
-
 
 def parse_ips(ctx: click.Context, param: click.Parameter, value: str) -> generate.IPNetwork:
     try:
@@ -109,7 +97,9 @@ def say(message: str) -> None:
     show_default=True,
     help="Seconds between progress lines on stderr.",
 )
-@connect_timeout_option
+@console.connect_timeout_option(
+    "Seconds to keep retrying an unreachable Pub/Sub before giving up."
+)
 @click.pass_context
 def main(
     ctx: click.Context,
