@@ -35,8 +35,8 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from store.errors import SchemaError
+from store.schema_version import CURRENT_VERSION, require_readable
 
-CURRENT_VERSION = 3
 TABLES = ("scans", "dead_letters")
 STAMP = "miniscan schema {version}"
 _STAMP_PATTERN = re.compile(r"miniscan schema (\d+)\b")
@@ -196,14 +196,8 @@ def ensure_current(conn: psycopg.Connection, where: str) -> int | None:
 
 def require_current(conn: psycopg.Connection, where: str) -> None:
     """For readers: the tables must exist with this code's layout (readers never migrate)."""
-    found = read_schema_version(conn, where)
-    if found is None:
-        raise SchemaError(f"{where} has no miniscan tables yet: start the supervisor once")
-    if found < CURRENT_VERSION:
-        raise SchemaError(
-            f"{where} has schema version {found}, older than this miniscan ({CURRENT_VERSION}):"
-            " start the supervisor once to migrate it"
-        )
+    missing = f"{where} has no miniscan tables yet: start the supervisor once"
+    require_readable(read_schema_version(conn, where), where, missing)
 
 
 def _create_current(conn: psycopg.Connection, where: str) -> None:

@@ -30,8 +30,8 @@ import apsw
 
 from store.errors import SchemaError
 from store.rows import payload_digest
+from store.schema_version import CURRENT_VERSION, require_readable
 
-CURRENT_VERSION = 3
 # "mscn" in ASCII: marks the file as miniscan's, so a foreign SQLite file is never mistaken
 # for an empty or old one.
 APPLICATION_ID = int.from_bytes(b"mscn", "big")
@@ -190,14 +190,8 @@ def ensure_current(conn: apsw.Connection, path: str) -> int | None:
 
 def require_current(conn: apsw.Connection, path: str) -> None:
     """For readers: the file must already have this code's layout (they never migrate)."""
-    found = read_schema_version(conn, path)
-    if found is None:
-        raise SchemaError(f"{path} is empty: not a miniscan database yet")
-    if found < CURRENT_VERSION:
-        raise SchemaError(
-            f"{path} has schema version {found}, older than this miniscan ({CURRENT_VERSION}):"
-            " start the supervisor once to migrate it"
-        )
+    missing = f"{path} is empty: not a miniscan database yet"
+    require_readable(read_schema_version(conn, path), path, missing)
 
 
 def _create_current(conn: apsw.Connection) -> None:
