@@ -200,6 +200,14 @@ def require_current(conn: psycopg.Connection, where: str) -> None:
     require_readable(read_schema_version(conn, where), where, missing)
 
 
+def recount_scans(conn: psycopg.Connection) -> None:
+    """Set the kept counts from the rows of scans: one full count, in the caller's
+    transaction. For rows loaded behind the writers' backs (bench/table_growth.py's bulk
+    load); never on a writer's path."""
+    conn.execute("DELETE FROM scan_counts")
+    conn.execute(COUNT_EXISTING_ROWS)
+
+
 def _create_current(conn: psycopg.Connection, where: str) -> None:
     try:
         for ddl in (SCANS_DDL, DEAD_LETTERS_DDL, *DEAD_LETTERS_INDEXES, *COLUMN_COMMENTS,

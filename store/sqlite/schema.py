@@ -194,6 +194,14 @@ def require_current(conn: apsw.Connection, path: str) -> None:
     require_readable(read_schema_version(conn, path), path, missing)
 
 
+def recount_scans(conn: apsw.Connection) -> None:
+    """Set the kept counts from the rows of scans: one full scan, in the caller's
+    transaction. For rows loaded behind the writer's back (bench/table_growth.py's bulk
+    load); never on the writer's path."""
+    conn.execute("DELETE FROM scan_counts")
+    conn.execute(COUNT_EXISTING_ROWS)
+
+
 def _create_current(conn: apsw.Connection) -> None:
     conn.execute(SCANS_DDL)
     conn.execute(DEAD_LETTERS_DDL)
