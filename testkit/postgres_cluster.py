@@ -64,6 +64,8 @@ class Cluster:
     bindir: Path
     port: int
     user: str
+    # Server settings (-c): the tests' fast, not durable ones unless the caller asks otherwise.
+    settings: tuple[str, ...] = FAST_SETTINGS
 
     @property
     def data_dir(self) -> Path:
@@ -158,8 +160,10 @@ def _major_version(path: str) -> int:
     return int(name) if name.isdigit() else 0
 
 
-def start_cluster() -> Cluster:
-    """initdb a new cluster in a fresh temp folder and start it; raise PostgresMissing."""
+def start_cluster(settings: tuple[str, ...] = FAST_SETTINGS) -> Cluster:
+    """initdb a new cluster in a fresh temp folder and start it with `settings` (`-c
+    name=value` each); raise PostgresMissing. Benchmarks that measure durability's cost pass
+    settings without fsync=off."""
     bindir = find_bindir()
     user = _server_user()
     dropping = user != _current_user()
@@ -178,7 +182,7 @@ def start_cluster() -> Cluster:
         if _run_as(user, icu, check=False).returncode != 0:
             shutil.rmtree(folder / "data", ignore_errors=True)
             _run_as(user, initdb, check=True)
-        return _start(Cluster(folder, bindir, port=0, user=user))
+        return _start(Cluster(folder, bindir, port=0, user=user, settings=tuple(settings)))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -190,7 +194,7 @@ def _start(cluster: Cluster, attempts: int = 3, port: int | None = None) -> Clus
         cluster.port = port or free_port()
         options = " ".join(
             [f"-c listen_addresses={LOOPBACK}", f"-p {cluster.port}",
-             f"-k {cluster.folder}", *(f"-c {s}" for s in FAST_SETTINGS)]
+             f"-k {cluster.folder}", *(f"-c {s}" for s in cluster.settings)]
         )  # fmt: skip
         started = _run_as(
             cluster.user,

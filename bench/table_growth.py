@@ -1,0 +1,353 @@
+"""How the store holds up as its table grows: 0, 1M, 10M and 100M rows, on SQLite and PostgreSQL.
+
+Owns: the run. For each store it creates miniscan's tables with the store's own open, then
+for each size (ascending, on the same database) bulk-loads the rows up to that size
+(bench/table_load.py, rows numbered by bench/table_keys.py) and measures, `--rounds` times:
+
+  writer  the store's writer (`store.backend.open_store(...).write_batch`, the code the
+          writer process runs), in a fresh child process, draining `--backlog` scans in
+          batches of `--batch`: half newer scans of random preloaded keys, half new keys at
+          random places in the key order; its open time, msgs/s and peak RSS;
+  raw     the bare reference on the same table, same batch size, in a child too: apsw's
+          `executemany` of a plain upsert (SQLite), binary COPY + one INSERT ... ON CONFLICT
+          (PostgreSQL); bench/store_bench*.py define both;
+
+then the size on disk and bytes a row, `miniscan stats` and `miniscan query --ip` as a user
+runs them (wall time of the command), and the p50/p99 of in-process `find_scans(ip=...)`.
+For PostgreSQL it then loads `--bloat-rows` rows into a second database and updates every
+row `--bloat-rounds` times (autovacuum running as configured), reporting the size before and
+after. The figures go to `--json` and a plot; bench/table_growth_report.py prints them and
+the verdicts of issue 26.
+
+Never: run in `make test` at full size (tests/bench/test_table_growth.py runs it tiny), touch
+Pub/Sub, or keep its databases unless `--keep`.
+
+    .venv/bin/python bench/table_growth.py [--stores sqlite,postgres] [--sizes 0,1M,10M,100M]
+        [--backlog 40000] [--batch 1000] [--rounds 3] [--bloat-rows 10M] [--dir data/growth]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import table_growth_report as report  # noqa: E402
+import table_keys  # noqa: E402
+import table_load  # noqa: E402
+
+# The server as a production user would run it on this machine: durable (fsync on), a
+# quarter of a small box's memory as shared buffers, room for bulk loads between checkpoints.
+POSTGRES_SETTINGS = ("shared_buffers=1GB", "max_wal_size=8GB", "checkpoint_timeout=15min")
+QUERY_SAMPLES = 200
+
+
+def parse_count(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("KM")) * scale)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stores", default="sqlite,postgres")
+    p.add_argument("--sizes", default="0,1M,10M,100M")
+    p.add_argument("--backlog", type=int, default=40_000)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--bloat-rows", default="10M", help="0 skips the PostgreSQL bloat rounds")
+    p.add_argument("--bloat-rounds", type=int, default=3)
+    p.add_argument("--fillfactor", type=int, default=100, help="scans' fillfactor (PostgreSQL)")
+    p.add_argument("--dir", default="data/growth")
+    p.add_argument("--json", default="bench/plots/table_growth.json")
+    p.add_argument("--plot", default="bench/plots/table_growth.png")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the databases (and the PostgreSQL server running) at the end")
+    p.add_argument("--sqlite-path", help="grow this file (default: a new one in --dir)")
+    p.add_argument("--postgres-url", help="grow miniscan's tables here (default: a new server)")
+    p.add_argument("--reuse", action="store_true",
+                   help="start from the rows the given database holds; smaller sizes are skipped")
+    p.add_argument("--check", action="store_true", help="exit 1 when a verdict is missed")
+    args = p.parse_args(argv)
+    args.stores = [s for s in args.stores.split(",") if s]
+    args.sizes = sorted(parse_count(s) for s in args.sizes.split(","))
+    args.bloat_rows = parse_count(args.bloat_rows)
+    args.measured = []  # the sizes measured so far: numbers each backlog apart
+    if any(s not in ("sqlite", "postgres") for s in args.stores):
+        p.error("--stores takes sqlite and/or postgres")
+    return args
+
+
+def drain(kind: str, target: str, rows: int, backlog: int, batch: int, run: int, out) -> None:
+    """Child process: write one backlog into `target` as `kind` does; put the figures."""
+    records = table_keys.backlog(rows, backlog, run, table_keys.responses())
+    batches = [records[i : i + batch] for i in range(0, len(records), batch)]
+    baseline = _status_kib("VmRSS")
+    started = time.perf_counter()
+    write = _writer(target) if kind == "writer" else _raw(target)
+    opened = time.perf_counter()
+    write(batches)
+    finished = time.perf_counter()
+    out.put({"open_s": opened - started, "drain_s": finished - opened,
+             "msgs_per_s": len(records) / (finished - opened), "baseline_kib": baseline,
+             "peak_kib": _status_kib("VmHWM")})  # fmt: skip
+
+
+def _writer(target: str) -> Callable[[list], None]:
+    from store.backend import open_store
+
+    store = open_store(target)
+
+    def write(batches: list) -> None:
+        with store:
+            for batch in batches:
+                store.write_batch(batch)
+
+    return write
+
+
+def _raw(target: str) -> Callable[[list], None]:
+    if target.startswith("postgresql://"):
+        from store_bench_postgres import write_copy
+
+        return lambda batches: write_copy(target, batches)
+    from store_bench import fresh_connection, write_raw_batch
+
+    conn = fresh_connection(target)
+
+    def write(batches: list) -> None:
+        tuples = [[(r.ip, r.port, r.service, r.timestamp, r.response, r.data_version,
+                    r.timestamp) for r in b] for b in batches]  # fmt: skip
+        for batch in tuples:
+            write_raw_batch(conn, batch)
+        conn.close()
+
+    return write
+
+
+def _status_kib(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process. Not ru_maxrss: that keeps the high-water
+    mark of the parent the child was forked from, across exec."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def run_child(kind: str, target: str, rows: int, args: argparse.Namespace, run: int) -> dict:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=drain, args=(kind, target, rows, args.backlog, args.batch,
+                                                run, out))  # fmt: skip
+    child.start()
+    try:
+        figures = out.get(timeout=3600)
+    finally:
+        child.join(timeout=60)
+    if child.exitcode != 0:
+        raise RuntimeError(f"{kind} child exited {child.exitcode}")
+    return figures
+
+
+def command_wall_s(args: Sequence[str], target: str) -> float:
+    """Wall time of a miniscan command as a user runs it (interpreter start included)."""
+    miniscan = str(Path(sys.executable).parent / "miniscan")
+    env = {**os.environ, "MINISCAN_DB": target}  # a URL never goes on a command line
+    started = time.perf_counter()
+    subprocess.run([miniscan, *args, "--format", "json"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def query_times_ms(target: str, rows: int) -> list[float]:
+    from store.reader import open_store_reader
+
+    times = []
+    with open_store_reader(target) as reader:
+        for ip in table_keys.sample_ips(rows, QUERY_SAMPLES, seed=rows):
+            started = time.perf_counter()
+            found = list(reader.find_scans(ip=ip))
+            times.append((time.perf_counter() - started) * 1000)
+            if rows and not found:
+                raise AssertionError(f"query --ip {ip} found nothing in {rows:,} rows")
+    return times
+
+
+def stats_in_process_s(target: str) -> float:
+    from store.reader import open_store_reader
+
+    with open_store_reader(target) as reader:
+        started = time.perf_counter()
+        reader.read_stats()
+        return time.perf_counter() - started
+
+
+def measure(store: str, target: str, rows: int, args: argparse.Namespace,
+            size_of: Callable[[], dict]) -> dict[str, Any]:  # fmt: skip
+    runs: dict[str, list[dict]] = {"writer": [], "raw": []}
+    for _ in range(args.rounds):
+        for kind in ("writer", "raw"):
+            # Unique per backlog, so that no two insert the same new key (table_keys).
+            run_id = len(runs["writer"]) + len(runs["raw"]) + 100 * (1 + len(args.measured))
+            runs[kind].append(run_child(kind, target, rows, args, run_id))
+    query_ms = sorted(query_times_ms(target, rows))
+    stats_s = [command_wall_s(["stats"], target) for _ in range(3)]
+    ip = next(table_keys.sample_ips(rows, 1, seed=7))
+    result = {
+        "store": store, "rows": rows,
+        "writer_msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs["writer"]),
+        "raw_msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs["raw"]),
+        "writer_open_s": max(r["open_s"] for r in runs["writer"]),
+        "writer_peak_mib": max(r["peak_kib"] for r in runs["writer"]) / 1024,
+        "stats_s": statistics.median(stats_s),
+        "stats_in_process_s": stats_in_process_s(target),
+        "query_cli_s": command_wall_s(["query", "--ip", ip], target),
+        "query_p50_ms": query_ms[len(query_ms) // 2],
+        "query_p99_ms": query_ms[int(len(query_ms) * 0.99) - 1],
+        **size_of(),
+    }  # fmt: skip
+    result["bytes_per_row"] = result["disk_bytes"] / rows
+    args.measured.append(rows)
+    return result
+
+
+def sqlite_sizes(path: str) -> Callable[[], dict]:
+    def size_of() -> dict:
+        files = [path, path + "-wal"]
+        return {"disk_bytes": sum(os.path.getsize(f) for f in files if os.path.exists(f))}
+
+    return size_of
+
+
+def postgres_sizes(url: str) -> Callable[[], dict]:
+    import psycopg
+
+    def size_of() -> dict:
+        with psycopg.connect(url) as conn:
+            table, indexes = conn.execute(
+                "SELECT pg_table_size('scans'), pg_indexes_size('scans')").fetchone()
+        return {"disk_bytes": table + indexes, "table_bytes": table, "index_bytes": indexes}
+
+    return size_of
+
+
+def grow(store: str, target: str, args: argparse.Namespace, say: Callable[[str], None],
+         size_of: Callable[[], dict]) -> list[dict]:  # fmt: skip
+    load = table_load.load_sqlite if store == "sqlite" else table_load.load_postgres
+    results, loaded = [], 0
+    if args.reuse:
+        from store.reader import open_store_reader
+
+        with open_store_reader(target) as reader:
+            loaded = reader.read_stats().scan_rows
+        say(f"{store}: reusing a table of {loaded:,} rows")
+    for size in args.sizes:
+        if args.reuse and max(size, args.backlog) < loaded:
+            say(f"{store}: {size:,} rows skipped: the reused table holds {loaded:,}")
+            continue
+        # An empty table has no keys for the backlog's updates to hit: the reference is a
+        # near-empty one of --backlog rows (a few MiB, always cached), said so in the report.
+        rows = max(size, args.backlog)
+        seconds = 0.0
+        if rows > loaded:
+            seconds = load(target, loaded, rows, say)
+            say(f"{store}: {rows - loaded:,} rows loaded in {seconds:.0f} s"
+                f" ({(rows - loaded) / seconds:,.0f} rows/s)")  # fmt: skip
+            loaded = rows
+        result = measure(store, target, rows, args, size_of)
+        result["size"] = size
+        result["load_s"] = seconds
+        results.append(result)
+        say(report.one_line(result))
+    return results
+
+
+def bloat(growth_url: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
+    """Load --bloat-rows rows into a database of their own beside the growth one (dropped
+    first if a former run left it) and update every row --bloat-rounds times."""
+    import psycopg
+
+    from store.postgres.writer import PostgresStore
+
+    url = growth_url.rsplit("/", 1)[0] + "/miniscan_bloat"
+    with psycopg.connect(growth_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS miniscan_bloat")
+        conn.execute("CREATE DATABASE miniscan_bloat")
+    PostgresStore.open(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE scans SET (fillfactor = {args.fillfactor})")
+    table_load.load_postgres(url, 0, args.bloat_rows, say)
+    before = postgres_sizes(url)()
+    seconds = table_load.update_rounds(url, args.bloat_rows, args.bloat_rounds, 5000, say)
+    after = postgres_sizes(url)()
+    return {"rows": args.bloat_rows, "rounds": args.bloat_rounds, "fillfactor": args.fillfactor,
+            "seconds": seconds, "before": before, "after": after,
+            "ratio": after["disk_bytes"] / before["disk_bytes"]}  # fmt: skip
+
+
+def _fresh_sqlite(path: str, reuse: bool) -> None:
+    from store.sqlite.writer import ScanStore
+
+    if not reuse:
+        for leftover in (path, path + "-wal", path + "-shm"):
+            Path(leftover).unlink(missing_ok=True)
+    ScanStore.open(path).close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+
+    def say(line: str) -> None:
+        print(f"[{time.perf_counter() - started:7.0f} s] {line}", flush=True)
+
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": f"{platform.node()} {os.cpu_count()} CPUs",
+                               "started": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+                               "args": dict(vars(args)), "sizes": []}  # fmt: skip
+    if "sqlite" in args.stores:
+        path = args.sqlite_path or str(folder / "growth.db")
+        _fresh_sqlite(path, args.reuse)
+        results["sizes"] += grow("sqlite", path, args, say, sqlite_sizes(path))
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if "postgres" in args.stores:
+        from store.postgres.writer import PostgresStore
+        from testkit.postgres_cluster import start_cluster
+
+        cluster = None if args.postgres_url else start_cluster(settings=POSTGRES_SETTINGS)
+        try:
+            url = args.postgres_url or cluster.create_database("growth")
+            if args.keep and cluster:
+                say(f"postgres: kept at {url} (data in {cluster.data_dir})")
+            PostgresStore.open(url).close()
+            results["sizes"] += grow("postgres", url, args, say, postgres_sizes(url))
+            if args.bloat_rows:
+                results["bloat"] = bloat(url, args, say)
+        finally:
+            if cluster and not args.keep:
+                cluster.stop()
+    results["seconds"] = time.perf_counter() - started
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    missed = report.print_report(results)
+    if args.plot:
+        report.plot(results, Path(args.plot))
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
