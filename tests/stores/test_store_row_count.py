@@ -17,8 +17,10 @@ import pytest
 
 from contracts.records import ScanRecord
 from store.errors import StoreUnavailable
+from store.postgres import schema as postgres_schema
 from store.postgres import writer as postgres_writer
 from store.postgres.writer import PostgresStore
+from store.sqlite import schema as sqlite_schema
 from store.sqlite.writer import ScanStore
 
 ROWS = 1_000_000
@@ -86,7 +88,7 @@ def test_a_writer_on_a_million_rows_sqlite_counts_nothing_table_wide(tmp_path, s
             " || (i & 255), 80, 'HTTP', 1, 'old', 1, 1 FROM n",
             (ROWS - 1,),
         )
-        conn.execute("UPDATE scan_counts SET row_count = row_count + ?", (ROWS,))
+        sqlite_schema.recount_scans(conn)
     conn.close()
     sqlite_statements.clear()
     first_batch_counts_nothing(lambda: ScanStore.open(path), sqlite_statements)
@@ -102,7 +104,7 @@ def test_a_writer_on_a_million_rows_postgres_counts_nothing_table_wide(
             " || (i & 255), 80, 'HTTP', 1, 'old'::bytea, 1, 1 FROM generate_series(0, %s) i",
             (ROWS - 1,),
         )
-        conn.execute("UPDATE scan_counts SET row_count = row_count + %s", (ROWS,))
+        postgres_schema.recount_scans(conn)
     postgres_statements.clear()
     first_batch_counts_nothing(lambda: PostgresStore.open(postgres_url), postgres_statements)
 
