@@ -92,6 +92,11 @@ WHERE excluded.row_count <> 0 OR excluded.newest_scan > scan_counts.newest_scan
 """
 # The sum of all slots: other writers' keys included.
 READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts"
+# What store.kept_counts.read_kept_counts takes.
+READ_BY_SERVICE = (
+    "SELECT service, sum(row_count)::bigint, max(newest_scan),"
+    " count(*) - count(newest_scan) FROM scan_counts GROUP BY service"
+)
 
 
 def build(conn: psycopg.Connection) -> None:

@@ -61,6 +61,11 @@ ON CONFLICT (slot, service) DO UPDATE SET
 WHERE excluded.row_count <> 0 OR excluded.newest_scan > newest_scan
 """
 READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0) FROM scan_counts"
+# What store.kept_counts.read_kept_counts takes.
+READ_BY_SERVICE = (
+    "SELECT service, sum(row_count), max(newest_scan), count(*) - count(newest_scan)"
+    " FROM scan_counts GROUP BY service"
+)
 
 
 def build(conn: apsw.Connection) -> None:
