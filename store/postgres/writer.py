@@ -11,8 +11,9 @@ writer process retries `StoreUnavailable`), talk to Pub/Sub, or create tables fr
 
 Concurrency: unlike a SQLite file, any number of these stores (one per supervisor, on any
 machine) may write one database at once. Every batch is ONE upsert statement that takes its
-keys in (ip, port, service) byte order, and dead letters after the scans in their identity
-order, so two batches lock shared rows in the same order and cannot deadlock each other;
+keys in (ip, port, service) byte order, dead letters after the scans in their identity
+order, and last its slot's rows of `scan_counts` in service order (two writers may draw one
+slot), so two batches lock shared rows in the same order and cannot deadlock each other;
 READ COMMITTED lets ON CONFLICT see the newest committed row, so newest-wins holds across
 writers. A deadlock or serialization failure (another application's locks, a stricter
 default isolation) rolls the batch back and retries it whole: the upsert is idempotent.
