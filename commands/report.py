@@ -73,10 +73,29 @@ def write_scans(rows: Iterable[ScanRow], fmt: str, out: TextIO) -> None:
         click.echo(render.format_table(headers, table), file=out)
 
 
+# How the text names the scan figures that may be estimated or not read.
+_FIGURE_NAMES = {"distinct_ips": "IPs", "oldest_scan": "oldest scan",
+                 "newest_scan": "newest scan", "data_versions": "data versions"}  # fmt: skip
+
+
 def write_stats(stats: StoreStats, fmt: str, out: TextIO) -> None:
+    """The summary. A figure that is not exact shows as `~N` (the planner's estimate) or `?`
+    (not read), and a last line says which and that --full reads them; JSON gives null for
+    those, `exact` naming the exact figures and `estimates` the estimated ones."""
     if fmt == "json":
         render.write_json_lines([stats.as_dict()], out)
         return
+
+    def figure(name: str, exact: str) -> str:
+        if name in stats.exact:
+            return exact
+        estimate = stats.estimates.get(name)
+        return "?" if estimate is None else f"~{estimate}"
+
+    ips = figure("distinct_ips", str(stats.distinct_ips))
+    oldest = figure("oldest_scan", render.iso_time(stats.oldest_scan))
+    newest = figure("newest_scan", render.iso_time(stats.newest_scan))
+    versions = _pairs((f"v{v}", n) for v, n in stats.data_versions or ()) or "-"
     # A SQLite line reads as it always did; PostgreSQL's size is its tables', not a file's.
     in_tables = " in tables" if stats.size_of == "tables" else ""
     lines = [
@@ -85,20 +104,32 @@ def write_stats(stats: StoreStats, fmt: str, out: TextIO) -> None:
             f"{stats.path} ({render.human_bytes(stats.file_bytes)}{in_tables},"
             f" schema version {stats.schema_version})",
         ),
-        ("scans", f"{stats.scan_rows} rows, {stats.distinct_ips} IPs"),
-        (
-            "scanned",
-            f"{render.iso_time(stats.oldest_scan)} .. {render.iso_time(stats.newest_scan)}",
-        ),
+        ("scans", f"{stats.scan_rows} rows, {ips} IPs"),
+        ("scanned", f"{oldest} .. {newest}"),
         ("services", _pairs(stats.services) or "-"),
-        ("data versions", _pairs((f"v{v}", n) for v, n in stats.data_versions) or "-"),
+        ("data versions", figure("data_versions", versions)),
         (
             "dead letters",
             f"{stats.dead_letters}"
             + (f" ({_pairs(stats.dead_letters_by_reason)})" if stats.dead_letters else ""),
         ),
     ]
+    note = _not_exact_note(stats)
+    if note:
+        lines.append(("note", note))
     click.echo(render.format_fields(lines), file=out)
+
+
+def _not_exact_note(stats: StoreStats) -> str:
+    estimated = [label for name, label in _FIGURE_NAMES.items()
+                 if name not in stats.exact and name in stats.estimates]  # fmt: skip
+    unread = [label for name, label in _FIGURE_NAMES.items()
+              if name not in stats.exact and name not in stats.estimates]  # fmt: skip
+    if not estimated and not unread:
+        return ""
+    parts = [f"{', '.join(estimated)}: the query planner's estimate (~)"] if estimated else []
+    parts += [f"{', '.join(unread)}: not read (?)"] if unread else []
+    return "; ".join([*parts, "--full reads every row for exact figures"])
 
 
 def write_counts(counts: list[tuple[str, int]], fmt: str, out: TextIO) -> None:

@@ -43,8 +43,11 @@ class StoreReader(Protocol):
         since. Values are matched exactly as stored (canonical IP text, upper-case service)."""
         ...
 
-    def read_stats(self, top_services: int = 10) -> StoreStats:
-        """Counts and ranges of the whole store, all from one snapshot."""
+    def read_stats(self, top_services: int = 10, *, full: bool = False) -> StoreStats:
+        """Counts and ranges of the whole store, all from one snapshot: from the kept counts
+        alone (rows, services, newest scan; distinct IPs estimated where the database keeps
+        statistics), or with `full` from reading every row as well (distinct IPs, oldest
+        scan, data versions: minutes on 100M rows)."""
         ...
 
     def count_by_reason(self) -> list[tuple[str, int]]: ...

@@ -39,19 +39,27 @@ _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
 
 @dataclass(frozen=True)
 class StoreStats:
-    """A summary of the database, read from one snapshot."""
+    """A summary of the database, read from one snapshot.
+
+    Rows and services come from the kept counts (schema version 4) and are always exact;
+    the other scan figures are exact only when `exact` names them (`stats --full` reads
+    every row for them), else None, with the planner's estimate, where there is one, in
+    `estimates` (see store.kept_counts).
+    """
 
     path: str  # a file path, or a PostgreSQL URL without its password
     file_bytes: int  # see size_of
     schema_version: int
     scan_rows: int
-    distinct_ips: int
-    oldest_scan: int | None
+    distinct_ips: int | None
+    oldest_scan: int | None  # None: no rows, or not read (see exact)
     newest_scan: int | None
     services: list[tuple[str, int]]  # most frequent first
-    data_versions: list[tuple[int, int]]
+    data_versions: list[tuple[int, int]] | None
     dead_letters: int
     dead_letters_by_reason: list[tuple[str, int]]  # most frequent first
+    exact: tuple[str, ...]  # which of store.kept_counts.SCAN_FIGURES are exact
+    estimates: dict[str, int]  # figure -> the planner's estimate, for figures not read
     # What file_bytes measures: "file" (the SQLite file plus its WAL) or "tables"
     # (PostgreSQL's scans and dead_letters with their indexes and TOAST: a database has no
     # one file, and its other tables are not miniscan's).
@@ -60,7 +68,9 @@ class StoreStats:
     def as_dict(self) -> dict[str, object]:
         summary = asdict(self)
         summary["services"] = dict(self.services)
-        summary["data_versions"] = {str(v): n for v, n in self.data_versions}
+        if self.data_versions is not None:
+            summary["data_versions"] = {str(v): n for v, n in self.data_versions}
+        summary["exact"] = list(self.exact)
         summary["dead_letters_by_reason"] = dict(self.dead_letters_by_reason)
         return summary
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from store.errors import SchemaError
 
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 
 
 def require_readable(found: int | None, where: str, missing: str) -> None:

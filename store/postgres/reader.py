@@ -1,10 +1,11 @@
 """The readers' handle on a PostgreSQL store: `PostgresReader`, the twin of `SqliteReader`.
 
-Owns: the read SQL on PostgreSQL's `scans` and `dead_letters` (and the delete of replayed
-dead letters), turning its rows into the shapes of `store.rows` exactly as SQLite's reader
-does: the response decoded from its bytea (`store.postgres.schema.decode_response`), reasons
-ordered by byte order like SQLite's BINARY collation (keys are `COLLATE "C"` already), so
-that `miniscan query`, `stats` and `dead-letters` print the same thing for the same data.
+Owns: the read SQL on PostgreSQL's `scans`, `scan_counts` and `dead_letters` (and the
+delete of replayed dead letters), turning its rows into the shapes of `store.rows` exactly as
+SQLite's reader does: the response decoded from its bytea
+(`store.postgres.schema.decode_response`), reasons ordered by byte order like SQLite's BINARY
+collation (keys are `COLLATE "C"` already), so that `miniscan query`, `stats` and
+`dead-letters` print the same thing for the same data.
 
 Never: create or migrate tables (`store.postgres.connection.connect_existing` refuses to),
 write scans, talk to Pub/Sub, or format output. Messages name the store by
@@ -28,7 +29,8 @@ import psycopg
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS
 from store.filters import dead_letters_sql, find_scans_sql
-from store.postgres import schema
+from store.kept_counts import FullRead, read_kept_counts, scan_figures
+from store.postgres import scan_counts, schema
 from store.postgres.connection import connect_existing, describe, translate_error
 from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
 
@@ -83,23 +85,13 @@ class PostgresReader(ClosedOnExit):
                 yield ScanRow(ip_, port_, service_, last, first,
                               schema.decode_response(response), version)  # fmt: skip
 
-    def read_stats(self, top_services: int = 10) -> StoreStats:
-        """As `store.sqlite.reader.read_stats`, from one snapshot; sizes are the tables' own."""
+    def read_stats(self, top_services: int = 10, *, full: bool = False) -> StoreStats:
+        """As `store.sqlite.reader.read_stats`, from one snapshot; sizes are the tables' own,
+        and the IPs are estimated from `pg_stats` (ANALYZE, autovacuum) unless `full`."""
         with self._transaction(f"cannot read {self.where}", snapshot=True) as conn:
-            rows, ips, oldest, newest = conn.execute(
-                # The total is the count the writers keep (issue 26), not a count(*).
-                "SELECT (SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts),"
-                " count(DISTINCT ip), min(last_scanned), max(last_scanned) FROM scans"
-            ).fetchone()
-            services = conn.execute(
-                "SELECT service, count(*) AS n FROM scans GROUP BY service"
-                " ORDER BY n DESC, service LIMIT %s",
-                (top_services,),
-            ).fetchall()
-            versions = conn.execute(
-                "SELECT data_version, count(*) FROM scans GROUP BY data_version"
-                " ORDER BY data_version"
-            ).fetchall()
+            kept = read_kept_counts(conn.execute(scan_counts.READ_BY_SERVICE).fetchall())
+            every_row = self._read_every_row(conn) if full else None
+            estimate = None if full else self._estimate_distinct_ips(conn, kept.rows)
             by_reason = self._count_by_reason(conn)
             size = conn.execute(
                 "SELECT pg_total_relation_size('scans') + pg_total_relation_size('dead_letters')"
@@ -109,16 +101,34 @@ class PostgresReader(ClosedOnExit):
             path=self.where,
             file_bytes=int(size),
             schema_version=schema_version or 0,
-            scan_rows=rows,
-            distinct_ips=ips,
-            oldest_scan=oldest,
-            newest_scan=newest,
-            services=[tuple(row) for row in services],
-            data_versions=[tuple(row) for row in versions],
             dead_letters=sum(n for _, n in by_reason),
             dead_letters_by_reason=by_reason,
             size_of="tables",
+            **scan_figures(kept, top_services, every_row, estimate),
         )
+
+    @staticmethod
+    def _read_every_row(conn: psycopg.Connection) -> FullRead:
+        ips, oldest, newest = conn.execute(
+            "SELECT count(DISTINCT ip), min(last_scanned), max(last_scanned) FROM scans"
+        ).fetchone()
+        versions = conn.execute(
+            "SELECT data_version, count(*) FROM scans GROUP BY data_version ORDER BY data_version"
+        ).fetchall()
+        return FullRead(ips, oldest, newest, [tuple(row) for row in versions])
+
+    @staticmethod
+    def _estimate_distinct_ips(conn: psycopg.Connection, rows: int) -> int | None:
+        """The planner's estimate from the last ANALYZE: n_distinct is a count, or, when
+        negative, minus the share of rows (which scales with the table). None before any."""
+        found = conn.execute(
+            "SELECT n_distinct FROM pg_stats WHERE schemaname = current_schema()"
+            " AND tablename = 'scans' AND attname = 'ip'"
+        ).fetchone()
+        if found is None or found[0] is None:
+            return None
+        n_distinct = float(found[0])
+        return round(-n_distinct * rows if n_distinct < 0 else min(n_distinct, rows))
 
     def count_by_reason(self) -> list[tuple[str, int]]:
         """(reason, count) pairs, most frequent first."""

@@ -10,8 +10,10 @@ tables in the same schema are never read beyond the catalog, nor changed. A tabl
 `scans` or `dead_letters` without miniscan's stamp is refused (`SchemaError`) before any
 write, and the refusing transaction is rolled back.
 
-Version 3 adds `scan_counts` (as SQLite's version 3), which carries no stamp of its own: the
-stamp on the two tables above names the layout, scan_counts included.
+Version 3 added `scan_counts` (as SQLite's version 3), which carries no stamp of its own:
+the stamp on the two tables above names the layout, scan_counts included. Version 4 keeps
+rows and the newest scan time per service there (`store.postgres.scan_counts`, as SQLite's
+version 4); its migration replaces version 3's table and counts the rows once.
 
 Same layout as SQLite, with two deliberate differences:
   - `response` is `bytea` holding the UTF-8 of the text. PostgreSQL `text` cannot hold NUL
@@ -35,6 +37,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from store.errors import SchemaError
+from store.postgres import scan_counts
 from store.schema_version import CURRENT_VERSION, require_readable
 
 TABLES = ("scans", "dead_letters")
@@ -77,37 +80,6 @@ DEAD_LETTERS_INDEXES = (
     " WHERE message_id <> ''",
     "CREATE INDEX dead_letters_by_reason ON dead_letters (reason, id)",
 )
-# The row count of scans, kept by the writers in each batch's transaction (issue 26): a
-# count(*) over hundreds of millions of rows takes minutes. Each writer adds to one slot it
-# drew at open, so that many writers do not queue on one hot row; readers sum the slots.
-COUNT_SLOTS = 64
-SCAN_COUNTS_DDL = """
-CREATE TABLE scan_counts (
-    slot      integer PRIMARY KEY CHECK (slot >= 0),
-    row_count bigint  NOT NULL
-)
-"""
-COUNT_EXISTING_ROWS = "INSERT INTO scan_counts (slot, row_count) SELECT 0, count(*) FROM scans"
-# Rows deleted or truncated by hand (an operator, a test) leave the count right: statement-level
-# triggers, which cost nothing on the writers' inserts and updates.
-COUNT_DELETIONS = (
-    """CREATE FUNCTION miniscan_count_deleted_scans() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO scan_counts (slot, row_count) SELECT 0, -count(*) FROM deleted_scans
-        ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.row_count;
-        RETURN NULL;
-    END $$""",
-    "CREATE TRIGGER scans_count_deleted AFTER DELETE ON scans REFERENCING OLD TABLE AS"
-    " deleted_scans FOR EACH STATEMENT EXECUTE FUNCTION miniscan_count_deleted_scans()",
-    """CREATE FUNCTION miniscan_count_truncated_scans() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        DELETE FROM scan_counts;
-        RETURN NULL;
-    END $$""",
-    "CREATE TRIGGER scans_count_truncated AFTER TRUNCATE ON scans"
-    " FOR EACH STATEMENT EXECUTE FUNCTION miniscan_count_truncated_scans()",
-)
-SCAN_COUNTS = (SCAN_COUNTS_DDL, COUNT_EXISTING_ROWS, *COUNT_DELETIONS)
 COLUMN_COMMENTS = (
     "COMMENT ON COLUMN scans.response IS 'the response text as UTF-8 bytes (it may hold NUL,"
     " which text cannot); read it with convert_from(response, ''UTF8'') where it has no NUL'",
@@ -201,18 +173,18 @@ def require_current(conn: psycopg.Connection, where: str) -> None:
 
 
 def recount_scans(conn: psycopg.Connection) -> None:
-    """Set the kept counts from the rows of scans: one full count, in the caller's
-    transaction. For rows loaded behind the writers' backs (bench/table_growth.py's bulk
-    load); never on a writer's path."""
-    conn.execute("DELETE FROM scan_counts")
-    conn.execute(COUNT_EXISTING_ROWS)
+    """Set everything the writers keep (`scan_counts`: rows and newest scan per service)
+    from the rows of scans: one full scan, in the caller's transaction. For rows loaded
+    behind the writers' backs (bench/table_growth.py's bulk load); never on a writer's
+    path."""
+    scan_counts.recount(conn)
 
 
 def _create_current(conn: psycopg.Connection, where: str) -> None:
     try:
-        for ddl in (SCANS_DDL, DEAD_LETTERS_DDL, *DEAD_LETTERS_INDEXES, *COLUMN_COMMENTS,
-                    *SCAN_COUNTS):  # fmt: skip
+        for ddl in (SCANS_DDL, DEAD_LETTERS_DDL, *DEAD_LETTERS_INDEXES, *COLUMN_COMMENTS):
             conn.execute(ddl)
+        scan_counts.build(conn)
         _set_stamp(conn, CURRENT_VERSION)
     except (pg_errors.DuplicateTable, pg_errors.DuplicateObject,
             pg_errors.DuplicateFunction) as exc:  # fmt: skip
@@ -244,20 +216,28 @@ def _migrate(conn: psycopg.Connection, where: str, found: int) -> None:
 
 
 def _migrate_2_to_3(conn: psycopg.Connection) -> None:
-    """Add scan_counts, holding the rows of scans counted now: the one full count, under
-    the advisory lock of the open that migrates; from then on the writers keep it."""
+    """Nothing: version 3's scan_counts is rebuilt by the next step, so a version-2 store
+    counts its rows once, not twice."""
+
+
+def _migrate_3_to_4(conn: psycopg.Connection) -> None:
+    """Replace scan_counts with the counts per service, the rows of scans counted now: the
+    one full count, under the advisory lock of the open that migrates; from then on the
+    writers keep them."""
     # The advisory lock holds back only writers of this version: an old writer still running
     # could commit rows the count misses. SHARE ROW EXCLUSIVE waits for their transactions
     # and blocks their writes until this one commits (issue 25); the docs still ask for old
-    # writers to be stopped first, as they do not keep scan_counts.
+    # writers to be stopped first, as they do not keep the counts per service.
     conn.execute("LOCK TABLE scans IN SHARE ROW EXCLUSIVE MODE")
-    for ddl in SCAN_COUNTS:
-        conn.execute(ddl)
+    scan_counts.replace_version_3(conn)
 
 
 # Version 2 is the first PostgreSQL layout; later layouts add their steps here, keyed by the
 # version they migrate from, each run inside the transaction of `ensure_current`.
-MIGRATIONS: dict[int, Callable[[psycopg.Connection], None]] = {2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[psycopg.Connection], None]] = {
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+}
 
 
 def decode_response(stored: bytes | memoryview) -> str:

@@ -1,9 +1,9 @@
-"""The PostgreSQL writer's statements: how a batch reaches `scans`, `dead_letters` and the
-kept row count.
+"""The PostgreSQL writer's statements: how a batch reaches `scans` and `dead_letters`.
 
 Owns: the staging table and its COPY, the one upsert that applies the newest-wins rule of
-`store.merge` in PostgreSQL's SQL, the dead-letter insert with its conflict target, and the
-statements that keep `scan_counts` (issue 26). `store.postgres.writer` runs them.
+`store.merge` in PostgreSQL's SQL and tells the keys it inserted per service (which
+`store.postgres.scan_counts` keeps, issue 26), and the dead-letter insert with its conflict
+target. `store.postgres.writer` runs them.
 
 Never: open connections, run a statement, or hold the rule in any other form.
 """
@@ -36,7 +36,7 @@ COPY_TYPES = ("text", "int8", "text", "int8", "bytea", "int8", "int8")
 # `xmax = 0` is true of a row this statement inserted and false of one it updated (the
 # update leaves this transaction's id there): that is how new keys are told from changed
 # ones in the same statement, with no second look at the table that another writer could
-# change in between.
+# change in between. Per service, for the kept counts: (service, inserted, changed).
 _NEWER = (
     "(excluded.last_scanned, excluded.response, excluded.data_version)"
     " > (scans.last_scanned, scans.response, scans.data_version)"
@@ -52,9 +52,9 @@ WITH upserted AS (
                             ELSE scans.data_version END,
         first_seen   = least(scans.first_seen, excluded.first_seen)
     WHERE {_NEWER} OR excluded.first_seen < scans.first_seen
-    RETURNING xmax = 0 AS inserted
+    RETURNING service, xmax = 0 AS inserted
 )
-SELECT count(*) FILTER (WHERE inserted), count(*) FROM upserted
+SELECT service, count(*) FILTER (WHERE inserted), count(*) FROM upserted GROUP BY service
 """
 # Dead letters are few: one statement over arrays, in identity order (after the scans, so
 # every writer takes its locks in one global order). Ids follow that order within a batch.
@@ -65,10 +65,3 @@ SELECT * FROM unnest(%s::bytea[], %s::text[], %s::text[], %s::text[], %s::float8
 ORDER BY message_id COLLATE "C", payload_sha256
 ON CONFLICT (message_id, payload_sha256) WHERE message_id <> '' DO NOTHING
 """
-# The row count is kept, never counted (issue 26): a batch adds its new keys to its writer's
-# slot of scan_counts and reads back the sum of all slots (other writers' keys included).
-ADD_NEW_KEYS = """
-INSERT INTO scan_counts (slot, row_count) VALUES (%s, %s)
-ON CONFLICT (slot) DO UPDATE SET row_count = scan_counts.row_count + excluded.row_count
-"""
-READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0)::bigint FROM scan_counts"

@@ -11,8 +11,9 @@ writer process retries `StoreUnavailable`), talk to Pub/Sub, or create tables fr
 
 Concurrency: unlike a SQLite file, any number of these stores (one per supervisor, on any
 machine) may write one database at once. Every batch is ONE upsert statement that takes its
-keys in (ip, port, service) byte order, and dead letters after the scans in their identity
-order, so two batches lock shared rows in the same order and cannot deadlock each other;
+keys in (ip, port, service) byte order, dead letters after the scans in their identity
+order, and last its slot's rows of `scan_counts` in service order (two writers may draw one
+slot), so two batches lock shared rows in the same order and cannot deadlock each other;
 READ COMMITTED lets ON CONFLICT see the newest committed row, so newest-wins holds across
 writers. A deadlock or serialization failure (another application's locks, a stricter
 default isolation) rolls the batch back and retries it whole: the upsert is idempotent.
@@ -33,16 +34,15 @@ from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, synchronous_mode
 from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.kept_counts import kept_count_rows
 from store.merge import reduce_rows
-from store.postgres import schema
+from store.postgres import scan_counts, schema
 from store.postgres.connection import connect, describe, translate_error
 from store.postgres.upsert import (
-    ADD_NEW_KEYS,
     COPY_INCOMING,
     COPY_TYPES,
     INCOMING_DDL,
     INSERT_DEAD_LETTERS,
-    READ_ROW_COUNT,
     UPSERT_FROM_INCOMING,
 )
 from store.rows import WriteResult, payload_digest
@@ -79,7 +79,7 @@ class PostgresStore(ClosedOnExit):
         self._closed = False
         # The shared count as of this store's last commit (other writers' keys included).
         self._rows = rows
-        self._count_slot = random.randrange(schema.COUNT_SLOTS)
+        self._count_slot = random.randrange(scan_counts.COUNT_SLOTS)
         self.path = describe(url)
         self.migrated_from = migrated_from
 
@@ -106,7 +106,7 @@ class PostgresStore(ClosedOnExit):
         try:
             version_before = schema.ensure_current(conn, where)
             _prepare_writer(conn, settings)
-            rows = conn.execute(READ_ROW_COUNT).fetchone()[0]
+            rows = conn.execute(scan_counts.READ_ROW_COUNT).fetchone()[0]
             conn.commit()
         except BaseException as exc:
             conn.close()
@@ -165,6 +165,7 @@ class PostgresStore(ClosedOnExit):
     ) -> tuple[int, int, int, int]:
         conn = self._connection()
         new_keys = changed = stored = 0
+        new_by_service: dict[str, int] = {}
         try:
             with conn.cursor() as cur:
                 if scan_rows:
@@ -172,13 +173,19 @@ class PostgresStore(ClosedOnExit):
                         copy.set_types(COPY_TYPES)
                         for row in scan_rows:
                             copy.write_row(row)
-                    new_keys, changed = cur.execute(UPSERT_FROM_INCOMING).fetchone()
+                    for service, inserted, service_changed in cur.execute(UPSERT_FROM_INCOMING):
+                        new_by_service[service] = inserted
+                        new_keys, changed = new_keys + inserted, changed + service_changed
                 if letter_columns:
                     cur.execute(INSERT_DEAD_LETTERS, letter_columns)
                     stored = cur.rowcount
-                if new_keys:
-                    cur.execute(ADD_NEW_KEYS, (self._count_slot, new_keys))
-                rows = cur.execute(READ_ROW_COUNT).fetchone()[0]
+                if scan_rows:
+                    # The counts are kept, never counted (issue 26): this writer's slot gets
+                    # its new keys and newest scan per service (store.postgres.scan_counts).
+                    kept = kept_count_rows(scan_rows, new_by_service)
+                    services, new, newest = (list(c) for c in zip(*kept, strict=True))
+                    cur.execute(scan_counts.KEEP_COUNTS, (self._count_slot, services, new, newest))
+                rows = cur.execute(scan_counts.READ_ROW_COUNT).fetchone()[0]
             conn.commit()
         except BaseException:
             # A broken connection cannot roll back; the server has already dropped its

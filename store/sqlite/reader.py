@@ -1,7 +1,8 @@
 """The readers' handle on a SQLite file: `SqliteReader`, with SQLite's read SQL.
 
 Owns: `SqliteReader`, the `store.reader.StoreReader` of a SQLite file, and the SQL behind it:
-finding scans, the summary of the file, and reading and deleting `dead_letters` rows. The
+finding scans, the summary of the file (from the kept counts of `store.sqlite.scan_counts`
+unless asked to read every row), and reading and deleting `dead_letters` rows. The
 functions take an apsw connection, for tests and benchmarks that hold one
 (`open_reader`). `store.postgres.reader` is its PostgreSQL twin; both return the shapes of
 `store.rows`. Works while the supervisor writes: connections are read-only, every answer
@@ -26,7 +27,9 @@ import apsw
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS
 from store.filters import dead_letters_sql, find_scans_sql
+from store.kept_counts import FullRead, read_kept_counts, scan_figures
 from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
+from store.sqlite import scan_counts
 from store.sqlite.connection import connect_existing, translate_error
 
 _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
@@ -63,8 +66,8 @@ class SqliteReader(ClosedOnExit):
     ) -> Iterator[ScanRow]:
         return find_scans(self._conn, ip=ip, port=port, service=service, since=since, limit=limit)
 
-    def read_stats(self, top_services: int = 10) -> StoreStats:
-        return read_stats(self._conn, top_services)
+    def read_stats(self, top_services: int = 10, *, full: bool = False) -> StoreStats:
+        return read_stats(self._conn, top_services, full=full)
 
     def count_by_reason(self) -> list[tuple[str, int]]:
         return count_by_reason(self._conn)
@@ -173,25 +176,17 @@ def find_scans(
         raise translate_error(exc, "cannot read scans") from None
 
 
-def read_stats(conn: apsw.Connection, top_services: int = 10) -> StoreStats:
-    """Counts and ranges of the whole database, all from the same snapshot."""
+def read_stats(conn: apsw.Connection, top_services: int = 10, *, full: bool = False) -> StoreStats:
+    """A summary of the whole database, all from the same snapshot. Rows, services and the
+    newest scan come from the kept counts (schema version 4); distinct IPs, the oldest scan
+    and data versions only with `full`, which reads every row (minutes on 100M rows), else
+    the IPs are estimated from `sqlite_stat1` where ANALYZE left one."""
     path = conn.filename
     try:
         with read_snapshot(conn):
-            rows, ips, oldest, newest = conn.execute(
-                # The total is the count the writer keeps (issue 26), not a count(*).
-                "SELECT (SELECT coalesce(sum(row_count), 0) FROM scan_counts),"
-                " count(DISTINCT ip), min(last_scanned), max(last_scanned) FROM scans"
-            ).fetchall()[0]
-            services = conn.execute(
-                "SELECT service, count(*) AS n FROM scans GROUP BY service"
-                " ORDER BY n DESC, service LIMIT ?",
-                (top_services,),
-            ).fetchall()
-            versions = conn.execute(
-                "SELECT data_version, count(*) FROM scans GROUP BY data_version"
-                " ORDER BY data_version"
-            ).fetchall()
+            kept = read_kept_counts(conn.execute(scan_counts.READ_BY_SERVICE).fetchall())
+            every_row = _read_every_row(conn) if full else None
+            estimate = None if full else _estimate_distinct_ips(conn, kept.rows)
             by_reason = conn.execute(
                 "SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason"
                 " ORDER BY n DESC, reason"
@@ -203,15 +198,35 @@ def read_stats(conn: apsw.Connection, top_services: int = 10) -> StoreStats:
         path=path,
         file_bytes=_size(path) + _size(path + "-wal"),
         schema_version=schema_version,
-        scan_rows=rows,
-        distinct_ips=ips,
-        oldest_scan=oldest,
-        newest_scan=newest,
-        services=[tuple(row) for row in services],
-        data_versions=[tuple(row) for row in versions],
         dead_letters=sum(n for _, n in by_reason),
         dead_letters_by_reason=[tuple(row) for row in by_reason],
+        **scan_figures(kept, top_services, every_row, estimate),
     )
+
+
+def _read_every_row(conn: apsw.Connection) -> FullRead:
+    ips, oldest, newest = conn.execute(
+        "SELECT count(DISTINCT ip), min(last_scanned), max(last_scanned) FROM scans"
+    ).fetchall()[0]
+    versions = conn.execute(
+        "SELECT data_version, count(*) FROM scans GROUP BY data_version ORDER BY data_version"
+    ).fetchall()
+    return FullRead(ips, oldest, newest, [tuple(row) for row in versions])
+
+
+def _estimate_distinct_ips(conn: apsw.Connection, rows: int) -> int | None:
+    """The query planner's estimate, from the statistics ANALYZE (or PRAGMA optimize) left
+    on the primary key: its second figure is the average rows per IP. None without them."""
+    if not conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").fetchall():
+        return None
+    found = conn.execute(
+        "SELECT stat FROM sqlite_stat1 WHERE tbl = 'scans' AND idx = 'sqlite_autoindex_scans_1'"
+    ).fetchall()
+    try:
+        per_ip = int(str(found[0][0]).split()[1])
+    except (IndexError, ValueError):
+        return None
+    return round(rows / per_ip) if per_ip > 0 else None
 
 
 @contextmanager

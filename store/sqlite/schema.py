@@ -1,8 +1,9 @@
 """The SQLite layout (a public contract: users read this file directly) and its migrations.
 
-Owns: the DDL of every table, the schema version stamp (`PRAGMA application_id` says "this
-is miniscan's file", `PRAGMA user_version` says which layout), recognising a file before
-touching it, and migrating an older layout in place, inside one transaction.
+Owns: the DDL of every table (that of `scan_counts` is in `store.sqlite.scan_counts`), the
+schema version stamp (`PRAGMA application_id` says "this is miniscan's file", `PRAGMA
+user_version` says which layout), recognising a file before touching it, and migrating an
+older layout in place, inside one transaction.
 
 Never: write scan data or open connections. Never alter a file it refuses: the refusal
 (`SchemaError`) happens on reads alone, before the caller's first write.
@@ -17,9 +18,14 @@ Versions:
      that only a true duplicate (a redelivery: same id and same bytes) collapses. Message ids
      are not unique across emulator restarts (it numbers from 1 again), topics or projects,
      and v1 silently dropped a new poison message whose id matched an old one (issue 12).
-  3  scan_counts: the number of rows in scans, kept by the writer in the transaction of each
-     batch (issue 26), so that the rows gauge, the writer's open and `stats` never count the
-     whole table. The migration counts the existing rows once (a full scan, at that one open).
+  3  scan_counts(slot, row_count): the number of rows in scans, kept by the writer in the
+     transaction of each batch (issue 26), so that the rows gauge and the writer's open never
+     count the whole table. The migration counted the existing rows once.
+  4  scan_counts(slot, service, row_count, newest_scan): rows and newest scan time per
+     service, kept the same way (`store.sqlite.scan_counts`), so that `stats` answers from
+     them too. The migration from 3 (or 2: version 3's table is rebuilt anyway, so a
+     version-2 file goes straight to 4's) counts the existing rows once, a full scan at that
+     one open.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import apsw
 from store.errors import SchemaError
 from store.rows import payload_digest
 from store.schema_version import CURRENT_VERSION, require_readable
+from store.sqlite import scan_counts
 
 # "mscn" in ASCII: marks the file as miniscan's, so a foreign SQLite file is never mistaken
 # for an empty or old one.
@@ -74,23 +81,6 @@ DEAD_LETTERS_INDEXES = (
     " WHERE message_id <> ''",
     "CREATE INDEX dead_letters_by_reason ON dead_letters (reason, id)",
 )
-
-# The row count of scans, one row per slot (SQLite has one writer: slot 0). The writer adds
-# the keys each batch inserted in the batch's own transaction; readers sum the slots.
-SCAN_COUNTS_DDL = """
-CREATE TABLE scan_counts (
-    slot      INTEGER PRIMARY KEY,
-    row_count INTEGER NOT NULL CHECK (typeof(row_count) = 'integer')
-)
-"""
-COUNT_EXISTING_ROWS = "INSERT INTO scan_counts (slot, row_count) SELECT 0, count(*) FROM scans"
-# Rows deleted by hand (an operator, a test) leave the count right; the writer never deletes,
-# so the trigger costs its upserts nothing.
-COUNT_DELETIONS = """
-CREATE TRIGGER scans_count_deleted AFTER DELETE ON scans
-BEGIN UPDATE scan_counts SET row_count = row_count - 1 WHERE slot = 0; END
-"""
-SCAN_COUNTS = (SCAN_COUNTS_DDL, COUNT_EXISTING_ROWS, COUNT_DELETIONS)
 
 # The version-1 dead_letters, which migration 0 -> 1 builds (migration 1 -> 2 then extends it).
 DEAD_LETTERS_DDL_V1 = DEAD_LETTERS_DDL.replace(
@@ -195,11 +185,11 @@ def require_current(conn: apsw.Connection, path: str) -> None:
 
 
 def recount_scans(conn: apsw.Connection) -> None:
-    """Set the kept counts from the rows of scans: one full scan, in the caller's
-    transaction. For rows loaded behind the writer's back (bench/table_growth.py's bulk
-    load); never on the writer's path."""
-    conn.execute("DELETE FROM scan_counts")
-    conn.execute(COUNT_EXISTING_ROWS)
+    """Set everything the writer keeps (`scan_counts`: rows and newest scan per service)
+    from the rows of scans: one full scan, in the caller's transaction. For rows loaded
+    behind the writer's back (bench/table_growth.py's bulk load); never on the writer's
+    path."""
+    scan_counts.recount(conn)
 
 
 def _create_current(conn: apsw.Connection) -> None:
@@ -207,8 +197,7 @@ def _create_current(conn: apsw.Connection) -> None:
     conn.execute(DEAD_LETTERS_DDL)
     for ddl in DEAD_LETTERS_INDEXES:
         conn.execute(ddl)
-    for ddl in SCAN_COUNTS:
-        conn.execute(ddl)
+    scan_counts.build(conn)
 
 
 def _migrate(conn: apsw.Connection, path: str, found: int) -> None:
@@ -262,14 +251,19 @@ def _migrate_1_to_2(conn: apsw.Connection) -> None:
 
 
 def _migrate_2_to_3(conn: apsw.Connection) -> None:
-    """Add scan_counts, holding the rows of scans counted now: the one full count, at the
-    open that migrates; from then on the writer keeps it."""
-    for ddl in SCAN_COUNTS:
-        conn.execute(ddl)
+    """Nothing: version 3's scan_counts is rebuilt by the next step, so a version-2 file
+    counts its rows once, not twice."""
+
+
+def _migrate_3_to_4(conn: apsw.Connection) -> None:
+    """Replace scan_counts with the counts per service, the rows of scans counted now: the
+    one full scan, at the open that migrates; from then on the writer keeps them."""
+    scan_counts.replace_version_3(conn)
 
 
 MIGRATIONS: dict[int, Callable[[apsw.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }

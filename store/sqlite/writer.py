@@ -26,9 +26,10 @@ from contracts.records import DeadLetter, ScanRecord
 from store.closing import ClosedOnExit
 from store.connection_options import BUSY_TIMEOUT_MS, SYNCHRONOUS_MODES, synchronous_mode
 from store.errors import BatchDataError
+from store.kept_counts import kept_count_rows
 from store.merge import UpsertRow, reduce_rows
 from store.rows import WriteResult, payload_digest
-from store.sqlite import schema
+from store.sqlite import scan_counts, schema
 from store.sqlite.connection import (
     CREATE,
     apply_writer_settings,
@@ -66,9 +67,6 @@ INSERT INTO dead_letters
 VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (message_id, payload_sha256) WHERE message_id <> '' DO NOTHING
 """
-# The row count is kept, never counted (issue 26): see store.sqlite.schema, version 3.
-READ_ROW_COUNT = "SELECT coalesce(sum(row_count), 0) FROM scan_counts"
-ADD_NEW_KEYS = "UPDATE scan_counts SET row_count = row_count + ? WHERE slot = 0"
 
 
 class ScanStore(ClosedOnExit):
@@ -109,7 +107,7 @@ class ScanStore(ClosedOnExit):
         def prepare(conn: apsw.Connection) -> tuple[int | None, int]:
             version_before = schema.ensure_current(conn, path)
             apply_writer_settings(conn, mode)
-            return version_before, conn.execute(READ_ROW_COUNT).get
+            return version_before, conn.execute(scan_counts.READ_ROW_COUNT).get
 
         conn, (version_before, rows) = connect(path, CREATE, busy_timeout_ms, prepare)
         migrated = None if version_before in (None, schema.CURRENT_VERSION) else version_before
@@ -165,16 +163,19 @@ class ScanStore(ClosedOnExit):
             if scan_rows:
                 conn.executemany(UPSERT_SCAN, scan_rows)
             changed = conn.total_changes() - before
-            # New rows always get a rowid above the previous maximum, so this counts the new
-            # keys by reading only them, instead of a COUNT(*) over the whole table.
-            new_keys = conn.execute(
-                "SELECT count(*) FROM scans WHERE rowid > ?", (highest_rowid,)
-            ).get
-            if new_keys:
-                conn.execute(ADD_NEW_KEYS, (new_keys,))
+            # The counts are kept, never counted (issue 26): the new keys per service are
+            # read from the new rows alone (store.sqlite.scan_counts).
+            new_by_service = dict(
+                conn.execute(scan_counts.NEW_KEYS_BY_SERVICE, (highest_rowid,)).fetchall()
+            )
+            new_keys = sum(new_by_service.values())
+            if scan_rows:
+                conn.executemany(
+                    scan_counts.KEEP_COUNTS, kept_count_rows(scan_rows, new_by_service)
+                )
             # Read back, not added up: rows deleted by hand (scan_counts' trigger subtracts
             # them) would otherwise leave the rows gauge drifting for good (issue 26).
-            kept = conn.execute(READ_ROW_COUNT).get
+            kept = conn.execute(scan_counts.READ_ROW_COUNT).get
             before = conn.total_changes()
             if letter_rows:
                 conn.executemany(INSERT_DEAD_LETTER, letter_rows)
@@ -203,7 +204,7 @@ class ScanStore(ClosedOnExit):
 
     def row_count(self) -> int:
         """Rows in `scans`: read from scan_counts at open, then kept up to date by each batch
-        (which adds its new keys there in its own transaction)."""
+        (which adds its new keys per service there in its own transaction)."""
         return self._rows
 
     @property

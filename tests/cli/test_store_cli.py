@@ -160,12 +160,46 @@ def test_query_works_while_a_write_transaction_is_open(db) -> None:
         writer.close()
 
 
-def test_stats(db) -> None:
+def test_stats_by_default_say_which_figures_are_exact(db) -> None:
+    """Rows, services and the newest scan come from the kept counts; the rest is null in
+    JSON, `?` in the table, and both say so (issue 26)."""
     summary = json_lines(run("stats", db=db).stdout)[0]
-    assert summary["scan_rows"] == 3 and summary["distinct_ips"] == 2
+    assert summary["scan_rows"] == 3 and summary["services"] == {"HTTP": 1, "HTTPS": 1, "SSH": 1}
+    assert summary["newest_scan"] == 1_714_563_600
+    assert summary["distinct_ips"] is None and summary["oldest_scan"] is None
+    assert summary["data_versions"] is None
+    assert summary["exact"] == ["scan_rows", "newest_scan", "services"]
+    assert summary["estimates"] == {}
     assert summary["dead_letters_by_reason"] == {"invalid_json": 2, "bad_port": 1}
     table = run("stats", "--format", "table", db=db).stdout
-    assert "3 rows, 2 IPs" in table and "3 (invalid_json 2, bad_port 1)" in table
+    assert "3 rows, ? IPs" in table and "? .. 2024-05-01T11:40:00Z" in table
+    assert "3 (invalid_json 2, bad_port 1)" in table
+    assert "IPs, oldest scan, data versions: not read (?); --full reads every row" in table
+
+
+def test_stats_full_reads_every_row_for_exact_figures(db) -> None:
+    summary = json_lines(run("stats", "--full", db=db).stdout)[0]
+    assert summary["scan_rows"] == 3 and summary["distinct_ips"] == 2
+    assert (summary["oldest_scan"], summary["newest_scan"]) == (1_714_500_000, 1_714_563_600)
+    assert summary["data_versions"] == {"1": 2, "2": 1}
+    assert summary["exact"] == [
+        "scan_rows", "distinct_ips", "oldest_scan", "newest_scan", "services", "data_versions"
+    ]  # fmt: skip
+    table = run("stats", "--full", "--format", "table", db=db).stdout
+    assert "3 rows, 2 IPs" in table and "data versions  v1 2, v2 1" in table
+    assert "note" not in table and "?" not in table
+    assert "--full" in run("stats", "--help").stdout
+
+
+def test_stats_show_the_planners_estimate_as_one(db) -> None:
+    conn = apsw.Connection(str(db))
+    conn.execute("ANALYZE")
+    conn.close()
+    summary = json_lines(run("stats", db=db).stdout)[0]
+    assert summary["distinct_ips"] is None and summary["estimates"]["distinct_ips"] >= 1
+    table = run("stats", "--format", "table", db=db).stdout
+    assert f"3 rows, ~{summary['estimates']['distinct_ips']} IPs" in table
+    assert "IPs: the query planner's estimate (~); oldest scan, data versions: not read" in table
 
 
 def test_dead_letters_list_filters_and_counts(db) -> None:

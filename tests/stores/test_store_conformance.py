@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from contracts.records import DeadLetter, ScanRecord
 from store.backend import ScanStoreBackend, open_store
 from store.errors import BatchDataError, StoreError, StoreUnavailable
+from store.kept_counts import SCAN_FIGURES
 from store.reader import StoreReader, open_store_reader
 from store.rows import ScanRow, StoredDeadLetter, WriteResult
 from store.sqlite.schema import CURRENT_VERSION
@@ -270,15 +271,46 @@ def test_find_scans_filters_combine(filled) -> None:
 
 def test_stats_summarise_scans_and_dead_letters(filled) -> None:
     with filled.read() as reader:
-        stats = reader.read_stats()
+        stats = reader.read_stats(full=True)
     assert (stats.scan_rows, stats.distinct_ips) == (4, 3)
     assert (stats.oldest_scan, stats.newest_scan) == (50, 300)
-    assert stats.services[0] == ("HTTP", 2)
+    assert stats.services == [("HTTP", 2), ("HTTPS", 1), ("SSH", 1)]
     assert stats.data_versions == [(1, 4)]
+    assert stats.exact == SCAN_FIGURES and stats.estimates == {}
     assert stats.dead_letters == 3
     assert stats.dead_letters_by_reason == [("invalid_json", 2), ("bad_port", 1)]
     assert stats.schema_version == CURRENT_VERSION and stats.file_bytes > 0
     assert stats.size_of == {"sqlite": "file", "postgres": "tables"}[filled.name]
+
+
+def test_stats_by_default_read_only_the_kept_counts(filled) -> None:
+    """Rows, services and the newest scan are exact from scan_counts; what only reading
+    every row gives is None, and `exact` says so (issue 26)."""
+    with filled.read() as reader:
+        full = reader.read_stats(full=True)
+        stats = reader.read_stats()
+    assert (stats.scan_rows, stats.services, stats.newest_scan) == (4, full.services, 300)
+    assert (stats.distinct_ips, stats.oldest_scan, stats.data_versions) == (None, None, None)
+    assert stats.exact == ("scan_rows", "newest_scan", "services")
+    assert stats.estimates == {}  # no ANALYZE has run on so small a table
+    assert (stats.dead_letters, stats.dead_letters_by_reason) == (3, full.dead_letters_by_reason)
+    assert stats.as_dict()["exact"] == ["scan_rows", "newest_scan", "services"]
+
+
+def test_stats_estimate_distinct_ips_from_the_planners_statistics(filled) -> None:
+    if filled.name == "sqlite":
+        conn = apsw.Connection(filled.target)
+        conn.execute("ANALYZE")
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(filled.target, autocommit=True) as conn:
+            conn.execute("ANALYZE scans")
+    with filled.read() as reader:
+        stats = reader.read_stats()
+    assert stats.distinct_ips is None and "distinct_ips" not in stats.exact
+    assert 1 <= stats.estimates["distinct_ips"] <= 4
 
 
 def test_dead_letters_are_listed_by_reason_id_and_position(filled) -> None:

@@ -109,6 +109,8 @@ COMMANDS = [
     ["query", "--ip", "8.8.8.8", "--format", "table"],
     ["stats"],
     ["stats", "--format", "table"],
+    ["stats", "--full"],
+    ["stats", "--full", "--format", "table"],
     ["dead-letters", "list"],
     ["dead-letters", "list", "--format", "table"],
     ["dead-letters", "list", "--format", "csv"],
@@ -143,7 +145,9 @@ def test_what_the_stores_hold_is_what_the_commands_show(stores) -> None:
     query = run(stores["postgres"], "query", "--port", "25", "--format", "json").stdout
     assert '"response":"a tie"' in query
     stats = run(stores["postgres"], "stats", "--format", "table").stdout
-    assert "7 rows, 5 IPs" in stats and " in tables, schema version 3)" in stats
+    assert "7 rows, ? IPs" in stats and " in tables, schema version 4)" in stats
+    full = run(stores["postgres"], "stats", "--full", "--format", "table").stdout
+    assert "7 rows, 5 IPs" in full
     counts = run(stores["postgres"], "dead-letters", "list", "--counts").stdout.splitlines()
     # Ties in byte order, as SQLite's BINARY: "Zz_custom" before "bad_port".
     assert counts == [

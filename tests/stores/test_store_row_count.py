@@ -1,6 +1,7 @@
 """The row count is kept, never counted (issues 25 and 26): a writer opened on a large table
-does no table-wide work at open, on its first batch, or for the rows gauge; and no failed
-statement leaves the PostgreSQL writer's connection unusable.
+does no table-wide work at open, on its first batch, or for the rows gauge, nor does the
+default `stats` (only `stats --full` reads every row); and no failed statement leaves the
+PostgreSQL writer's connection unusable.
 
 What the stores run is read from the statements themselves (apsw's exec trace, psycopg's
 cursor), so these are not timed tests: a count of the whole table shows up as a statement.
@@ -17,14 +18,21 @@ import pytest
 
 from contracts.records import ScanRecord
 from store.errors import StoreUnavailable
+from store.postgres import schema as postgres_schema
 from store.postgres import writer as postgres_writer
 from store.postgres.writer import PostgresStore
+from store.reader import open_store_reader
+from store.sqlite import schema as sqlite_schema
 from store.sqlite.writer import ScanStore
 
 ROWS = 1_000_000
-# A statement that reads every row of scans: a count or sum over it with no WHERE (max(rowid)
-# is not one: SQLite reads the last page of the rowid tree).
-TABLE_WIDE = re.compile(r"\b(count|sum)\s*\([^)]*\)[^;]*\bFROM\s+scans\b(?!\s+WHERE)", re.I)
+# A statement that reads every row of scans: an aggregate over it with no WHERE (max(rowid)
+# is not one: SQLite reads the last page of the rowid tree). count(DISTINCT ip),
+# min/max(last_scanned) and GROUP BY service or data_version, which stats used to run, are.
+TABLE_WIDE = re.compile(
+    r"\b(count|sum|min|max|avg)\s*\((?!\s*rowid\s*\))[^)]*\)[^;]*\bFROM\s+scans\b(?!\s+WHERE)",
+    re.I,
+)
 
 
 def batch(n: int = 100) -> list[ScanRecord]:
@@ -40,6 +48,22 @@ def first_batch_counts_nothing(open_store, statements: list[str]) -> None:
         assert store.row_count() == ROWS + 100
     wide = [s for s in statements if TABLE_WIDE.search(s)]
     assert statements and not wide, wide
+
+
+def default_stats_count_nothing(target: str, statements: list[str]) -> None:
+    """`stats` answers from the kept counts alone; `stats --full` reads every row, and the
+    detector above sees that it does (so a pass is no blind spot)."""
+    statements.clear()
+    with open_store_reader(target) as reader:
+        stats = reader.read_stats()
+    assert (stats.scan_rows, stats.services, stats.newest_scan) == (
+        ROWS + 100, [("HTTP", ROWS + 100)], 5)  # fmt: skip
+    wide = [s for s in statements if TABLE_WIDE.search(s)]
+    assert statements and not wide, wide
+    statements.clear()
+    with open_store_reader(target) as reader:
+        assert reader.read_stats(full=True).distinct_ips == ROWS + 100
+    assert [s for s in statements if TABLE_WIDE.search(s)]
 
 
 @pytest.fixture
@@ -86,10 +110,11 @@ def test_a_writer_on_a_million_rows_sqlite_counts_nothing_table_wide(tmp_path, s
             " || (i & 255), 80, 'HTTP', 1, 'old', 1, 1 FROM n",
             (ROWS - 1,),
         )
-        conn.execute("UPDATE scan_counts SET row_count = row_count + ?", (ROWS,))
+        sqlite_schema.recount_scans(conn)
     conn.close()
     sqlite_statements.clear()
     first_batch_counts_nothing(lambda: ScanStore.open(path), sqlite_statements)
+    default_stats_count_nothing(str(path), sqlite_statements)
 
 
 def test_a_writer_on_a_million_rows_postgres_counts_nothing_table_wide(
@@ -102,9 +127,10 @@ def test_a_writer_on_a_million_rows_postgres_counts_nothing_table_wide(
             " || (i & 255), 80, 'HTTP', 1, 'old'::bytea, 1, 1 FROM generate_series(0, %s) i",
             (ROWS - 1,),
         )
-        conn.execute("UPDATE scan_counts SET row_count = row_count + %s", (ROWS,))
+        postgres_schema.recount_scans(conn)
     postgres_statements.clear()
     first_batch_counts_nothing(lambda: PostgresStore.open(postgres_url), postgres_statements)
+    default_stats_count_nothing(postgres_url, postgres_statements)
 
 
 def test_a_lock_on_the_table_never_poisons_the_writers_connection(postgres_url, monkeypatch):
