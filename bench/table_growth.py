@@ -71,7 +71,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--bloat-rows", default="10M", help="0 skips the PostgreSQL bloat rounds")
     p.add_argument("--bloat-rounds", type=int, default=3)
-    p.add_argument("--fillfactor", type=int, default=100, help="scans' fillfactor (PostgreSQL)")
+    p.add_argument("--fillfactor", type=int, default=100,
+                   help="scans' fillfactor in the bloat database (PostgreSQL's default: 100)")
+    p.add_argument("--vacuum-scale-factor", type=float,
+                   help="scans' autovacuum_vacuum_scale_factor there (server default: 0.2)")
     p.add_argument("--dir", default="data/growth")
     p.add_argument("--json", default="bench/plots/table_growth.json")
     p.add_argument("--plot", default="bench/plots/table_growth.png")
@@ -79,13 +82,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="keep the databases (and the PostgreSQL server running) at the end")
     p.add_argument("--sqlite-path", help="grow this file (default: a new one in --dir)")
     p.add_argument("--postgres-url", help="grow miniscan's tables here (default: a new server)")
-    p.add_argument("--reuse", action="store_true",
-                   help="start from the rows the given database holds; smaller sizes are skipped")
+    p.add_argument("--loaded", default="0", help="the given database already holds rows"
+                   " 0..N-1 of the numbering (a former run's --keep); smaller sizes are skipped")
     p.add_argument("--check", action="store_true", help="exit 1 when a verdict is missed")
     args = p.parse_args(argv)
     args.stores = [s for s in args.stores.split(",") if s]
-    args.sizes = sorted(parse_count(s) for s in args.sizes.split(","))
+    args.sizes = sorted(parse_count(s) for s in args.sizes.split(",") if s not in ("", "none"))
     args.bloat_rows = parse_count(args.bloat_rows)
+    args.loaded = parse_count(args.loaded)
     args.measured = []  # the sizes measured so far: numbers each backlog apart
     if any(s not in ("sqlite", "postgres") for s in args.stores):
         p.error("--stores takes sqlite and/or postgres")
@@ -246,16 +250,10 @@ def postgres_sizes(url: str) -> Callable[[], dict]:
 def grow(store: str, target: str, args: argparse.Namespace, say: Callable[[str], None],
          size_of: Callable[[], dict]) -> list[dict]:  # fmt: skip
     load = table_load.load_sqlite if store == "sqlite" else table_load.load_postgres
-    results, loaded = [], 0
-    if args.reuse:
-        from store.reader import open_store_reader
-
-        with open_store_reader(target) as reader:
-            loaded = reader.read_stats().scan_rows
-        say(f"{store}: reusing a table of {loaded:,} rows")
+    results, loaded = [], args.loaded
     for size in args.sizes:
-        if args.reuse and max(size, args.backlog) < loaded:
-            say(f"{store}: {size:,} rows skipped: the reused table holds {loaded:,}")
+        if max(size, args.backlog) < loaded:
+            say(f"{store}: {size:,} rows skipped: the table already holds {loaded:,}")
             continue
         # An empty table has no keys for the backlog's updates to hit: the reference is a
         # near-empty one of --backlog rows (a few MiB, always cached), said so in the report.
@@ -288,11 +286,15 @@ def bloat(growth_url: str, args: argparse.Namespace, say: Callable[[str], None])
     PostgresStore.open(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"ALTER TABLE scans SET (fillfactor = {args.fillfactor})")
+        if args.vacuum_scale_factor is not None:
+            conn.execute("ALTER TABLE scans SET (autovacuum_vacuum_scale_factor ="
+                         f" {args.vacuum_scale_factor})")  # fmt: skip
     table_load.load_postgres(url, 0, args.bloat_rows, say)
     before = postgres_sizes(url)()
     seconds = table_load.update_rounds(url, args.bloat_rows, args.bloat_rounds, 5000, say)
     after = postgres_sizes(url)()
     return {"rows": args.bloat_rows, "rounds": args.bloat_rounds, "fillfactor": args.fillfactor,
+            "vacuum_scale_factor": args.vacuum_scale_factor,
             "seconds": seconds, "before": before, "after": after,
             "ratio": after["disk_bytes"] / before["disk_bytes"]}  # fmt: skip
 
@@ -320,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "args": dict(vars(args)), "sizes": []}  # fmt: skip
     if "sqlite" in args.stores:
         path = args.sqlite_path or str(folder / "growth.db")
-        _fresh_sqlite(path, args.reuse)
+        _fresh_sqlite(path, reuse=args.loaded > 0)
         results["sizes"] += grow("sqlite", path, args, say, sqlite_sizes(path))
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

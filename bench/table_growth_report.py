@@ -73,9 +73,15 @@ def verdicts(results: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
     if "bloat" in results:
         b = results["bloat"]
         found.append((f"postgres: size after {b['rounds']} update rounds of {b['rows']:,} rows"
-                      f" (fillfactor {b['fillfactor']}) <= {BLOAT_CEILING}x the loaded size",
+                      f" ({_settings(b)}) <= {BLOAT_CEILING}x the loaded size",
                       b["ratio"] <= BLOAT_CEILING, f"{b['ratio']:.2f}x"))  # fmt: skip
     return found
+
+
+def _settings(bloat: Mapping[str, Any]) -> str:
+    scale = bloat.get("vacuum_scale_factor")
+    vacuum = "default autovacuum" if scale is None else f"autovacuum scale factor {scale}"
+    return f"fillfactor {bloat['fillfactor']}, {vacuum}"
 
 
 def print_report(results: Mapping[str, Any]) -> int:
@@ -101,7 +107,7 @@ def print_report(results: Mapping[str, Any]) -> int:
                       f" indexes {r['index_bytes'] / MIB:,.0f} MiB")
     if "bloat" in results:
         b = results["bloat"]
-        print(f"\npostgres bloat: {b['rows']:,} rows, fillfactor {b['fillfactor']}, {b['rounds']}"
+        print(f"\npostgres bloat: {b['rows']:,} rows, {_settings(b)}, {b['rounds']}"
               f" update rounds in {b['seconds']:.0f} s: {b['before']['disk_bytes'] / MIB:,.0f}"
               f" -> {b['after']['disk_bytes'] / MIB:,.0f} MiB ({b['ratio']:.2f}x; table"
               f" {b['after']['table_bytes'] / MIB:,.0f}, indexes"

@@ -22,6 +22,7 @@ from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1 import types as pubsub_types
 from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
+from broker.errors import PubSubUnavailable
 from contracts import defaults
 
 ADMIN_TIMEOUT_S = defaults.DEFAULT_CONNECT_TIMEOUT_S
@@ -33,10 +34,6 @@ NO_CREDENTIALS_HINT = (
     "no Google Cloud credentials found: set PUBSUB_EMULATOR_HOST=host:port to use the "
     "emulator, or configure Application Default Credentials for real Pub/Sub"
 )
-
-
-class PubSubUnavailable(RuntimeError):
-    """Pub/Sub did not answer within the bounded retry, or refused the call."""
 
 
 def bounded_retry(deadline: float = ADMIN_TIMEOUT_S) -> gretry.Retry:

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from broker import client
+from broker.errors import PubSubUnavailable
 from commands import render
 from contracts import console
 from contracts.exit_codes import EXIT_ERROR, EXIT_STARTUP
@@ -58,7 +58,7 @@ def reports_failures(command: Callable[..., None]) -> Callable[..., None]:
             command(*args, **kwargs)
         except dead_letters.ReplayRefused as exc:
             raise CommandFailed(str(exc)) from None
-        except (StoreError, client.PubSubUnavailable) as exc:
+        except (StoreError, PubSubUnavailable) as exc:
             raise CommandFailed(str(exc), EXIT_STARTUP) from None
         except BrokenPipeError:
             # The reader of our output left (`miniscan query | head`): stop quietly, as

@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from broker import client
-from broker.publisher import TopicPublisher
+from contracts.defaults import DEFAULT_CONNECT_TIMEOUT_S
 from store.connection_options import BUSY_TIMEOUT_MS
 from store.errors import StoreUnavailable
 from store.reader import open_store_reader
 from store.rows import StoredDeadLetter
+
+if TYPE_CHECKING:  # the Google client loads only when a replay publishes (broker.errors)
+    from broker.publisher import TopicPublisher
 
 REPLAY_CHUNK = 500  # rows published, confirmed and deleted together: bounds memory and loss
 # Every replayed message carries the id of the row it came from. Besides tracing, it is what
@@ -58,7 +61,7 @@ def replay_dead_letters(
     ids: Iterable[int] = (),
     dry_run: bool = False,
     publisher: TopicPublisher | None = None,
-    timeout_s: float = client.ADMIN_TIMEOUT_S,
+    timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> ReplayResult:
     """Republish the selected dead letters to `topic`, deleting each row once confirmed.
@@ -79,6 +82,8 @@ def replay_dead_letters(
             selected_ids = [row.id for row in reader.list_dead_letters(reason=reason, ids=wanted)]
             return ReplayResult(len(selected_ids), 0, 0, selected_ids, where=where)
         if own_publisher:
+            from broker.publisher import TopicPublisher
+
             publisher = TopicPublisher.plain(project, topic)
         _check_subscribed(publisher, timeout_s)
         selected_ids, failures, republished, deleted = [], [], 0, 0

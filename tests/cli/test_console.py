@@ -84,12 +84,12 @@ def test_a_config_file_that_is_not_toml_is_refused(tmp_path) -> None:
 def test_every_command_reads_the_same_variables(tmp_path) -> None:
     env = {"MINISCAN_PROJECT": "p2", "MINISCAN_SUBSCRIPTION": "sub2", "MINISCAN_TOPIC": "t2",
            "MINISCAN_DB": str(tmp_path / "env.db")}  # fmt: skip
-    setup = miniscan.commands["setup"]
+    setup = miniscan.get_command(click.Context(miniscan), "setup")
     for command, expected in (
         (setup, {"project": "p2", "subscription": "sub2", "topic": "t2"}),
         (scanner, {"project": "p2", "topic": "t2"}),
         (demo, {"db_path": env["MINISCAN_DB"]}),
-        (miniscan.commands["query"], {"db_path": env["MINISCAN_DB"]}),
+        (miniscan.get_command(click.Context(miniscan), "query"), {"db_path": env["MINISCAN_DB"]}),
     ):
         os.environ.update(env)
         try:

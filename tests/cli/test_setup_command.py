@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -23,7 +24,7 @@ def test_setup_against_unreachable_pubsub_is_one_line_and_exit_3():
 
 
 def test_setup_is_registered_for_the_miniscan_group():
-    assert miniscan.commands["setup"] is setup_command
+    assert miniscan.get_command(click.Context(miniscan), "setup") is setup_command
     params = {param.name for param in setup_command.params}
     assert {"project", "topic", "subscription", "ack_deadline", "connect_timeout"} <= params
 
