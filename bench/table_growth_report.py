@@ -7,12 +7,17 @@ writer's peak memory within +50 MiB of the empty table's; `miniscan stats` under
 `query --ip` p99 under 50 ms at the largest size; PostgreSQL's size after the update
 rounds within 1.3x of its size after the load), and the plot of msgs/s against rows.
 
+    .venv/bin/python bench/table_growth_report.py RUN.json [RUN.json...] [--plot PNG]
+
 Never: measure anything (bench/table_growth.py does), or call a verdict met for a size that
 was not measured: it says "not measured" instead.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,12 +75,43 @@ def verdicts(results: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
         found.append((f"{store}: query --ip p99 < {QUERY_P99_CEILING_MS:.0f} ms {at}",
                       largest["query_p99_ms"] < QUERY_P99_CEILING_MS,
                       f"{largest['query_p99_ms']:.1f} ms"))  # fmt: skip
-    if "bloat" in results:
-        b = results["bloat"]
+    for b in _bloats(results):
         found.append((f"postgres: size after {b['rounds']} update rounds of {b['rows']:,} rows"
                       f" ({_settings(b)}) <= {BLOAT_CEILING}x the loaded size",
                       b["ratio"] <= BLOAT_CEILING, f"{b['ratio']:.2f}x"))  # fmt: skip
     return found
+
+
+def _bloats(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(results.get("bloats", [])) + ([results["bloat"]] if "bloat" in results else [])
+
+
+def merge(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several runs' results as one (runs of one store each, or a bloat-only run)."""
+    return {
+        "machine": runs[0]["machine"],
+        "started": ", ".join(sorted({run["started"] for run in runs})),
+        "seconds": sum(run["seconds"] for run in runs),
+        "sizes": [size for run in runs for size in run["sizes"]],
+        "bloats": [bloat for run in runs for bloat in _bloats(run)],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print (and plot) the results of former runs: `table_growth_report.py a.json b.json
+    [--plot out.png] [--json merged.json]`."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    results = merge([json.loads(path.read_text()) for path in args.runs])
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    missed = print_report(results)
+    if args.plot:
+        plot(results, args.plot)
+    return 1 if missed else 0
 
 
 def _settings(bloat: Mapping[str, Any]) -> str:
@@ -105,8 +141,7 @@ def print_report(results: Mapping[str, Any]) -> int:
             if "table_bytes" in r:
                 print(f"    table {r['table_bytes'] / MIB:,.0f} MiB,"
                       f" indexes {r['index_bytes'] / MIB:,.0f} MiB")
-    if "bloat" in results:
-        b = results["bloat"]
+    for b in _bloats(results):
         print(f"\npostgres bloat: {b['rows']:,} rows, {_settings(b)}, {b['rounds']}"
               f" update rounds in {b['seconds']:.0f} s: {b['before']['disk_bytes'] / MIB:,.0f}"
               f" -> {b['after']['disk_bytes'] / MIB:,.0f} MiB ({b['ratio']:.2f}x; table"
@@ -150,3 +185,7 @@ def plot(results: Mapping[str, Any], path: Path) -> Path | None:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,3 +102,39 @@ def test_tiny_run_prints_every_figure_and_verdict(tmp_path) -> None:
     assert "verdicts (issue 26):" in done.stdout
     assert "NOT MEASURED postgres: drain at 100,000,000 rows" in done.stdout
     assert not (tmp_path / "db").exists()  # its databases are gone without --keep
+
+
+def _size(store: str, size: int, rate: float, peak: float, stats: float = 0.01) -> dict:
+    return {"store": store, "size": size, "rows": max(size, 40_000), "writer_msgs_per_s": rate,
+            "raw_msgs_per_s": rate, "writer_open_s": 0.1, "writer_peak_mib": peak,
+            "stats_s": stats, "stats_in_process_s": stats, "query_cli_s": 0.2,
+            "query_p50_ms": 0.1, "query_p99_ms": 0.5, "disk_bytes": 100 * max(size, 1),
+            "bytes_per_row": 100.0, "load_s": 1.0}  # fmt: skip
+
+
+def test_verdicts_of_merged_runs_say_met_missed_and_not_measured(capsys) -> None:
+    import table_growth_report as report
+
+    sqlite = {"machine": "m", "started": "t1", "seconds": 1.0, "sizes": [
+        _size("sqlite", 0, 1000.0, 100.0), _size("sqlite", 10_000_000, 700.0, 120.0),
+        _size("sqlite", 100_000_000, 650.0, 200.0, stats=1.5)]}  # fmt: skip
+    bloat = {"rows": 10, "rounds": 3, "fillfactor": 90, "vacuum_scale_factor": 0.02,
+             "seconds": 1.0, "before": {"disk_bytes": 100, "table_bytes": 80, "index_bytes": 20},
+             "after": {"disk_bytes": 120, "table_bytes": 95, "index_bytes": 25}, "ratio": 1.2}
+    postgres = {"machine": "m", "started": "t2", "seconds": 2.0, "bloat": bloat, "sizes": [
+        _size("postgres", 0, 1000.0, 50.0), _size("postgres", 10_000_000, 900.0, 60.0)]}
+    found = {what: (met, figure) for what, met, figure in report.verdicts(report.merge(
+        [sqlite, postgres]))}  # fmt: skip
+    assert found["sqlite: drain at 10,000,000 rows >= 0.8x the near-empty table's"] == (
+        False, "0.70x")
+    assert found["sqlite: drain at 100,000,000 rows >= 0.6x the near-empty table's"] == (
+        True, "0.65x")
+    assert found["postgres: drain at 100,000,000 rows >= 0.6x the near-empty table's"] == (
+        None, "not measured")
+    assert found["sqlite: writer's peak memory at 100,000,000 rows within +50 MiB of empty"][0] \
+        is False
+    assert found["sqlite: miniscan stats < 1 s at 100,000,000 rows"] == (False, "1.50 s")
+    bloat_verdict = [v for k, v in found.items() if k.startswith("postgres: size after")]
+    assert bloat_verdict == [(True, "1.20x")]
+    assert report.print_report(report.merge([sqlite, postgres])) == 3
+    assert "NOT MEASURED postgres: drain at 100,000,000" in capsys.readouterr().out
