@@ -2,8 +2,9 @@
 
 Owns: the order of start-up (metrics directory before prometheus_client is imported, logging,
 checks that fail fast with one line: settings that cannot fit the container's memory
-limit (`supervisor.memory_fit`), the single writer of a SQLite file, subscription,
-database, metrics port), the lifetime of the metrics server and of the SQLite writer lock
+limit (`supervisor.memory_fit`), the single writer of a SQLite file, then the decoders'
+fork server, started before the subscription check that forks from it, database, metrics
+port), the lifetime of the metrics server and of the SQLite writer lock
 (`store.writer_lock`, held until the tree has stopped; none for a PostgreSQL URL, which any
 number of supervisors may share).
 
@@ -13,9 +14,8 @@ Never: parse options (that is `supervisor.cli`) or supervise (that is `superviso
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 
 import click
 
@@ -28,6 +28,8 @@ from supervisor.logs import configure_logging
 from supervisor.memory_fit import MemoryTooSmall, fit_to_memory
 from supervisor.metrics_dir import prepare_metrics_dir, remove_metrics_dir
 from supervisor.settings import SupervisorSettings
+from supervisor.start_methods import start_decoder_server
+from supervisor.subscription_check import check_subscription
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +41,6 @@ class StartupError(Exception):
     """The setup is wrong in a way a restart will not fix."""
 
 
-def subscription_problem(project: str, subscription: str) -> str | None:
-    """Why the subscription cannot be used, or None. Runs in a throwaway process, so that
-    the supervisor never loads the Pub/Sub client (58 MiB it would then hold for nothing)."""
-    from broker.client import PubSubUnavailable
-    from broker.subscription import Subscription
-
-    try:
-        handle = Subscription(project, subscription)
-    except PubSubUnavailable as exc:
-        return str(exc)
-    try:
-        handle.check()
-    except PubSubUnavailable as exc:
-        return str(exc)
-    finally:
-        handle.close()
-    return None
-
-
 def claim_store(settings: SupervisorSettings) -> WriterLock:
     """The writer lock of a SQLite file, taken before anything else, so that a second
     supervisor on the same file is refused at once, before it touches Pub/Sub."""
@@ -67,13 +50,12 @@ def claim_store(settings: SupervisorSettings) -> WriterLock:
         raise StartupError(str(exc)) from None
 
 
-def check_setup(settings: SupervisorSettings) -> None:
-    """Fail fast, before any child exists: Pub/Sub, the subscription, the database (a SQLite
-    file or PostgreSQL, through `store.backend.open_store`, as the writer opens it)."""
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        decoder = settings.decoder
-        problem = pool.submit(subscription_problem, decoder.project, decoder.subscription).result()
+def check_setup(settings: SupervisorSettings, context: BaseContext) -> None:
+    """Fail fast, before any child exists: Pub/Sub and the subscription, asked from a
+    process of `context` (`supervisor.subscription_check`), then the database (a SQLite file
+    or PostgreSQL, through `store.backend.open_store`, as the writer opens it)."""
+    decoder = settings.decoder
+    problem = check_subscription(context, decoder.project, decoder.subscription)
     if problem:
         raise StartupError(problem)
     wait_for_database(settings)
@@ -137,12 +119,15 @@ def log_memory_fit(asked: SupervisorSettings, fitted: SupervisorSettings) -> Non
 
 def run_tree(settings: SupervisorSettings) -> int:
     """Check the setup, serve /metrics, run the tree until it stops; its exit code."""
+    # First, so that the server imports the Pub/Sub client on the other CPU while this
+    # process imports the tree; the check below forks from it (`supervisor.start_methods`).
+    decoders = start_decoder_server()
     from contracts import metrics
     from supervisor.http import start_http_server
     from supervisor.tree import Supervisor
 
     try:
-        check_setup(settings)
+        check_setup(settings, decoders)
     except StartupError as exc:
         click.echo(f"miniscan-supervisor: error: {exc}", err=True)
         return EXIT_STARTUP

@@ -39,6 +39,16 @@ checkout timed another's decoders (bench/RESULTS.md, "fourth pass"). The server 
 the supervisor's path as PYTHONPATH and no working directory in front (PYTHONSAFEPATH), the
 workaround CPython's fix names; both are set only while the server starts.
 
+Why the server starts before the start-up check (`start_decoder_server`), and preloads
+`supervisor.subscription_check` (measured with a start-to-/readyz probe, `--workers 8`,
+2 cores, Google's emulator): the check used to run in a spawned interpreter of its own,
+which imported the Pub/Sub client (0.45-0.65 s of CPU) only to make one call, in series
+before the writer and this server could start, and this server then imported the client
+again. Every process that re-runs `supervisor.cli` had also grown by 20-70 ms of imports
+since 3b16fd5, and the spawned check paid the most; that growth was most of the 0.1-0.2 s
+the start lost. Now the server imports the client once, on the other CPU while the
+supervisor imports the tree, and the check is a fork of it that only makes its call.
+
 Never: preload anything that connects, starts threads or reads configuration at import.
 """
 
@@ -52,7 +62,9 @@ from collections.abc import Iterator
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
-DECODER_PRELOAD = ["supervisor.cli", "workers.decoder_process"]
+from supervisor.spawning import stop_signals_blocked
+
+DECODER_PRELOAD = ["supervisor.cli", "workers.decoder_process", "supervisor.subscription_check"]
 
 
 def child_contexts(given: BaseContext | None) -> tuple[BaseContext, BaseContext]:
@@ -63,6 +75,15 @@ def child_contexts(given: BaseContext | None) -> tuple[BaseContext, BaseContext]
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(DECODER_PRELOAD)
     return multiprocessing.get_context("spawn"), forkserver
+
+
+def start_decoder_server() -> BaseContext:
+    """The decoders' context, its server started now, with the stop signals blocked: the
+    start-up check forks from it, and so do the decoders later."""
+    _, decoders = child_contexts(None)
+    with stop_signals_blocked():
+        ensure_server_running(decoders)
+    return decoders
 
 
 def ensure_server_running(context: BaseContext) -> None:

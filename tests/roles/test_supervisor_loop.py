@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import time
 import tomllib
@@ -36,7 +37,8 @@ from supervisor.start_methods import DECODER_PRELOAD, child_contexts
 from supervisor.throughput import ThroughputSummary
 from supervisor.tree import Supervisor
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+ROOT = str(Path(__file__).resolve().parents[2])
+PYPROJECT = Path(ROOT) / "pyproject.toml"
 
 
 # Stand-in targets: each is called as target(link, settings, *role_args), like the real ones.
@@ -265,3 +267,16 @@ def test_decoders_fork_from_a_preloading_server_unless_a_context_is_given():
     assert entry.partition(":")[0] in DECODER_PRELOAD
     spawn = multiprocessing.get_context("spawn")
     assert child_contexts(spawn) == (spawn, spawn)  # what the in-process tests ask for
+
+
+def test_the_startup_check_forks_from_the_server_and_the_supervisor_never_loads_the_client():
+    # The check is a fork of the decoders' server, which imported its module already: it
+    # makes its call without importing the Pub/Sub client again (supervisor.start_methods).
+    assert "supervisor.subscription_check" in DECODER_PRELOAD
+    # The supervisor names the check's function to send it over; that import must not load
+    # the client (58 MiB the supervisor would hold for nothing).
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, supervisor.run; print(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": ROOT},
+    ).stdout  # fmt: skip
+    assert "'grpc'" not in imported and "'google.cloud.pubsub_v1'" not in imported
