@@ -40,14 +40,14 @@ the supervisor's path as PYTHONPATH and no working directory in front (PYTHONSAF
 workaround CPython's fix names; both are set only while the server starts.
 
 Why the server starts before the start-up check (`start_decoder_server`), and preloads
-`supervisor.subscription_check` (measured with a start-to-/readyz probe, `--workers 8`,
-2 cores, Google's emulator): the check used to run in a spawned interpreter of its own,
-which imported the Pub/Sub client (0.45-0.65 s of CPU) only to make one call, in series
-before the writer and this server could start, and this server then imported the client
-again. Every process that re-runs `supervisor.cli` had also grown by 20-70 ms of imports
-since 3b16fd5, and the spawned check paid the most; that growth was most of the 0.1-0.2 s
-the start lost. Now the server imports the client once, on the other CPU while the
-supervisor imports the tree, and the check is a fork of it that only makes its call.
+`supervisor.subscription_check` (bench/RESULTS.md, "Start-up after the restructuring"):
+the check ran in a spawned interpreter of its own, which imported the Pub/Sub client
+(0.45-0.65 s of CPU) to make one call, in series before the writer and this server could
+start; the server then imported the client again. Each of those interpreters had also
+grown by 20-70 ms of imports since 3b16fd5, which is what made the start slower. Now the
+server imports the client once, on the other CPU while the supervisor imports the tree,
+and the check is a fork of it that only makes its call: start to /readyz at `--workers 8`
+went from a median of 1.49-2.24 s to 1.01-1.45 s (2 busy cores, alternating runs).
 
 Never: preload anything that connects, starts threads or reads configuration at import.
 """
