@@ -36,6 +36,7 @@ def one_line(r: Mapping[str, Any]) -> str:
         f"{r['store']:8} {r['rows']:>12,} rows: writer {r['writer_msgs_per_s']:>8,.0f} msgs/s,"
         f" raw {r['raw_msgs_per_s']:>8,.0f} ({r['writer_msgs_per_s'] / r['raw_msgs_per_s']:.2f}x),"
         f" open {r['writer_open_s']:.2f} s, peak {r['writer_peak_mib']:.0f} MiB,"
+        f" busy {r.get('writer_cpu_share', 0):.0%},"
         f" disk {r['disk_bytes'] / MIB:,.0f} MiB ({per_row}), stats {r['stats_s']:.2f} s"
         f" (in-process {r['stats_in_process_s']:.2f} s),"
         f" query --ip {r['query_cli_s']:.2f} s (in-process p50 {r['query_p50_ms']:.1f} ms,"
