@@ -82,6 +82,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="keep the databases (and the PostgreSQL server running) at the end")
     p.add_argument("--sqlite-path", help="grow this file (default: a new one in --dir)")
     p.add_argument("--postgres-url", help="grow miniscan's tables here (default: a new server)")
+    p.add_argument("--postgres-setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="a server setting for the new server, after the defaults (repeatable)")
     p.add_argument("--loaded", default="0", help="the given database already holds rows"
                    " 0..N-1 of the numbering (a former run's --keep); smaller sizes are skipped")
     p.add_argument("--check", action="store_true", help="exit 1 when a verdict is missed")
@@ -328,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": f"{platform.node()} {os.cpu_count()} CPUs",
                                "started": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+                               "postgres_settings": [*POSTGRES_SETTINGS, *args.postgres_setting],
                                "args": dict(vars(args)), "sizes": []}  # fmt: skip
     if "sqlite" in args.stores:
         path = args.sqlite_path or str(folder / "growth.db")
@@ -339,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from store.postgres.writer import PostgresStore
         from testkit.postgres_cluster import start_cluster
 
-        cluster = None if args.postgres_url else start_cluster(settings=POSTGRES_SETTINGS)
+        settings = (*POSTGRES_SETTINGS, *args.postgres_setting)
+        cluster = None if args.postgres_url else start_cluster(settings=settings)
         try:
             url = args.postgres_url or cluster.create_database("growth")
             if args.keep and cluster:
