@@ -1,0 +1,108 @@
+"""Upgrade a large SQLite store under the real supervisor: does it come up, and how long?
+
+Owns: building a schema-3 SQLite file of `--rows` rows (bench/table_load.py's bulk load into
+today's layout, then version 3's `scan_counts` put back, as miniscan 9030d57 left it), and
+starting `miniscan-supervisor` on it against a Pub/Sub server (Google's emulator where
+installed), with the default start-up timeout (60 s). The migration to schema 4 counts the
+rows per service once; it prints how long the supervisor took to answer /readyz, how many
+times it spawned the writer, and the writer's "still opening" lines. Before `StillOpening`
+(commit 47bc7ef), a migration longer than 60 s was killed and started over, forever.
+
+Never: run in `make test` (a 30M-row file takes minutes to build and to migrate), or keep
+its files unless `--keep`.
+
+    .venv/bin/python bench/upgrade_at_scale.py [--rows 30M] [--dir data/upgrade] [--timeout 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import apsw  # noqa: E402
+import table_load  # noqa: E402
+from table_growth import parse_count  # noqa: E402
+
+from broker import admin, client  # noqa: E402
+from contracts import defaults  # noqa: E402
+from store.sqlite.writer import ScanStore  # noqa: E402
+from testkit.emulator import emulator_env, start_emulator  # noqa: E402
+from testkit.launch import LaunchOptions, launch_supervisor  # noqa: E402
+
+# Version 3's kept count, exactly as miniscan 9030d57 created it (one row, slot 0).
+VERSION_3_COUNTS = (
+    "DROP TRIGGER IF EXISTS scans_count_deleted",
+    "DROP TABLE scan_counts",
+    "CREATE TABLE scan_counts (slot INTEGER PRIMARY KEY,"
+    " row_count INTEGER NOT NULL CHECK (typeof(row_count) = 'integer'))",
+    "INSERT INTO scan_counts (slot, row_count) SELECT 0, count(*) FROM scans",
+    "CREATE TRIGGER scans_count_deleted AFTER DELETE ON scans"
+    " BEGIN UPDATE scan_counts SET row_count = row_count - 1 WHERE slot = 0; END",
+    "PRAGMA user_version = 3",
+)
+
+
+def build_version_3(path: str, rows: int) -> None:
+    ScanStore.open(path).close()
+    table_load.load_sqlite(path, 0, rows, print)
+    conn = apsw.Connection(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in VERSION_3_COUNTS:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", default="30M")
+    p.add_argument("--dir", default="data/upgrade")
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args(argv)
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = str(folder / "v3.db")
+    started = time.perf_counter()
+    build_version_3(path, parse_count(args.rows))
+    print(f"schema-3 file of {parse_count(args.rows):,} rows built in"
+          f" {time.perf_counter() - started:.0f} s")  # fmt: skip
+    emulator = start_emulator()
+    try:
+        with emulator_env(emulator.host):
+            publisher, subscriber = client.publisher_client(), client.subscriber_client()
+            project, topic = defaults.DEFAULT_PROJECT, defaults.DEFAULT_TOPIC
+            admin.ensure_topic(publisher, project, topic)
+            admin.ensure_subscription(subscriber, project, topic, defaults.DEFAULT_SUBSCRIPTION)
+            subscriber.close()
+        options = LaunchOptions(emulator_host=emulator.host, db_path=path, workers=1)
+        supervisor = launch_supervisor(options, folder / "supervisor.log")
+        launched = time.perf_counter()
+        ready = supervisor.wait_ready(timeout=args.timeout)
+        took = time.perf_counter() - launched
+        log = supervisor.log()
+        supervisor.stop()
+    finally:
+        emulator.stop()
+    writers = sum(1 for name, _ in supervisor.spawned() if name == "writer")
+    print(f"ready: {ready} after {took:.0f} s; writer spawned {writers} time(s)")
+    for line in log.splitlines():
+        if "still opening" in line or "not ready after" in line or "migrat" in line:
+            print("  " + line[:200])
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0 if ready and writers == 1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
