@@ -53,6 +53,10 @@ VERSION_3_COUNTS = (
 def build_version_3(path: str, rows: int) -> None:
     ScanStore.open(path).close()
     table_load.load_sqlite(path, 0, rows, print)
+    downgrade_to_version_3(path)
+
+
+def downgrade_to_version_3(path: str) -> None:
     conn = apsw.Connection(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -69,14 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dir", default="data/upgrade")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--file", help="turn this current miniscan file back into schema 3 instead"
+                   " of building one (e.g. bench/table_growth.py's 100M-row file, kept)")
     args = p.parse_args(argv)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = str(folder / "v3.db")
+    path = args.file or str(folder / "v3.db")
     started = time.perf_counter()
-    build_version_3(path, parse_count(args.rows))
-    print(f"schema-3 file of {parse_count(args.rows):,} rows built in"
-          f" {time.perf_counter() - started:.0f} s")  # fmt: skip
+    if args.file:
+        downgrade_to_version_3(path)
+    else:
+        build_version_3(path, parse_count(args.rows))
+    print(f"schema-3 file ready in {time.perf_counter() - started:.0f} s")
     emulator = start_emulator()
     try:
         with emulator_env(emulator.host):
