@@ -131,18 +131,6 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
-class StillOpening:
-    """Sent about once a second by a child whose set-up takes long but is moving: the
-    writer opening a database whose schema migration counts every row once (minutes at
-    100M rows, issue 26). The supervisor counts its start-up deadline from the last one, so
-    that an upgrade is not killed as "not ready" and retried forever. Proof that the process
-    lives, not that the statement progresses: the database's own timeouts bound that."""
-
-    role: str
-    seconds: float  # since the set-up began
-
-
-@dataclass(frozen=True, slots=True)
 class Ready:
     """The child finished its set-up (writer: database open; decoder: subscription found)."""
 

@@ -11,11 +11,11 @@ timeout, a full disk) is weather, not a crash (issue 25): the writer keeps its b
 on a capped, jittered back-off (`store.outage`), heartbeats the reason meanwhile, reads its
 pipe (a `Stop` is seen at once), and acks once the batch is committed.
 
-Lifecycle (`contracts.lifecycle`): `open` opens the database, saying `StillOpening` while a
-migration counts (`store.still_opening`), or leaves that to the first commit if it cannot be
-reached yet; `run_once` commits when the batch is full, the pipe idle or the linger over;
-`shutdown` commits nothing: only a `Stop` flushes, since SIGTERM or a lost supervisor means
-"exit now" and what was not committed is never acked, so it is redelivered.
+Lifecycle (`contracts.lifecycle`): `open` opens the database (or leaves that to the first
+commit if it cannot be reached yet); `run_once` takes what the pipe holds and commits when
+the batch is full, the pipe idle or the linger over; `shutdown` commits nothing: only a `Stop`
+flushes, since SIGTERM or a lost supervisor means "exit now" and what was not committed is
+never acked, so it is redelivered.
 
 Never: talk to Pub/Sub (decoders own the leases and the acks), decode, or send an ack id
 before the commit that covers it returned.
@@ -38,7 +38,6 @@ from store.errors import StoreError, StoreInaccessible, StoreUnavailable
 from store.isolation import settlements_by_slot, write_isolating
 from store.linger import Linger
 from store.outage import DatabaseOutage, error_kind
-from store.still_opening import still_opening
 from store.writer_settings import WriterSettings
 
 log = logging.getLogger(__name__)
@@ -108,9 +107,11 @@ class WriterRole:
         return role
 
     def _open_store(self) -> ScanStoreBackend:
-        with still_opening(self.link, "writer"):  # a schema migration may count 100M rows
-            return open_store(self.settings.db_path, synchronous=self.settings.synchronous,
-                              busy_timeout_ms=self.settings.busy_timeout_ms)  # fmt: skip
+        return open_store(
+            self.settings.db_path,
+            synchronous=self.settings.synchronous,
+            busy_timeout_ms=self.settings.busy_timeout_ms,
+        )
 
     def run_once(self, timeout: float = HEARTBEAT_INTERVAL_S / 2) -> bool:
         """Wait up to `timeout` (less while a batch lingers) for a message, take what is
@@ -138,8 +139,9 @@ class WriterRole:
         return not self.finished
 
     def check_database_if_due(self) -> None:
-        """With nothing pending: open the database if it could not be reached yet, else ping it
-        (DATABASE_UP and the heartbeat stay current while idle): on the outage's back-off."""
+        """With nothing pending: open the database if it could not be reached yet, else ping
+        it, so that DATABASE_UP and the heartbeat's reason stay current while idle. On the
+        outage's back-off while down, every IDLE_CHECK_EVERY_S while up."""
         now = time.monotonic()
         if now < self._next_idle_check:
             return

@@ -37,9 +37,7 @@ def stall_reason(child: RunningChild, now: float, settings: SupervisorSettings) 
         if silent > settings.child_timeout_s:
             return f"stalled: no heartbeat for {silent:.0f}s"
         return None
-    # A set-up that says it is still opening (a migration counting 100M rows) gets the
-    # start-up timeout again from its last word, not from its start.
-    if now - max(child.started_at, child.still_opening_at) > settings.startup_timeout_s:
+    if now - child.started_at > settings.startup_timeout_s:
         return f"not ready after {settings.startup_timeout_s:.0f}s"
     return None
 

@@ -36,7 +36,6 @@ from contracts.messages import (
     Heartbeat,
     Ready,
     StartupFailed,
-    StillOpening,
     Stopped,
 )
 from supervisor.inbox import Inbox
@@ -61,7 +60,6 @@ class RunningChild:
     inbox: Inbox
     started_at: float
     last_heartbeat: float
-    still_opening_at: float = 0.0  # the last StillOpening: a long set-up that is alive
     ready: bool = False
     pubsub_ok: bool = True  # a decoder's last heartbeat said it reaches Pub/Sub
     database_problem: str = ""  # the writer's last heartbeat: why it cannot write, or ""
@@ -80,13 +78,11 @@ class RunningChild:
 
     def note(self, message: object, now: float) -> None:
         """What a message from the child says about it: alive, ready, drained, failing."""
-        if isinstance(message, (Heartbeat, AckBatch, Ready, StillOpening)):
+        if isinstance(message, (Heartbeat, AckBatch, Ready)):
             self.last_heartbeat = now
         if isinstance(message, Heartbeat):
             self.pubsub_ok = message.pubsub_ok
             self.database_problem = message.database_problem
-        elif isinstance(message, StillOpening):
-            self.still_opening_at = now
         elif isinstance(message, Ready):
             self.ready = True
         elif isinstance(message, EndOfStream):
