@@ -3,8 +3,9 @@
 Owns: the order of start-up (metrics directory before prometheus_client is imported, logging,
 checks that fail fast with one line: settings that cannot fit the container's memory
 limit (`supervisor.memory_fit`), the single writer of a SQLite file, then the decoders'
-fork server, started before the subscription check that forks from it, database, metrics
-port), the lifetime of the metrics server and of the SQLite writer lock
+fork server, started before the subscription check that forks from it, the metrics port,
+serving /healthz from then on (`supervisor.startup_phase`), database), the lifetime of the
+metrics server and of the SQLite writer lock
 (`store.writer_lock`, held until the tree has stopped; none for a PostgreSQL URL, which any
 number of supervisors may share).
 
@@ -29,12 +30,14 @@ from supervisor.memory_fit import MemoryTooSmall, fit_to_memory
 from supervisor.metrics_dir import prepare_metrics_dir, remove_metrics_dir
 from supervisor.settings import SupervisorSettings
 from supervisor.start_methods import start_decoder_server
+from supervisor.startup_phase import StartupPhase
 from supervisor.subscription_check import check_subscription
 
 log = logging.getLogger(__name__)
 
 DATABASE_POLL_S = 1.0
 DATABASE_LOG_EVERY_S = 5.0
+MIGRATION_WORD = "a schema migration counts every row once (about 1 s per million rows)"
 
 
 class StartupError(Exception):
@@ -50,26 +53,34 @@ def claim_store(settings: SupervisorSettings) -> WriterLock:
         raise StartupError(str(exc)) from None
 
 
-def check_setup(settings: SupervisorSettings, context: BaseContext) -> None:
+def check_setup(
+    settings: SupervisorSettings, context: BaseContext, phase: StartupPhase | None = None
+) -> None:
     """Fail fast, before any child exists: Pub/Sub and the subscription, asked from a
     process of `context` (`supervisor.subscription_check`), then the database (a SQLite file
-    or PostgreSQL, through `store.backend.open_store`, as the writer opens it)."""
+    or PostgreSQL, through `store.backend.open_store`, as the writer opens it). `phase`
+    names each step for /healthz and /readyz."""
+    phase = phase or StartupPhase()
     decoder = settings.decoder
+    phase.step("checking the subscription")
     problem = check_subscription(context, decoder.project, decoder.subscription)
     if problem:
         raise StartupError(problem)
-    wait_for_database(settings)
+    wait_for_database(settings, phase)
 
 
-def wait_for_database(settings: SupervisorSettings) -> None:
+def wait_for_database(settings: SupervisorSettings, phase: StartupPhase | None = None) -> None:
     """Open the database as the writer will; while it cannot be reached yet (a server still
     starting, a failover, a lock), wait, with a log line every few seconds (issue 25). A
     refusal that waiting cannot fix (not a miniscan database, a schema newer than this code,
-    a refused password, a file that cannot be opened or created) is a StartupError."""
+    a refused password, a file that cannot be opened or created) is a StartupError. Opening
+    migrates an older schema, which may count every row once: said every 30 s meanwhile."""
+    phase = phase or StartupPhase()
     next_log = 0.0
     while True:
         try:
-            open_store(settings.writer.db_path, synchronous=settings.writer.synchronous).close()
+            with phase.slow_step("opening the database", MIGRATION_WORD):
+                open_store(settings.writer.db_path, synchronous=settings.writer.synchronous).close()
             return
         except StoreInaccessible as exc:  # permissions, a read-only file system
             raise StartupError(str(exc)) from None
@@ -126,21 +137,14 @@ def run_tree(settings: SupervisorSettings) -> int:
     from supervisor.http import start_http_server
     from supervisor.tree import Supervisor
 
-    try:
-        check_setup(settings, decoders)
-    except StartupError as exc:
-        click.echo(f"miniscan-supervisor: error: {exc}", err=True)
-        return EXIT_STARTUP
-    supervisor = Supervisor(settings)
+    # /healthz answers from here on: opening the database may migrate it for minutes, and a
+    # startup probe that sees no server kills the container mid-migration (issue 26).
+    phase = StartupPhase()
     server = None
     if settings.metrics_port:
         try:
-            server = start_http_server(
-                settings.metrics_host,
-                settings.metrics_port,
-                supervisor.is_alive,
-                supervisor.is_ready,
-            )
+            server = start_http_server(settings.metrics_host, settings.metrics_port,
+                                       phase.is_alive, phase.is_ready)  # fmt: skip
         except OSError as exc:
             click.echo(
                 f"miniscan-supervisor: error: cannot serve metrics on "
@@ -148,6 +152,15 @@ def run_tree(settings: SupervisorSettings) -> int:
                 err=True,
             )
             return EXIT_STARTUP
+    try:
+        check_setup(settings, decoders, phase)
+    except StartupError as exc:
+        click.echo(f"miniscan-supervisor: error: {exc}", err=True)
+        if server is not None:
+            server.shutdown()
+        return EXIT_STARTUP
+    supervisor = Supervisor(settings)
+    phase.hand_over(supervisor.is_alive, supervisor.is_ready)
     from importlib.metadata import version
 
     metrics.BUILD_INFO.labels(version("miniscan"), str(settings.workers)).set(1)
