@@ -3,10 +3,10 @@
 Owns: building a schema-3 SQLite file of `--rows` rows (bench/table_load.py's bulk load into
 today's layout, then version 3's `scan_counts` put back, as miniscan 9030d57 left it), and
 starting `miniscan-supervisor` on it against a Pub/Sub server (Google's emulator where
-installed), with the default start-up timeout (60 s). The migration to schema 4 counts the
-rows per service once; it prints how long the supervisor took to answer /readyz, how many
-times it spawned the writer, and the writer's "still opening" lines. Before `StillOpening`
-(commit 47bc7ef), a migration longer than 60 s was killed and started over, forever.
+installed). The supervisor opens the database, so migrates it (schema 4 counts the rows per
+service once), before any child exists. It prints how long the supervisor took to answer
+/readyz, how often /healthz answered meanwhile (a Kubernetes startup probe gives up after
+90 s without an answer), how many times it spawned the writer, and its "still opening" lines.
 
 Never: run in `make test` (a 30M-row file takes minutes to build and to migrate), or keep
 its files unless `--keep`.
@@ -36,6 +36,7 @@ from contracts import defaults  # noqa: E402
 from store.sqlite.writer import ScanStore  # noqa: E402
 from testkit.emulator import emulator_env, start_emulator  # noqa: E402
 from testkit.launch import LaunchOptions, launch_supervisor  # noqa: E402
+from testkit.scrape import fetch  # noqa: E402
 
 # Version 3's kept count, exactly as miniscan 9030d57 created it (one row, slot 0).
 VERSION_3_COUNTS = (
@@ -96,20 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = LaunchOptions(emulator_host=emulator.host, db_path=path, workers=1)
         supervisor = launch_supervisor(options, folder / "supervisor.log")
         launched = time.perf_counter()
-        ready = supervisor.wait_ready(timeout=args.timeout)
+        probes = answered = 0  # /healthz while not ready: what a startup probe would see
+        ready = False
+        while time.perf_counter() - launched < args.timeout and supervisor.process.poll() is None:
+            if supervisor.ready():
+                ready = True
+                break
+            probes += 1
+            answered += fetch(supervisor.url("/healthz"), 2.0)[0] == 200
+            time.sleep(1.0)
         took = time.perf_counter() - launched
         log = supervisor.log()
         supervisor.stop()
     finally:
         emulator.stop()
     writers = sum(1 for name, _ in supervisor.spawned() if name == "writer")
-    print(f"ready: {ready} after {took:.0f} s; writer spawned {writers} time(s)")
+    print(f"ready: {ready} after {took:.0f} s; writer spawned {writers} time(s); /healthz"
+          f" answered 200 to {answered} of {probes} probes before ready")  # fmt: skip
     for line in log.splitlines():
-        if "still opening" in line or "not ready after" in line or "migrat" in line:
+        if "still opening" in line or "not ready after" in line:
             print("  " + line[:200])
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
-    return 0 if ready and writers == 1 else 1
+    return 0 if ready and writers == 1 and answered == probes else 1
 
 
 if __name__ == "__main__":
