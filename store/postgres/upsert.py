@@ -2,8 +2,9 @@
 
 Owns: the staging table and its COPY, the one upsert that applies the newest-wins rule of
 `store.merge` in PostgreSQL's SQL and tells the keys it inserted per service (which
-`store.postgres.scan_counts` keeps, issue 26), and the dead-letter insert with its conflict
-target. `store.postgres.writer` runs them.
+`store.postgres.scan_counts` keeps, issue 26), its two-statement twin for a `scans`
+partitioned by `miniscan partition` (`UPSERTS` holds both: the writer picks one), and the
+dead-letter insert with its conflict target. `store.postgres.writer` runs them.
 
 Never: open connections, run a statement, or hold the rule in any other form.
 """
@@ -56,6 +57,53 @@ WITH upserted AS (
 )
 SELECT service, count(*) FILTER (WHERE inserted), count(*) FROM upserted GROUP BY service
 """
+
+# On a partitioned `scans` (store.postgres.partition) PostgreSQL 15 refuses `xmax` in the
+# upsert's RETURNING ("cannot retrieve a system column in this context", 0A000), so a batch
+# there is two statements in its one transaction, each giving (service, inserted, changed):
+# 1. the new keys: DO NOTHING on a conflict, so what comes back is exactly the keys this
+#    statement inserted. A key another writer is inserting at the same time makes this one
+#    wait for its commit and then conflict: counted once, by the writer that inserted it.
+# 2. the newest-wins rule on the keys that existed, with the upsert's _NEWER and WHERE (the
+#    staged row is named `excluded` to share them). Keys statement 1 just inserted compare
+#    equal and are skipped. Its own snapshot sees what other writers committed meanwhile.
+# Lock order: statement 1 inserts in key order, like the upsert; an UPDATE ... FROM would
+# lock in whatever order its join plan reads the rows, so two writers updating the same keys
+# could deadlock (each retried whole, but slower and noisy). The MATERIALIZED CTE locks the
+# rows that would change in key order first (locking applies after ORDER BY), and the UPDATE
+# only ever updates rows that CTE returned, hence already locked.
+INSERT_NEW_FROM_INCOMING = f"""
+WITH inserted AS (
+    INSERT INTO scans ({_COLUMNS})
+    SELECT {_COLUMNS} FROM miniscan_incoming ORDER BY ip, port, service
+    ON CONFLICT (ip, port, service) DO NOTHING
+    RETURNING service
+)
+SELECT service, count(*), count(*) FROM inserted GROUP BY service
+"""
+UPDATE_FROM_INCOMING = f"""
+WITH changing AS MATERIALIZED (
+    SELECT excluded.* FROM miniscan_incoming AS excluded JOIN scans USING (ip, port, service)
+    WHERE {_NEWER} OR excluded.first_seen < scans.first_seen
+    ORDER BY ip, port, service
+    FOR NO KEY UPDATE OF scans
+), updated AS (
+    UPDATE scans SET
+        last_scanned = greatest(scans.last_scanned, excluded.last_scanned),
+        response     = CASE WHEN {_NEWER} THEN excluded.response ELSE scans.response END,
+        data_version = CASE WHEN {_NEWER} THEN excluded.data_version
+                            ELSE scans.data_version END,
+        first_seen   = least(scans.first_seen, excluded.first_seen)
+    FROM changing AS excluded
+    WHERE (scans.ip, scans.port, scans.service) = (excluded.ip, excluded.port, excluded.service)
+        AND ({_NEWER} OR excluded.first_seen < scans.first_seen)
+    RETURNING scans.service
+)
+SELECT service, 0::bigint, count(*) FROM updated GROUP BY service
+"""
+# What a batch runs on `scans`, by whether it is partitioned: the plain table keeps its one
+# measured upsert.
+UPSERTS = {False: (UPSERT_FROM_INCOMING,), True: (INSERT_NEW_FROM_INCOMING, UPDATE_FROM_INCOMING)}
 # Dead letters are few: one statement over arrays, in identity order (after the scans, so
 # every writer takes its locks in one global order). Ids follow that order within a batch.
 INSERT_DEAD_LETTERS = """
