@@ -298,14 +298,12 @@ def test_serialization_failure_retries_the_batch_whole(writer_url, monkeypatch, 
 def test_deadlock_with_another_application_retries_the_batch_whole(writer_url, caplog):
     # The writer locks its keys in order (port 22, then 80); another session holds 80 and
     # then asks for 22. The writer waits first, so its deadlock check (after 1 s) finds
-    # the cycle and the writer is the one aborted; the other session never checks. The
-    # other holds 80 with a row lock, not an update: on a partitioned scans the writer's
-    # first statement (new keys only) would wait on an updated row before locking any.
+    # the cycle and the writer is the one aborted; the other session never checks.
     set_database_default(writer_url, "deadlock_timeout", "1s")
     with PostgresStore.open(writer_url) as store, psycopg.connect(writer_url) as other:
         store.write_batch([scan(ts=1, port=22), scan(ts=1, port=80)])
         other.execute("SET deadlock_timeout = '10min'")
-        other.execute("SELECT 1 FROM scans WHERE port = 80 FOR UPDATE")
+        other.execute("UPDATE scans SET last_scanned = 50 WHERE port = 80")
         writing = InThread(lambda: store.write_batch([scan(ts=99, port=22), scan(ts=99, port=80)]))
         wait_until(
             lambda: writer_waits_on_a_lock(writer_url),
@@ -321,11 +319,12 @@ def test_deadlock_with_another_application_retries_the_batch_whole(writer_url, c
 
 
 def test_a_batch_locks_its_rows_in_key_order_whatever_the_batch_or_the_heap_order(writer_url):
-    # What makes concurrent writers deadlock-free: each locks the rows it changes in key
+    # What makes concurrent writers deadlock-free: each locks the rows of its batch in key
     # order. Port 80 is stored first and comes first in the batch, and is held by another
     # session: the writer waits on it holding port 22 already, never the other way round.
-    # No merge joins: on so small a table one would sort by key by chance, while on a big
-    # one the planner joins by index or hash, in the batch's or the heap's order.
+    # Merge joins off: a statement joining scans to the batch (an UPDATE ... FROM) would
+    # lock in key order by chance on so small a table, while on a big one the planner joins
+    # by index or hash, in the batch's or the heap's order.
     set_database_default(writer_url, "enable_mergejoin", "off")
     with PostgresStore.open(writer_url) as store, psycopg.connect(writer_url) as other:
         store.write_batch([scan(ts=1, port=80)])
