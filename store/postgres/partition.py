@@ -2,9 +2,11 @@
 
 Owns: replacing a plain `scans` by a table of the same layout (columns, key, checks, comments,
 the version stamp, the kept counts' triggers, the grants readers rely on) partitioned by hash
-of ip, moving every row into it in one transaction under an exclusive lock; telling whether
-`scans` is partitioned (`scans_partitioned`: the writer picks its statements by it, see
-`store.postgres.upsert`) and into how many partitions (`partition_count`).
+of ip, moving every row into it in one transaction under an exclusive lock
+(`partition_scans`, or `partition_database` on a connection of its own, its errors
+translated, for the command); telling whether `scans` is partitioned (`scans_partitioned`:
+the writer picks its statements by it, see `store.postgres.upsert`) and into how many
+partitions (`partition_count`).
 
 Never: change the public layout (the columns and the key (ip, port, service) stay), touch
 `scan_counts` (the rows move; what they count does not change), partition twice, or leave
