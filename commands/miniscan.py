@@ -2,8 +2,8 @@
 
 Owns: only the click group and which subcommands it shows. The demo and the built-in Pub/Sub
 server declare their commands next to the code they drive (`demo.cli`, `localpubsub.cli`);
-the store's read-side commands (`commands.query`, `commands.dead_letters`) and `setup`
-(`commands.setup`) live here in `commands/`.
+the store's read-side commands (`commands.query`, `commands.dead_letters`), `partition`
+(`commands.partition`) and `setup` (`commands.setup`) live here in `commands/`.
 
 A subcommand's module is imported only when that subcommand runs (or --help lists them):
 `miniscan stats` answers in milliseconds from the kept counts (issue 26), and importing the
@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "dead-letters": "commands.dead_letters:dead_letters_group",
     "demo": "demo.cli:demo",
     "emulator": "localpubsub.cli:emulator",
+    "partition": "commands.partition:partition_command",
     "query": "commands.query:query_command",
     "setup": "commands.setup:setup_command",
     "stats": "commands.query:stats_command",

@@ -4,7 +4,7 @@ Owns: `ScanStoreBackend` (what a store must offer: open, write_batch, row_count,
 context manager, migrated_from), the rule that a `postgresql://` or `postgres://` URL
 means PostgreSQL (store.postgres) while anything else is a SQLite file path (store.sqlite),
 and `import_postgres`, the one place the PostgreSQL backend is imported for the writer's
-and the readers' paths alike (psycopg is an optional extra).
+and the readers' paths alike, and `miniscan partition`'s (psycopg is an optional extra).
 
 Never: hold SQL, connections or policy of its own. SQL differences live in each backend's
 package; both are held to the same tests (tests/test_store_conformance.py), so that callers
@@ -85,6 +85,7 @@ def import_postgres() -> ModuleType:
     no loop.)"""
     try:
         import store.postgres.connection
+        import store.postgres.partition
         import store.postgres.reader
         import store.postgres.writer
     except ModuleNotFoundError as exc:

@@ -105,3 +105,16 @@ def postgres_cluster() -> Iterator[Cluster]:
 def postgres_url(postgres_cluster: Cluster) -> str:
     """The URL of a new, empty database on the session's cluster, for this test alone."""
     return postgres_cluster.create_database()
+
+
+@pytest.fixture
+def partitioned_postgres_url(postgres_cluster: Cluster) -> str:
+    """The URL of another new database, with miniscan's tables in it and `scans` spread over
+    4 hash partitions of ip (`miniscan partition`): the writer's tests run on both layouts."""
+    from store.postgres.partition import partition_database
+    from store.postgres.writer import PostgresStore
+
+    url = postgres_cluster.create_database()
+    PostgresStore.open(url).close()
+    partition_database(url, 4)
+    return url

@@ -37,6 +37,24 @@ from store.rows import SCAN_FIELDS, ScanRow, StoredDeadLetter, StoreStats
 _SCAN_COLUMNS = ", ".join(SCAN_FIELDS)
 _LETTER_COLUMNS = "id, payload, reason, detail, message_id, received_at"
 _FETCH_ROWS = 2000  # rows per round trip of find_scans' server-side cursor
+# A partitioned table has no storage of its own: its size is its partitions' (leaves of
+# pg_partition_tree, which lists nothing for a plain table).
+_TABLE_SIZES = """
+SELECT pg_total_relation_size('scans') + pg_total_relation_size('dead_letters')
+    + (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('scans')
+       WHERE isleaf)
+"""
+# Per partition of a partitioned scans: its distinct ips as ANALYZE estimated them, and the
+# rows it had then; the partitions not analyzed yet are left out.
+_PARTITIONS_DISTINCT_IPS = """
+SELECT sum(CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * c.reltuples ELSE s.n_distinct END),
+       sum(c.reltuples)
+FROM pg_partition_tree('scans') t JOIN pg_class c ON c.oid = t.relid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+    AND s.attname = 'ip' AND NOT s.inherited
+WHERE t.isleaf AND c.reltuples > 0
+"""
 
 
 class PostgresReader(ClosedOnExit):
@@ -93,9 +111,7 @@ class PostgresReader(ClosedOnExit):
             every_row = self._read_every_row(conn) if full else None
             estimate = None if full else self._estimate_distinct_ips(conn, kept.rows)
             by_reason = self._count_by_reason(conn)
-            size = conn.execute(
-                "SELECT pg_total_relation_size('scans') + pg_total_relation_size('dead_letters')"
-            ).fetchone()[0]
+            size = conn.execute(_TABLE_SIZES).fetchone()[0]
             schema_version = schema.read_schema_version(conn, self.where)
         return StoreStats(
             path=self.where,
@@ -120,15 +136,21 @@ class PostgresReader(ClosedOnExit):
     @staticmethod
     def _estimate_distinct_ips(conn: psycopg.Connection, rows: int) -> int | None:
         """The planner's estimate from the last ANALYZE: n_distinct is a count, or, when
-        negative, minus the share of rows (which scales with the table). None before any."""
+        negative, minus the share of rows (which scales with the table). None before any.
+        A partitioned scans has its own only after an ANALYZE by hand (autovacuum analyzes
+        the partitions, never the parent); without it, the partitions' estimates are summed
+        (an ip lives in one partition) and scaled from the rows they saw to `rows`."""
         found = conn.execute(
             "SELECT n_distinct FROM pg_stats WHERE schemaname = current_schema()"
             " AND tablename = 'scans' AND attname = 'ip'"
         ).fetchone()
-        if found is None or found[0] is None:
+        if found is not None and found[0] is not None:
+            n_distinct = float(found[0])
+            return round(-n_distinct * rows if n_distinct < 0 else min(n_distinct, rows))
+        ips, analyzed_rows = conn.execute(_PARTITIONS_DISTINCT_IPS).fetchone()
+        if ips is None or not analyzed_rows:
             return None
-        n_distinct = float(found[0])
-        return round(-n_distinct * rows if n_distinct < 0 else min(n_distinct, rows))
+        return min(round(float(ips) * rows / float(analyzed_rows)), rows)
 
     def count_by_reason(self) -> list[tuple[str, int]]:
         """(reason, count) pairs, most frequent first."""

@@ -1,22 +1,24 @@
 """The writer's handle on a shared PostgreSQL store: open (create, migrate), write batches, close.
 
-Owns: the writer's connection and its settings, the newest-wins upsert in PostgreSQL's SQL,
-the retry of a whole batch on a deadlock or serialization failure, reconnecting after a lost
-connection, and the guarantee that `write_batch` either commits a whole batch durably or
-leaves nothing of it. The same contract as `store.sqlite.writer.ScanStore`;
-`store.backend` picks one of the two, and tests/test_store_conformance.py holds both to it.
+Owns: the writer's connection and its settings, running the statements of a batch (those
+of `store.postgres.upsert` that fit a plain or a partitioned `scans`), the retry of a whole
+batch on a deadlock or serialization failure, reconnecting after a lost connection, and the
+guarantee that `write_batch` either commits a whole batch durably or leaves nothing of it.
+The same contract as `store.sqlite.writer.ScanStore`; `store.backend` picks one of the two,
+and tests/test_store_conformance.py holds both to it.
 
 Never: decide the writer's retry or ack policy beyond the transient conflicts above (the
 writer process retries `StoreUnavailable`), talk to Pub/Sub, or create tables from a reader.
 
 Concurrency: unlike a SQLite file, any number of these stores (one per supervisor, on any
 machine) may write one database at once. Every batch is ONE upsert statement that takes its
-keys in (ip, port, service) byte order, dead letters after the scans in their identity
-order, and last its slot's rows of `scan_counts` in service order (two writers may draw one
-slot), so two batches lock shared rows in the same order and cannot deadlock each other;
-READ COMMITTED lets ON CONFLICT see the newest committed row, so newest-wins holds across
-writers. A deadlock or serialization failure (another application's locks, a stricter
-default isolation) rolls the batch back and retries it whole: the upsert is idempotent.
+keys in (ip, port, service) byte order (two that each do on a partitioned `scans`, see
+`store.postgres.upsert`), dead letters after the scans in their identity order, and last its
+slot's rows of `scan_counts` in service order (two writers may draw one slot), so two
+batches lock shared rows in the same order and cannot deadlock each other; READ COMMITTED
+lets ON CONFLICT see the newest committed row, so newest-wins holds across writers. A
+deadlock or serialization failure (another application's locks, a stricter default
+isolation) rolls the batch back and retries it whole: the upsert is idempotent.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ from store.kept_counts import kept_count_rows
 from store.merge import reduce_rows
 from store.postgres import scan_counts, schema
 from store.postgres.connection import connect, describe, translate_error
+from store.postgres.partition import scans_partitioned
 from store.postgres.upsert import (
     COPY_INCOMING,
     COPY_TYPES,
     INCOMING_DDL,
     INSERT_DEAD_LETTERS,
-    UPSERT_FROM_INCOMING,
+    UPSERTS,
 )
 from store.rows import WriteResult, payload_digest
 
@@ -71,7 +74,7 @@ class PostgresStore(ClosedOnExit):
     """One writer's connection to the shared database. Not thread-safe: one owner thread."""
 
     def __init__(self, url: str, mode: str, settings: dict[str, str], conn: psycopg.Connection,
-                 rows: int, migrated_from: int | None):  # fmt: skip
+                 rows: int, migrated_from: int | None, partitioned: bool):  # fmt: skip
         self._url = url
         self._mode = mode
         self._settings = settings
@@ -80,6 +83,7 @@ class PostgresStore(ClosedOnExit):
         # The shared count as of this store's last commit (other writers' keys included).
         self._rows = rows
         self._count_slot = random.randrange(scan_counts.COUNT_SLOTS)
+        self._partitioned = partitioned  # picks the batch's statements (store.postgres.upsert)
         self.path = describe(url)
         self.migrated_from = migrated_from
 
@@ -105,7 +109,7 @@ class PostgresStore(ClosedOnExit):
         conn = connect(url, where)
         try:
             version_before = schema.ensure_current(conn, where)
-            _prepare_writer(conn, settings)
+            partitioned = _prepare_writer(conn, settings)
             rows = conn.execute(scan_counts.READ_ROW_COUNT).fetchone()[0]
             conn.commit()
         except BaseException as exc:
@@ -113,10 +117,8 @@ class PostgresStore(ClosedOnExit):
             if isinstance(exc, psycopg.Error):
                 raise translate_error(exc, f"cannot open {where}") from None
             raise
-        current = (None, schema.CURRENT_VERSION)
-        return cls(
-            url, mode, settings, conn, rows, None if version_before in current else version_before
-        )
+        migrated_from = None if version_before in (None, schema.CURRENT_VERSION) else version_before
+        return cls(url, mode, settings, conn, rows, migrated_from, partitioned)
 
     def write_batch(
         self, records: Sequence[ScanRecord], dead_letters: Sequence[DeadLetter] = ()
@@ -163,6 +165,18 @@ class PostgresStore(ClosedOnExit):
     def _apply(
         self, scan_rows: list[tuple], letter_columns: list[list] | None
     ) -> tuple[int, int, int, int]:
+        try:
+            return self._apply_once(scan_rows, letter_columns)
+        except pg_errors.FeatureNotSupported:
+            # Partitioned under this writer (0A000 on xmax): a new session looks again, once.
+            if self._partitioned or self._conn is None:
+                raise
+            self._conn.close()
+            return self._apply_once(scan_rows, letter_columns)
+
+    def _apply_once(
+        self, scan_rows: list[tuple], letter_columns: list[list] | None
+    ) -> tuple[int, int, int, int]:
         conn = self._connection()
         new_keys = changed = stored = 0
         new_by_service: dict[str, int] = {}
@@ -173,9 +187,10 @@ class PostgresStore(ClosedOnExit):
                         copy.set_types(COPY_TYPES)
                         for row in scan_rows:
                             copy.write_row(row)
-                    for service, inserted, service_changed in cur.execute(UPSERT_FROM_INCOMING):
-                        new_by_service[service] = inserted
-                        new_keys, changed = new_keys + inserted, changed + service_changed
+                    for statement in UPSERTS[self._partitioned]:
+                        for service, inserted, service_changed in cur.execute(statement):
+                            new_by_service[service] = new_by_service.get(service, 0) + inserted
+                            new_keys, changed = new_keys + inserted, changed + service_changed
                 if letter_columns:
                     cur.execute(INSERT_DEAD_LETTERS, letter_columns)
                     stored = cur.rowcount
@@ -214,12 +229,12 @@ class PostgresStore(ClosedOnExit):
             conn = connect(self._url, self.path)
             try:
                 schema.require_current(conn, self.path)
-                _prepare_writer(conn, self._settings)
+                partitioned = _prepare_writer(conn, self._settings)
                 conn.commit()
             except BaseException:
                 conn.close()
                 raise
-            self._conn = conn
+            self._conn, self._partitioned = conn, partitioned
         return self._conn
 
     def ping(self) -> None:
@@ -272,11 +287,12 @@ def _bind_batch(
 
 
 # One small function per connection setting, applied together (apsw bestpractice).
-def _prepare_writer(conn: psycopg.Connection, settings: dict[str, str]) -> None:
-    """Every setting of the writer's session, then its staging table."""
+def _prepare_writer(conn: psycopg.Connection, settings: dict[str, str]) -> bool:
+    """Every setting of the writer's session, its staging table; whether scans is partitioned."""
     for name, value in settings.items():
         _set(conn, name, value)
     conn.execute(INCOMING_DDL)
+    return scans_partitioned(conn)
 
 
 def _set(conn: psycopg.Connection, name: str, value: str) -> None:

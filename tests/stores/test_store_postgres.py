@@ -1,7 +1,9 @@
 """What only the PostgreSQL store has, against a real server: URLs, the schema in the
 connection's default schema (created, versioned, refused untouched when foreign, neighbours
 left alone), NUL and non-ASCII responses, lost connections and lock timeouts, conflicts
-retried whole, and several writers at once on overlapping keys.
+retried whole, and several writers at once on overlapping keys. The writer's tests run on
+both layouts of `scans` (`writer_url`): plain, and spread over hash partitions of ip, where a
+batch is two statements instead of one upsert (store.postgres.upsert).
 
 The rules both stores share are in tests/test_store_conformance.py."""
 
@@ -63,9 +65,17 @@ class InThread:
         return self.outcome[0]
 
 
+@pytest.fixture(params=["plain", "partitioned"])
+def writer_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database with no tables yet, or with `scans` partitioned already."""
+    return request.getfixturevalue(
+        "postgres_url" if request.param == "plain" else "partitioned_postgres_url"
+    )
+
+
 @pytest.fixture
-def store(postgres_url: str) -> Iterator[PostgresStore]:
-    with PostgresStore.open(postgres_url) as opened:
+def store(writer_url: str) -> Iterator[PostgresStore]:
+    with PostgresStore.open(writer_url) as opened:
         yield opened
 
 
@@ -184,11 +194,11 @@ def test_tables_go_to_the_connections_default_schema(postgres_url) -> None:
 RESPONSES = ["", "\x00", "a\x00b\x00", "café", "日本語", "\U0001f600 emoji", "\uffff", "\r\n\t"]
 
 
-def test_nul_and_non_ascii_responses_round_trip_as_utf8(postgres_url, store) -> None:
+def test_nul_and_non_ascii_responses_round_trip_as_utf8(writer_url, store) -> None:
     store.write_batch([scan(port=port, response=text) for port, text in enumerate(RESPONSES)])
-    stored = sql(postgres_url, "SELECT port, response FROM scans ORDER BY port")
+    stored = sql(writer_url, "SELECT port, response FROM scans ORDER BY port")
     assert [bytes(raw) for _, raw in stored] == [text.encode("utf-8") for text in RESPONSES]
-    with connect_existing(postgres_url) as reader:
+    with connect_existing(writer_url) as reader:
         rows = reader.execute("SELECT response FROM scans ORDER BY port").fetchall()
         assert [postgres_schema.decode_response(raw) for (raw,) in rows] == RESPONSES
 
@@ -206,48 +216,48 @@ def test_readers_need_current_tables_and_cannot_write(postgres_url) -> None:
         admin.execute("DELETE FROM dead_letters")
 
 
-def test_writers_opening_at_once_create_the_tables_once(postgres_url) -> None:
+def test_writers_opening_at_once_create_the_tables_once(writer_url) -> None:
     start = threading.Barrier(4)
 
     def open_together() -> int:
         start.wait()
-        with PostgresStore.open(postgres_url) as store:
+        with PostgresStore.open(writer_url) as store:
             return store.write_batch([scan(ts=random.randrange(100))]).scans
 
     writers = [InThread(open_together) for _ in range(4)]
     assert [w.result() for w in writers] == [1, 1, 1, 1]
-    assert len(table(postgres_url)) == 1
+    assert len(table(writer_url)) == 1
 
 
-def test_lock_held_past_the_timeout_is_unavailable_and_writes_nothing(postgres_url) -> None:
-    with PostgresStore.open(postgres_url, busy_timeout_ms=100) as store:
+def test_lock_held_past_the_timeout_is_unavailable_and_writes_nothing(writer_url) -> None:
+    with PostgresStore.open(writer_url, busy_timeout_ms=100) as store:
         store.write_batch([scan(ts=1)])
-        with psycopg.connect(postgres_url) as other:
+        with psycopg.connect(writer_url) as other:
             other.execute("SELECT * FROM scans FOR UPDATE")
             with pytest.raises(StoreUnavailable, match="locked"):
                 store.write_batch([scan(ts=2), scan(port=22)])
             other.rollback()
-        assert table(postgres_url) == [("10.0.0.1", 80, "HTTP", 1, "r", 1, 1)]
+        assert table(writer_url) == [("10.0.0.1", 80, "HTTP", 1, "r", 1, 1)]
         store.write_batch([scan(ts=2)])  # once the lock is gone, the retry succeeds
-        assert table(postgres_url)[0][3] == 2
+        assert table(writer_url)[0][3] == 2
 
 
-def test_lost_connection_is_unavailable_then_the_next_batch_reconnects(postgres_url, store):
+def test_lost_connection_is_unavailable_then_the_next_batch_reconnects(writer_url, store):
     store.write_batch([scan(ts=1)])
     killed = sql(
-        postgres_url,
+        writer_url,
         "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE datname = current_database() AND application_name = 'miniscan'",
     )
     assert [ok for _, ok in killed] == [True]
     gone = "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
     wait_until(
-        lambda: not sql(postgres_url, gone, (killed[0][0],)), 10, "the backend to end", every=0.01
+        lambda: not sql(writer_url, gone, (killed[0][0],)), 10, "the backend to end", every=0.01
     )
     with pytest.raises(StoreUnavailable):
         store.write_batch([scan(ts=2)])
     assert store.write_batch([scan(ts=3)]).changed_keys == 1
-    assert table(postgres_url)[0][3] == 3
+    assert table(writer_url)[0][3] == 3
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.write_batch([scan(ts=4)])
@@ -256,17 +266,17 @@ def test_lost_connection_is_unavailable_then_the_next_batch_reconnects(postgres_
 @pytest.mark.parametrize(
     "retries", [postgres_writer.CONFLICT_RETRIES, 0], ids=["retried", "exhausted"]
 )
-def test_serialization_failure_retries_the_batch_whole(postgres_url, monkeypatch, caplog, retries):
+def test_serialization_failure_retries_the_batch_whole(writer_url, monkeypatch, caplog, retries):
     # Under REPEATABLE READ (a database default another application may set), a row that a
     # concurrent transaction changed after our snapshot makes the upsert fail with 40001.
-    set_database_default(postgres_url, "default_transaction_isolation", "repeatable read")
+    set_database_default(writer_url, "default_transaction_isolation", "repeatable read")
     monkeypatch.setattr(postgres_writer, "CONFLICT_RETRIES", retries)
-    with PostgresStore.open(postgres_url) as store, psycopg.connect(postgres_url) as other:
+    with PostgresStore.open(writer_url) as store, psycopg.connect(writer_url) as other:
         store.write_batch([scan(ts=1)])
         other.execute("UPDATE scans SET last_scanned = 50")
         writing = InThread(lambda: store.write_batch([scan(ts=100, response="new"), scan(port=1)]))
         wait_until(
-            lambda: writer_waits_on_a_lock(postgres_url),
+            lambda: writer_waits_on_a_lock(writer_url),
             10,
             "the writer to wait on the row",
             every=0.01,
@@ -275,28 +285,28 @@ def test_serialization_failure_retries_the_batch_whole(postgres_url, monkeypatch
         if retries == 0:
             with pytest.raises(StoreUnavailable, match="serialize"):
                 writing.result()
-            assert table(postgres_url) == [("10.0.0.1", 80, "HTTP", 50, "r", 1, 1)]
+            assert table(writer_url) == [("10.0.0.1", 80, "HTTP", 50, "r", 1, 1)]
             return
         assert writing.result().new_keys == 1
-    assert table(postgres_url) == [
+    assert table(writer_url) == [
         ("10.0.0.1", 1, "HTTP", 100, "r", 1, 100),
         ("10.0.0.1", 80, "HTTP", 100, "new", 1, 1),
     ]
     assert "SerializationFailure" in caplog.text
 
 
-def test_deadlock_with_another_application_retries_the_batch_whole(postgres_url, caplog):
+def test_deadlock_with_another_application_retries_the_batch_whole(writer_url, caplog):
     # The writer locks its keys in order (port 22, then 80); another session holds 80 and
     # then asks for 22. The writer waits first, so its deadlock check (after 1 s) finds
     # the cycle and the writer is the one aborted; the other session never checks.
-    set_database_default(postgres_url, "deadlock_timeout", "1s")
-    with PostgresStore.open(postgres_url) as store, psycopg.connect(postgres_url) as other:
+    set_database_default(writer_url, "deadlock_timeout", "1s")
+    with PostgresStore.open(writer_url) as store, psycopg.connect(writer_url) as other:
         store.write_batch([scan(ts=1, port=22), scan(ts=1, port=80)])
         other.execute("SET deadlock_timeout = '10min'")
         other.execute("UPDATE scans SET last_scanned = 50 WHERE port = 80")
         writing = InThread(lambda: store.write_batch([scan(ts=99, port=22), scan(ts=99, port=80)]))
         wait_until(
-            lambda: writer_waits_on_a_lock(postgres_url),
+            lambda: writer_waits_on_a_lock(writer_url),
             10,
             "the writer to wait on port 80",
             every=0.01,
@@ -305,7 +315,28 @@ def test_deadlock_with_another_application_retries_the_batch_whole(postgres_url,
         other.commit()
         assert writing.result().changed_keys == 2
     assert "DeadlockDetected" in caplog.text
-    assert [row[3] for row in table(postgres_url)] == [99, 99]
+    assert [row[3] for row in table(writer_url)] == [99, 99]
+
+
+def test_a_batch_locks_its_rows_in_key_order_whatever_the_batch_or_the_heap_order(writer_url):
+    # What makes concurrent writers deadlock-free: each locks the rows of its batch in key
+    # order. Port 80 is stored first and comes first in the batch, and is held by another
+    # session: the writer waits on it holding port 22 already, never the other way round.
+    # Merge joins off: a statement joining scans to the batch (an UPDATE ... FROM) would
+    # lock in key order by chance on so small a table, while on a big one the planner joins
+    # by index or hash, in the batch's or the heap's order.
+    set_database_default(writer_url, "enable_mergejoin", "off")
+    with PostgresStore.open(writer_url) as store, psycopg.connect(writer_url) as other:
+        store.write_batch([scan(ts=1, port=80)])
+        store.write_batch([scan(ts=1, port=22)])
+        other.execute("SELECT 1 FROM scans WHERE port = 80 FOR UPDATE")
+        writing = InThread(lambda: store.write_batch([scan(ts=9, port=80), scan(ts=9, port=22)]))
+        wait_until(lambda: writer_waits_on_a_lock(writer_url), 10, "the writer to wait on 80")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            sql(writer_url, "SELECT 1 FROM scans WHERE port = 22 FOR UPDATE NOWAIT")
+        other.commit()
+        assert writing.result().changed_keys == 2
+    assert [row[3] for row in table(writer_url)] == [9, 9]
 
 
 def expected_table(records: list[ScanRecord]) -> list[tuple]:
@@ -318,7 +349,7 @@ def expected_table(records: list[ScanRecord]) -> list[tuple]:
     return sorted(rows)
 
 
-def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(postgres_url, caplog):
+def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(writer_url, caplog):
     rng = random.Random(14)
     texts = ["", "\x00", "a", "B", "é", "\U0001f600", "banner"]
     records = [
@@ -336,7 +367,7 @@ def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(postgres
         mine, my_letters = records[:], letters[:]
         order.shuffle(mine)
         order.shuffle(my_letters)
-        with PostgresStore.open(postgres_url, synchronous="OFF") as store:
+        with PostgresStore.open(writer_url, synchronous="OFF") as store:
             start.wait()
             while mine:
                 size = order.randint(1, 60)
@@ -347,8 +378,8 @@ def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(postgres
     writers = [InThread(lambda seed=seed: write_everything(seed)) for seed in range(3)]
     for writer in writers:
         writer.result(timeout=120)
-    assert table(postgres_url) == expected_table(records)
-    stored = sql(postgres_url, "SELECT message_id, payload FROM dead_letters")
+    assert table(writer_url) == expected_table(records)
+    stored = sql(writer_url, "SELECT message_id, payload FROM dead_letters")
     assert sorted((m, bytes(p)) for m, p in stored) == sorted(
         {(d.message_id, d.payload) for d in letters}
     )
@@ -356,10 +387,10 @@ def test_concurrent_writers_on_overlapping_keys_end_in_the_newest_table(postgres
     assert "retrying it whole" not in caplog.text
 
 
-def test_every_writer_reports_the_shared_table_not_only_its_own_keys(postgres_url, monkeypatch):
+def test_every_writer_reports_the_shared_table_not_only_its_own_keys(writer_url, monkeypatch):
     """Replicas share one table: the rows gauge of each must count the others' keys too.
     Each batch reads the shared count back in its own transaction (no count of the table)."""
-    with PostgresStore.open(postgres_url) as first, PostgresStore.open(postgres_url) as second:
+    with PostgresStore.open(writer_url) as first, PostgresStore.open(writer_url) as second:
         first.write_batch([ScanRecord(f"10.0.0.{i}", 80, "HTTP", 1, "a", 2) for i in range(5)])
         second.write_batch([ScanRecord(f"10.0.1.{i}", 80, "HTTP", 1, "b", 2) for i in range(3)])
         assert second.row_count() == 8
@@ -367,7 +398,7 @@ def test_every_writer_reports_the_shared_table_not_only_its_own_keys(postgres_ur
         assert first.row_count() == 8
 
 
-def test_a_read_only_session_is_dropped_so_the_retry_reconnects(postgres_url, store):
+def test_a_read_only_session_is_dropped_so_the_retry_reconnects(writer_url, store):
     # A failover can leave the writer's session read-only (25006): the rollback succeeds,
     # and reusing that session would refuse every batch forever (issue 25).
     store.write_batch([scan(ts=1)])
@@ -377,7 +408,7 @@ def test_a_read_only_session_is_dropped_so_the_retry_reconnects(postgres_url, st
     with pytest.raises(StoreUnavailable, match="25006"):
         store.write_batch([scan(ts=2)])
     assert store.write_batch([scan(ts=3)]).changed_keys == 1
-    assert table(postgres_url)[0][3] == 3
+    assert table(writer_url)[0][3] == 3
     store.close()
 
 
