@@ -177,8 +177,8 @@ def plot(results: Mapping[str, Any], path: Path) -> Path | None:
     axes.set_xlabel("rows in scans before the drain (leftmost: near-empty, the backlog's size)")
     axes.set_ylabel("msgs/s draining the backlog")
     axes.set_ylim(bottom=0)
-    axes.set_title(f"Drain rate against table size ({results['started']}, {results['machine']})",
-                   fontsize=9)  # fmt: skip
+    axes.set_title(f"Drain rate against table size ({results['started'][:10]},"
+                   f" {results['machine']})", fontsize=9)  # fmt: skip
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
