@@ -71,10 +71,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--bloat-rows", default="10M", help="0 skips the PostgreSQL bloat rounds")
     p.add_argument("--bloat-rounds", type=int, default=3)
-    p.add_argument("--fillfactor", type=int, default=100,
-                   help="scans' fillfactor in the bloat database (PostgreSQL's default: 100)")
+    p.add_argument("--fillfactor", type=int,
+                   help="scans' fillfactor in the bloat database (default: the schema's, 90)")
     p.add_argument("--vacuum-scale-factor", type=float,
-                   help="scans' autovacuum_vacuum_scale_factor there (server default: 0.2)")
+                   help="scans' autovacuum_vacuum_scale_factor there (default: the schema's)")
     p.add_argument("--dir", default="data/growth")
     p.add_argument("--json", default="bench/plots/table_growth.json")
     p.add_argument("--plot", default="bench/plots/table_growth.png")
@@ -296,16 +296,18 @@ def bloat(growth_url: str, args: argparse.Namespace, say: Callable[[str], None])
         conn.execute("CREATE DATABASE miniscan_bloat")
     PostgresStore.open(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE scans SET (fillfactor = {args.fillfactor})")
+        if args.fillfactor is not None:
+            conn.execute(f"ALTER TABLE scans SET (fillfactor = {args.fillfactor})")
         if args.vacuum_scale_factor is not None:
             conn.execute("ALTER TABLE scans SET (autovacuum_vacuum_scale_factor ="
                          f" {args.vacuum_scale_factor})")  # fmt: skip
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'scans'"
+                               " AND relnamespace = current_schema()::regnamespace").fetchone()[0]
     table_load.load_postgres(url, 0, args.bloat_rows, say)
     before = postgres_sizes(url)()
     seconds = table_load.update_rounds(url, args.bloat_rows, args.bloat_rounds, 5000, say)
     after = postgres_sizes(url)()
-    return {"rows": args.bloat_rows, "rounds": args.bloat_rounds, "fillfactor": args.fillfactor,
-            "vacuum_scale_factor": args.vacuum_scale_factor,
+    return {"rows": args.bloat_rows, "rounds": args.bloat_rounds, "reloptions": options or [],
             "seconds": seconds, "before": before, "after": after,
             "ratio": after["disk_bytes"] / before["disk_bytes"]}  # fmt: skip
 

@@ -116,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(bloat: Mapping[str, Any]) -> str:
-    scale = bloat.get("vacuum_scale_factor")
+    if "reloptions" in bloat:  # what the table had: the schema's, or the run's --fillfactor...
+        return ", ".join(bloat["reloptions"]) or "PostgreSQL's defaults"
+    scale = bloat.get("vacuum_scale_factor")  # runs recorded before reloptions were
     vacuum = "default autovacuum" if scale is None else f"autovacuum scale factor {scale}"
     return f"fillfactor {bloat['fillfactor']}, {vacuum}"
 
