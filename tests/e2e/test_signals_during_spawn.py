@@ -134,7 +134,8 @@ def test_the_first_spawn_of_a_process_boots_with_stop_signals_blocked(tmp_path):
 
 
 def signal_sets(pid: int) -> dict:
-    """The state, the pending (thread or process) and the ignored signals of `pid`."""
+    """The state, the pending (thread or process), the blocked and the ignored signals of
+    `pid`."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -147,17 +148,21 @@ def signal_sets(pid: int) -> dict:
     return {
         "state": fields["State"],
         "pending": members(fields["SigPnd"]) | members(fields["ShdPnd"]),
+        "blocked": members(fields["SigBlk"]),
         "ignored": members(fields["SigIgn"]),
     }
 
 
 def freeze_while_booting(supervisor: RunningSupervisor, name: str, nth: int) -> int | None:
     """SIGSTOP the nth spawn of `name` as soon as it is logged; its pid if it was caught
-    before setting up its own handlers (SIGINT not yet ignored), else None (thawed again)."""
+    before setting up its own handlers, else None (thawed again). Booting means SIGINT still
+    blocked: a child is born with the stop signals blocked and unblocks them only once its
+    handlers are in place. (Not "SIGINT not yet ignored": a fork of multiprocessing's server
+    starts with SIGINT ignored, the server's own protection, until it restores the handler.)"""
     pid = wait_until(lambda: supervisor.child_pid(name, nth=nth), 30, f"{name} #{nth}", 0.005)
     os.kill(pid, signal.SIGSTOP)
     wait_until(lambda: signal_sets(pid)["state"].startswith("T"), 10, "the child stopped", 0.005)
-    if signal.SIGINT in signal_sets(pid)["ignored"]:
+    if signal.SIGINT not in signal_sets(pid)["blocked"]:
         os.kill(pid, signal.SIGCONT)
         return None
     return pid
