@@ -8,26 +8,25 @@ launchers wait for it), and stopping on SIGTERM or SIGINT with exit code 0. Exit
 the port is tried before gRPC binds it, whose own error line would come first); 2 bad usage.
 
 Never: serve anything itself (`localpubsub.server` does) or act inside a signal handler:
-Python's C-level handler writes the signal number to a pipe (`signal.set_wakeup_fd`), and
-the main thread, blocked reading that pipe, does the stopping. No lock is taken in a handler
-and no signal can slip in between a check and a wait.
+`contracts.signal_relay` turns the signal into an Event set from a relay thread, and the
+main thread, waiting on that Event, does the stopping. No lock is taken in a handler and no
+signal can slip in between a check and a wait.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import sys
+import threading
 
 import click
 
 from contracts.console import CouldNotStart
+from contracts.signal_relay import stop_signals_set
 from localpubsub.server import LocalPubSub
 
 # The line Google's emulator logs once it serves; testkit.emulator and other tools wait for it.
 READY_MARKER = "Server started, listening on"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def bind_problem(host: str, port: int) -> str | None:
@@ -60,11 +59,8 @@ def emulator(host: str, port: int) -> None:
     problem = bind_problem(host, port)
     if problem:
         raise CouldNotStart(problem)
-    wakeup_read, wakeup_write = os.pipe()
-    os.set_blocking(wakeup_write, False)
-    previous_fd = signal.set_wakeup_fd(wakeup_write)
-    previous = {sig: signal.signal(sig, _ignore) for sig in STOP_SIGNALS}
-    try:
+    stop = threading.Event()
+    with stop_signals_set(stop):
         try:
             server = LocalPubSub(host, port)
         except OSError as exc:
@@ -72,28 +68,10 @@ def emulator(host: str, port: int) -> None:
         click.echo(f"{READY_MARKER} {server.port}")
         sys.stdout.flush()
         try:
-            _wait_for_stop_signal(wakeup_read)
+            stop.wait()
         finally:
             server.stop()
         click.echo("Server stopped")
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        os.close(wakeup_read)
-        os.close(wakeup_write)
-
-
-def _ignore(signum: int, frame: object) -> None:
-    """The handler Python needs so that the signal reaches the wakeup pipe instead of
-    killing the process; the pipe carries it to `_wait_for_stop_signal`."""
-
-
-def _wait_for_stop_signal(wakeup_read: int) -> None:
-    while True:
-        for signum in os.read(wakeup_read, 64):
-            if signum in STOP_SIGNALS:
-                return
 
 
 def main() -> None:

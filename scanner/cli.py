@@ -1,10 +1,10 @@
 """The `miniscan-scanner` command: the mock scanner that publishes scans to Pub/Sub.
 
 Owns: declaring and validating options (bad input is a one-line click error), choosing the
-payload source (generated or replayed from a file), the Ctrl-C/SIGTERM handler that only
-sets a stop flag, and the lines a person reads on stderr: progress, skipped lines, the
-final count. Exit codes (`contracts.exit_codes`): 0 done or stopped by a signal; 3 Pub/Sub
-unreachable; 1 a publish failed; 2 bad usage (click's own).
+payload source (generated or replayed from a file), Ctrl-C/SIGTERM only setting a stop flag
+(`contracts.signal_relay`: never from inside the handler), and the lines a person reads on
+stderr: progress, skipped lines, the final count. Exit codes (`contracts.exit_codes`): 0 done
+or stopped by a signal; 3 Pub/Sub unreachable; 1 a publish failed; 2 bad usage (click's own).
 
 Never: build payloads or call Pub/Sub itself (`scanner.generate`, `scanner.replay`,
 `scanner.publish`, `broker` do), or leave a traceback for an expected failure.
@@ -13,11 +13,9 @@ Never: build payloads or call Pub/Sub itself (`scanner.generate`, `scanner.repla
 from __future__ import annotations
 
 import itertools
-import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 
 import click
 from click.core import ParameterSource
@@ -25,11 +23,12 @@ from click.core import ParameterSource
 from broker.client import PubSubUnavailable
 from contracts import console
 from contracts.exit_codes import EXIT_CODES_HELP
+from contracts.signal_relay import stop_signals_set
 from scanner import generate, replay
 from scanner.publish import Progress, PublishFailed, ScanPublisher, format_progress
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def parse_ips(ctx: click.Context, param: click.Parameter, value: str) -> generate.IPNetwork:
     try:
@@ -142,7 +141,7 @@ def main(
     started = time.monotonic()
     on_progress = None if quiet else report_progress
     try:
-        with stop_on_signals(stop):
+        with stop_signals_set(stop):
             try:
                 publisher.run(payloads, rate or None, stop, on_progress, progress_every)
             finally:
@@ -185,18 +184,3 @@ def summary(published: int, topic_path: str, elapsed_s: float, interrupted: bool
     rate = published / elapsed_s if elapsed_s > 0 else 0.0
     line = f"published {published} messages to {topic_path} in {elapsed_s:.1f}s ({rate:.0f}/s)"
     return ("stopped: " if interrupted else "") + line
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM only set `stop`; the publish loop acts on it."""
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
