@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import apsw
 import table_keys
@@ -36,6 +36,31 @@ def _pairs_rows() -> list[tuple[int, int, str]]:
     return [(i, port, service) for i, (port, service) in enumerate(table_keys.PORT_SERVICES)]
 
 
+def sqlite_helpers(conn: apsw.Connection) -> None:
+    """The temporary tables `table_keys.sqlite_select` reads: port/service pairs, responses."""
+    conn.execute("CREATE TEMP TABLE pairs (i INTEGER PRIMARY KEY, port INTEGER, service TEXT)")
+    conn.executemany("INSERT INTO temp.pairs VALUES (?, ?, ?)", _pairs_rows())
+    conn.execute("CREATE TEMP TABLE pool (id INTEGER PRIMARY KEY, response TEXT)")
+    conn.executemany("INSERT INTO temp.pool VALUES (?, ?)", _pool_rows())
+
+
+def insert_sqlite_rows(conn: apsw.Connection, first: int, last: int) -> Iterator[int]:
+    """Insert rows first..last-1 into `scans`, one transaction per chunk; yields the rows
+    loaded after each. Needs `sqlite_helpers` on the same connection."""
+    columns = "ip, port, service, last_scanned, response, data_version, first_seen"
+    for low in range(first, last, CHUNK_ROWS):
+        high = min(last, low + CHUNK_ROWS)
+        conn.execute("BEGIN")
+        conn.execute(
+            "WITH RECURSIVE ks(k) AS (SELECT ? UNION ALL SELECT k + 1 FROM ks WHERE k + 1 < ?)"
+            f" INSERT INTO main.scans ({columns}) SELECT {table_keys.sqlite_select('k')}"
+            " FROM ks",
+            (low, high),
+        )
+        conn.execute("COMMIT")
+        yield high
+
+
 def load_sqlite(path: str, first: int, last: int, say: Callable[[str], None]) -> float:
     """Add rows first..last-1 to the SQLite file at `path`; seconds taken."""
     from store.sqlite import schema
@@ -47,21 +72,8 @@ def load_sqlite(path: str, first: int, last: int, say: Callable[[str], None]) ->
         conn.pragma("synchronous", "off")
         conn.pragma("cache_size", -LOADER_CACHE_KIB)
         conn.pragma("temp_store", "memory")
-        conn.execute("CREATE TEMP TABLE pairs (i INTEGER PRIMARY KEY, port INTEGER, service TEXT)")
-        conn.executemany("INSERT INTO temp.pairs VALUES (?, ?, ?)", _pairs_rows())
-        conn.execute("CREATE TEMP TABLE pool (id INTEGER PRIMARY KEY, response TEXT)")
-        conn.executemany("INSERT INTO temp.pool VALUES (?, ?)", _pool_rows())
-        columns = "ip, port, service, last_scanned, response, data_version, first_seen"
-        for low in range(first, last, CHUNK_ROWS):
-            high = min(last, low + CHUNK_ROWS)
-            conn.execute("BEGIN")
-            conn.execute(
-                "WITH RECURSIVE ks(k) AS (SELECT ? UNION ALL SELECT k + 1 FROM ks WHERE k + 1 < ?)"
-                f" INSERT INTO main.scans ({columns}) SELECT {table_keys.sqlite_select('k')}"
-                " FROM ks",
-                (low, high),
-            )
-            conn.execute("COMMIT")
+        sqlite_helpers(conn)
+        for high in insert_sqlite_rows(conn, first, last):
             say(f"  sqlite: loaded to {high:,} rows ({time.perf_counter() - started:.0f} s)")
         conn.execute("BEGIN")
         schema.recount_scans(conn)

@@ -47,10 +47,7 @@ def test_python_rows_are_canonical_and_unique() -> None:
 def test_sqlite_sql_spells_the_same_rows() -> None:
     pool = table_keys.responses()
     conn = apsw.Connection(":memory:")
-    conn.execute("CREATE TEMP TABLE pairs (i INTEGER PRIMARY KEY, port INTEGER, service TEXT)")
-    conn.executemany("INSERT INTO temp.pairs VALUES (?, ?, ?)", table_load._pairs_rows())
-    conn.execute("CREATE TEMP TABLE pool (id INTEGER PRIMARY KEY, response TEXT)")
-    conn.executemany("INSERT INTO temp.pool VALUES (?, ?)", table_load._pool_rows())
+    table_load.sqlite_helpers(conn)
     for k in SAMPLE_KEYS:
         got = conn.execute(f"SELECT {table_keys.sqlite_select(':k')}", {"k": k}).fetchall()[0]
         assert got == _expected(k, pool), k
