@@ -77,7 +77,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="scans' autovacuum_vacuum_scale_factor there (default: the schema's)")
     p.add_argument("--dir", default="data/growth")
     p.add_argument("--json", default="bench/plots/table_growth.json")
-    p.add_argument("--plot", default="bench/plots/table_growth.png")
+    p.add_argument("--plot", help="default: --json's path ending in .png, so a run with its "
+                   "own --json never overwrites the recorded plot")
     p.add_argument("--keep", action="store_true",
                    help="keep the databases (and the PostgreSQL server running) at the end")
     p.add_argument("--sqlite-path", help="grow this file (default: a new one in --dir)")
@@ -361,8 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     missed = report.print_report(results)
-    if args.plot:
-        report.plot(results, Path(args.plot))
+    if args.plot != "":
+        report.plot(results, Path(args.plot or Path(args.json).with_suffix(".png")))
     return 1 if args.check and missed else 0
 
 
