@@ -17,13 +17,16 @@ runs them (wall time of the command), and the p50/p99 of in-process `find_scans(
 For PostgreSQL it then loads `--bloat-rows` rows into a second database and updates every
 row `--bloat-rounds` times (autovacuum running as configured), reporting the size before and
 after. The figures go to `--json` and a plot; bench/table_growth_report.py prints them and
-the verdicts of issue 26.
+the verdicts of issue 26. `--memory-cap 512M` asks what a table larger than the machine's
+memory costs: the drains (and the whole PostgreSQL server) run in a memory cgroup of that
+size, the page cache emptied before each size (bench/memory_cap.py; root only).
 
 Never: run in `make test` at full size (tests/bench/test_table_growth.py runs it tiny), touch
 Pub/Sub, or keep its databases unless `--keep`.
 
     .venv/bin/python bench/table_growth.py [--stores sqlite,postgres] [--sizes 0,1M,10M,100M]
         [--backlog 40000] [--batch 1000] [--rounds 3] [--bloat-rows 10M] [--dir data/growth]
+        [--memory-cap 512M]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import memory_cap  # noqa: E402
 import table_growth_report as report  # noqa: E402
 import table_keys  # noqa: E402
 import table_load  # noqa: E402
@@ -87,15 +91,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a server setting for the new server, after the defaults (repeatable)")
     p.add_argument("--loaded", default="0", help="the given database already holds rows"
                    " 0..N-1 of the numbering (a former run's --keep); smaller sizes are skipped")
+    p.add_argument("--memory-cap", default="0", metavar="SIZE",
+                   help="run the drains with this much memory for the table's cache (a memory"
+                   " cgroup around each SQLite drain child, around the whole PostgreSQL"
+                   " server), the page cache emptied before each size: a table larger than"
+                   " the machine's memory (root only; e.g. 512M)")
     p.add_argument("--check", action="store_true", help="exit 1 when a verdict is missed")
     args = p.parse_args(argv)
     args.stores = [s for s in args.stores.split(",") if s]
     args.sizes = sorted(parse_count(s) for s in args.sizes.split(",") if s not in ("", "none"))
     args.bloat_rows = parse_count(args.bloat_rows)
     args.loaded = parse_count(args.loaded)
+    args.memory_cap = memory_cap.parse_bytes(args.memory_cap)
+    args.cap = None  # the MemoryCap, once made
     args.measured = []  # the sizes measured so far: numbers each backlog apart
     if any(s not in ("sqlite", "postgres") for s in args.stores):
         p.error("--stores takes sqlite and/or postgres")
+    if args.memory_cap and args.postgres_url and "postgres" in args.stores:
+        p.error("--memory-cap needs the server this run starts, not --postgres-url")
     return args
 
 
@@ -166,6 +179,8 @@ def run_child(kind: str, target: str, rows: int, args: argparse.Namespace, run: 
     child = context.Process(target=drain, args=(kind, target, rows, args.backlog, args.batch,
                                                 run, out))  # fmt: skip
     child.start()
+    if args.cap:
+        args.cap.confine(child.pid)
     try:
         figures = out.get(timeout=3600)
     finally:
@@ -211,6 +226,8 @@ def stats_in_process_s(target: str) -> float:
 def measure(store: str, target: str, rows: int, args: argparse.Namespace,
             size_of: Callable[[], dict]) -> dict[str, Any]:  # fmt: skip
     runs: dict[str, list[dict]] = {"writer": [], "raw": []}
+    if args.cap:
+        memory_cap.drop_page_cache()  # what the load left cached would serve reads uncapped
     for _ in range(args.rounds):
         for kind in ("writer", "raw"):
             # Unique per backlog, so that no two insert the same new key (table_keys).
@@ -322,19 +339,8 @@ def _fresh_sqlite(path: str, reuse: bool) -> None:
     ScanStore.open(path).close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-
-    def say(line: str) -> None:
-        print(f"[{time.perf_counter() - started:7.0f} s] {line}", flush=True)
-
-    folder = Path(args.dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": f"{platform.node()} {os.cpu_count()} CPUs",
-                               "started": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
-                               "postgres_settings": [*POSTGRES_SETTINGS, *args.postgres_setting],
-                               "args": dict(vars(args)), "sizes": []}  # fmt: skip
+def _run_stores(args: argparse.Namespace, folder: Path, results: dict[str, Any],
+                say: Callable[[str], None]) -> None:  # fmt: skip
     if "sqlite" in args.stores:
         path = args.sqlite_path or str(folder / "growth.db")
         _fresh_sqlite(path, reuse=args.loaded > 0)
@@ -352,12 +358,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.keep and cluster:
                 say(f"postgres: kept at {url} (data in {cluster.data_dir})")
             PostgresStore.open(url).close()
+            if args.cap:  # for the loads too: a backend forked later is born inside
+                say(f"postgres: {args.cap.confine_postgres(cluster.data_dir)} server processes"
+                    " capped")  # fmt: skip
             results["sizes"] += grow("postgres", url, args, say, postgres_sizes(url))
             if args.bloat_rows:
                 results["bloat"] = bloat(url, args, say)
         finally:
             if cluster and not args.keep:
                 cluster.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+
+    def say(line: str) -> None:
+        print(f"[{time.perf_counter() - started:7.0f} s] {line}", flush=True)
+
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": f"{platform.node()} {os.cpu_count()} CPUs",
+                               "started": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+                               "postgres_settings": [*POSTGRES_SETTINGS, *args.postgres_setting],
+                               "args": dict(vars(args)), "sizes": []}  # fmt: skip
+    if args.memory_cap:
+        try:
+            args.cap = memory_cap.MemoryCap(args.memory_cap)
+        except memory_cap.MemoryCapUnavailable as exc:
+            print(f"table_growth.py: cannot cap memory: {exc}", file=sys.stderr)
+            return 2
+        say(f"drains capped at {args.memory_cap / 2**20:,.0f} MiB ({args.cap.folder})")
+    try:
+        _run_stores(args, folder, results, say)
+    finally:
+        if args.cap:
+            args.cap.remove()
     results["seconds"] = time.perf_counter() - started
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
