@@ -1,12 +1,12 @@
 """A memory cap for benchmark processes: a table larger than the memory that caches it.
 
 Owns: one memory cgroup (v2 where the unified hierarchy has the memory controller, else v1's
-memory hierarchy) with a byte limit, moving processes into it (a PostgreSQL server with all
-its processes: backends it forks later are born inside), emptying the kernel's page cache
-before a measurement (so that pages cached earlier, charged elsewhere, do not serve reads),
-and removing the cgroup. Page cache counts against a cgroup's limit, so a process inside
-reads its table from the disk once the table outgrows the cap: what a machine whose memory
-is a fraction of the table sees.
+memory hierarchy) with a byte limit; moving processes into it (a PostgreSQL server with all
+its processes: backends it forks later are born inside) and back out; emptying the kernel's
+page cache before a measurement (so that pages cached earlier, charged elsewhere, do not
+serve reads); and removing the cgroup. Page cache counts against a cgroup's limit, so a
+process inside reads its table from the disk once the table outgrows the cap: what a
+machine whose memory is a fraction of the table sees.
 
 Never: cap a process it was not given, or fail silently: without root or a memory
 controller it raises MemoryCapUnavailable with what is missing.
@@ -69,12 +69,16 @@ class MemoryCap:
                 pass  # a backend that ended meanwhile (its client had just closed)
         return moved
 
-    def remove(self) -> None:
-        """Give the processes back to the parent cgroup and delete this one."""
+    def release(self) -> None:
+        """Give every process inside back to the parent cgroup (the cap stays, empty)."""
         parent = self.folder.parent / "cgroup.procs"
         for pid in (self.folder / "cgroup.procs").read_text().split():
             with contextlib.suppress(OSError):  # it ended meanwhile
                 parent.write_text(pid)
+
+    def remove(self) -> None:
+        """Release the processes and delete the cgroup."""
+        self.release()
         for _ in range(50):
             try:
                 self.folder.rmdir()

@@ -18,8 +18,8 @@ For PostgreSQL it then loads `--bloat-rows` rows into a second database and upda
 row `--bloat-rounds` times (autovacuum running as configured), reporting the size before and
 after. The figures go to `--json` and a plot; bench/table_growth_report.py prints them and
 the verdicts of issue 26. `--memory-cap 512M` asks what a table larger than the machine's
-memory costs: the drains (and the whole PostgreSQL server) run in a memory cgroup of that
-size, the page cache emptied before each size (bench/memory_cap.py; root only).
+memory costs: the drains (and the whole PostgreSQL server while they run) are held in a
+memory cgroup of that size, the page cache emptied first (bench/memory_cap.py; root only).
 
 Never: run in `make test` at full size (tests/bench/test_table_growth.py runs it tiny), touch
 Pub/Sub, or keep its databases unless `--keep`.
@@ -94,8 +94,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-cap", default="0", metavar="SIZE",
                    help="run the drains with this much memory for the table's cache (a memory"
                    " cgroup around each SQLite drain child, around the whole PostgreSQL"
-                   " server), the page cache emptied before each size: a table larger than"
-                   " the machine's memory (root only; e.g. 512M)")
+                   " server while the drains run), the page cache emptied before each size:"
+                   " a table larger than the machine's memory (root only; e.g. 512M)")
     p.add_argument("--check", action="store_true", help="exit 1 when a verdict is missed")
     args = p.parse_args(argv)
     args.stores = [s for s in args.stores.split(",") if s]
@@ -226,13 +226,20 @@ def stats_in_process_s(target: str) -> float:
 def measure(store: str, target: str, rows: int, args: argparse.Namespace,
             size_of: Callable[[], dict]) -> dict[str, Any]:  # fmt: skip
     runs: dict[str, list[dict]] = {"writer": [], "raw": []}
+    if args.cap and store == "postgres":
+        # Only for the drains: a capped bulk load (the key's rebuild writes GiBs) is killed.
+        args.cap.confine_postgres(args.postgres_data_dir)
     if args.cap:
         memory_cap.drop_page_cache()  # what the load left cached would serve reads uncapped
-    for _ in range(args.rounds):
-        for kind in ("writer", "raw"):
-            # Unique per backlog, so that no two insert the same new key (table_keys).
-            run_id = len(runs["writer"]) + len(runs["raw"]) + 100 * (1 + len(args.measured))
-            runs[kind].append(run_child(kind, target, rows, args, run_id))
+    try:
+        for _ in range(args.rounds):
+            for kind in ("writer", "raw"):
+                # Unique per backlog, so that no two insert the same new key (table_keys).
+                run_id = len(runs["writer"]) + len(runs["raw"]) + 100 * (1 + len(args.measured))
+                runs[kind].append(run_child(kind, target, rows, args, run_id))
+    finally:
+        if args.cap:
+            args.cap.release()
     query_ms = sorted(query_times_ms(target, rows))
     stats_s = [command_wall_s(["stats"], target) for _ in range(3)]
     ip = next(table_keys.sample_ips(rows, 1, seed=7))
@@ -358,9 +365,7 @@ def _run_stores(args: argparse.Namespace, folder: Path, results: dict[str, Any],
             if args.keep and cluster:
                 say(f"postgres: kept at {url} (data in {cluster.data_dir})")
             PostgresStore.open(url).close()
-            if args.cap:  # for the loads too: a backend forked later is born inside
-                say(f"postgres: {args.cap.confine_postgres(cluster.data_dir)} server processes"
-                    " capped")  # fmt: skip
+            args.postgres_data_dir = cluster.data_dir if cluster else None
             results["sizes"] += grow("postgres", url, args, say, postgres_sizes(url))
             if args.bloat_rows:
                 results["bloat"] = bloat(url, args, say)
