@@ -96,6 +96,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    " cgroup around each SQLite drain child, around the whole PostgreSQL"
                    " server while the drains run), the page cache emptied before each size:"
                    " a table larger than the machine's memory (root only; e.g. 512M)")
+    p.add_argument("--warmup", type=int, default=0, metavar="N",
+                   help="N uncounted raw drains before each size's measured ones (with"
+                   " --memory-cap: the cache starts empty; at most 50)")
     p.add_argument("--check", action="store_true", help="exit 1 when a verdict is missed")
     args = p.parse_args(argv)
     args.stores = [s for s in args.stores.split(",") if s]
@@ -107,6 +110,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.measured = []  # the sizes measured so far: numbers each backlog apart
     if any(s not in ("sqlite", "postgres") for s in args.stores):
         p.error("--stores takes sqlite and/or postgres")
+    if not 0 <= args.warmup <= 50 or not 1 <= args.rounds <= 25:
+        p.error("--warmup takes 0 to 50 and --rounds 1 to 25 (they number the backlogs)")
     if args.memory_cap and args.postgres_url and "postgres" in args.stores:
         p.error("--memory-cap needs the server this run starts, not --postgres-url")
     return args
@@ -231,7 +236,11 @@ def measure(store: str, target: str, rows: int, args: argparse.Namespace,
         args.cap.confine_postgres(args.postgres_data_dir)
     if args.cap:
         memory_cap.drop_page_cache()  # what the load left cached would serve reads uncapped
+    warmup = []
     try:
+        for i in range(args.warmup):  # raw drains, not counted: they fill the cache (the cap)
+            run_id = 50 + i + 100 * (1 + len(args.measured))  # apart from the measured ones
+            warmup.append(run_child("raw", target, rows, args, run_id)["msgs_per_s"])
         for _ in range(args.rounds):
             for kind in ("writer", "raw"):
                 # Unique per backlog, so that no two insert the same new key (table_keys).
@@ -247,6 +256,9 @@ def measure(store: str, target: str, rows: int, args: argparse.Namespace,
         "store": store, "rows": rows,
         "writer_msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs["writer"]),
         "raw_msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs["raw"]),
+        # In order: with --memory-cap the first drains start from an empty page cache.
+        "writer_runs_msgs_per_s": [r["msgs_per_s"] for r in runs["writer"]],
+        "warmup_msgs_per_s": warmup,
         "writer_open_s": max(r["open_s"] for r in runs["writer"]),
         # Below 1 (SQLite): the drain waits on the disk (fsync, reads), not on the CPU.
         "writer_cpu_share": statistics.median(r["cpu_share"] for r in runs["writer"]),

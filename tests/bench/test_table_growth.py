@@ -85,7 +85,7 @@ def test_tiny_run_prints_every_figure_and_verdict(tmp_path) -> None:
     out_json = tmp_path / "growth.json"
     done = subprocess.run(
         [sys.executable, str(BENCH / "table_growth.py"), "--sizes", "3K", "--backlog", "400",
-         "--rounds", "1", "--bloat-rows", "2K", "--dir", str(tmp_path / "db"),
+         "--rounds", "1", "--warmup", "1", "--bloat-rows", "2K", "--dir", str(tmp_path / "db"),
          "--json", str(out_json), "--plot", ""],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -95,6 +95,7 @@ def test_tiny_run_prints_every_figure_and_verdict(tmp_path) -> None:
         ("sqlite", 3000), ("postgres", 3000)]
     for r in results["sizes"]:
         assert r["writer_msgs_per_s"] > 0 and r["raw_msgs_per_s"] > 0 and r["disk_bytes"] > 0
+        assert len(r["warmup_msgs_per_s"]) == 1 and len(r["writer_runs_msgs_per_s"]) == 1
     assert results["bloat"]["after"]["disk_bytes"] >= results["bloat"]["before"]["disk_bytes"]
     assert "verdicts (issue 26):" in done.stdout
     assert "NOT MEASURED postgres: drain at 100,000,000 rows" in done.stdout
