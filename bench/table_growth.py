@@ -5,9 +5,10 @@ for each size (ascending, on the same database) bulk-loads the rows up to that s
 (bench/table_load.py, rows numbered by bench/table_keys.py) and measures, `--rounds` times:
 
   writer  the store's writer (`store.backend.open_store(...).write_batch`, the code the
-          writer process runs), in a fresh child process, draining `--backlog` scans in
-          batches of `--batch`: half newer scans of random preloaded keys, half new keys at
-          random places in the key order; its open time, msgs/s and peak RSS;
+          writer process runs), in a fresh child process (bench/table_drain.py), draining
+          `--backlog` scans in batches of `--batch`: half newer scans of random preloaded
+          keys, half new keys at random places in the key order; its open time, msgs/s and
+          peak RSS;
   raw     the bare reference on the same table, same batch size, in a child too: apsw's
           `executemany` of a plain upsert (SQLite), binary COPY + one INSERT ... ON CONFLICT
           (PostgreSQL); bench/store_bench*.py define both;
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import shutil
@@ -53,6 +53,7 @@ import memory_cap  # noqa: E402
 import table_growth_report as report  # noqa: E402
 import table_keys  # noqa: E402
 import table_load  # noqa: E402
+from table_drain import run_child  # noqa: E402
 
 # The server as a production user would run it on this machine: durable (fsync on), a
 # quarter of a small box's memory as shared buffers, room for bulk loads between checkpoints.
@@ -115,84 +116,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.memory_cap and args.postgres_url and "postgres" in args.stores:
         p.error("--memory-cap needs the server this run starts, not --postgres-url")
     return args
-
-
-def drain(kind: str, target: str, rows: int, backlog: int, batch: int, run: int, out) -> None:
-    """Child process: write one backlog into `target` as `kind` does; put the figures."""
-    records = table_keys.backlog(rows, backlog, run, table_keys.responses())
-    batches = [records[i : i + batch] for i in range(0, len(records), batch)]
-    baseline = _status_kib("VmRSS")
-    started = time.perf_counter()
-    write = _writer(target) if kind == "writer" else _raw(target)
-    opened, cpu_before = time.perf_counter(), _cpu_s()
-    write(batches)
-    finished, cpu = time.perf_counter(), _cpu_s() - cpu_before
-    out.put({"open_s": opened - started, "drain_s": finished - opened,
-             "msgs_per_s": len(records) / (finished - opened), "baseline_kib": baseline,
-             "cpu_share": cpu / (finished - opened),
-             "peak_kib": _status_kib("VmHWM")})  # fmt: skip
-
-
-def _writer(target: str) -> Callable[[list], None]:
-    from store.backend import open_store
-
-    store = open_store(target)
-
-    def write(batches: list) -> None:
-        with store:
-            for batch in batches:
-                store.write_batch(batch)
-
-    return write
-
-
-def _raw(target: str) -> Callable[[list], None]:
-    if target.startswith("postgresql://"):
-        from store_bench_postgres import write_copy
-
-        return lambda batches: write_copy(target, batches)
-    from store_bench import fresh_connection, write_raw_batch
-
-    conn = fresh_connection(target)
-
-    def write(batches: list) -> None:
-        tuples = [[(r.ip, r.port, r.service, r.timestamp, r.response, r.data_version,
-                    r.timestamp) for r in b] for b in batches]  # fmt: skip
-        for batch in tuples:
-            write_raw_batch(conn, batch)
-        conn.close()
-
-    return write
-
-
-def _cpu_s() -> float:
-    """CPU seconds of this process (the PostgreSQL server's are not in it)."""
-    times = os.times()
-    return times.user + times.system
-
-
-def _status_kib(field: str) -> int:
-    """VmRSS (now) or VmHWM (peak) of this process. Not ru_maxrss: that keeps the high-water
-    mark of the parent the child was forked from, across exec."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-
-
-def run_child(kind: str, target: str, rows: int, args: argparse.Namespace, run: int) -> dict:
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    child = context.Process(target=drain, args=(kind, target, rows, args.backlog, args.batch,
-                                                run, out))  # fmt: skip
-    child.start()
-    if args.cap:
-        args.cap.confine(child.pid)
-    try:
-        figures = out.get(timeout=3600)
-    finally:
-        child.join(timeout=60)
-    if child.exitcode != 0:
-        raise RuntimeError(f"{kind} child exited {child.exitcode}")
-    return figures
 
 
 def command_wall_s(args: Sequence[str], target: str) -> float:
