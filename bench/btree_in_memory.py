@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import table_keys  # noqa: E402
 import table_load  # noqa: E402
-from store_bench import PLAIN_UPSERT  # noqa: E402
+from store_bench import PLAIN_UPSERT, plain_upsert_row  # noqa: E402
 from table_growth import parse_count  # noqa: E402
 
 from store.sqlite.schema import SCANS_DDL  # noqa: E402
@@ -90,8 +90,7 @@ def grow(conn: apsw.Connection, first: int, last: int) -> None:
 def drain_rate(conn: apsw.Connection, rows: int, run: int, backlog: int = BACKLOG) -> float:
     """msgs/s of one backlog (half updates of random keys, half new keys) into `rows` rows."""
     records = table_keys.backlog(rows, backlog, run, table_keys.responses())
-    tuples = [(r.ip, r.port, r.service, r.timestamp, r.response, r.data_version, r.timestamp)
-              for r in records]  # fmt: skip
+    tuples = [plain_upsert_row(r) for r in records]
     started = time.perf_counter()
     for low in range(0, len(tuples), BATCH):
         conn.execute("BEGIN IMMEDIATE")

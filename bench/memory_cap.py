@@ -50,7 +50,6 @@ class MemoryCap:
                     (self.folder / file).write_text(str(value))
         except OSError as exc:
             raise MemoryCapUnavailable(f"cannot create {self.folder}: {exc.strerror}") from None
-        self.limit_bytes = limit_bytes
 
     def confine(self, pid: int) -> None:
         (self.folder / "cgroup.procs").write_text(str(pid))

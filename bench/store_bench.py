@@ -83,6 +83,11 @@ HTTP_BANNER = (
     "Content-Length: {length}\r\n\r\n<html><head><title>Welcome {v}</title></head>{body}"
 )
 
+def plain_upsert_row(r) -> tuple:
+    """A record as PLAIN_UPSERT's parameters (first_seen is the scan's own time)."""
+    return (r.ip, r.port, r.service, r.timestamp, r.response, r.data_version, r.timestamp)
+
+
 PLAIN_UPSERT = """
 INSERT INTO scans (ip, port, service, last_scanned, response, data_version, first_seen)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -235,10 +240,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     records = generate_records(args.records, args.seed)
-    tuples = [
-        (r.ip, r.port, r.service, r.timestamp, r.response, r.data_version, r.timestamp)
-        for r in records
-    ]
+    tuples = [plain_upsert_row(r) for r in records]
     naive_rows = tuples[: args.naive_records or len(tuples)]
     keys = len({r.key for r in records})
     print(f"store_bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}")

@@ -56,13 +56,12 @@ def _raw(target: str) -> Callable[[list], None]:
         from store_bench_postgres import write_copy
 
         return lambda batches: write_copy(target, batches)
-    from store_bench import fresh_connection, write_raw_batch
+    from store_bench import fresh_connection, plain_upsert_row, write_raw_batch
 
     conn = fresh_connection(target)
 
     def write(batches: list) -> None:
-        tuples = [[(r.ip, r.port, r.service, r.timestamp, r.response, r.data_version,
-                    r.timestamp) for r in b] for b in batches]  # fmt: skip
+        tuples = [[plain_upsert_row(r) for r in b] for b in batches]
         for batch in tuples:
             write_raw_batch(conn, batch)
         conn.close()
