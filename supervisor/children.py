@@ -29,10 +29,9 @@ from contracts.child_id import ChildId
 from contracts.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_STARTUP
 from contracts.lifecycle import CannotStart, NotAvailableYet, ProcessRole
 from contracts.messages import Crashed, Ready, StartupFailed
+from contracts.signal_relay import STOP_SIGNALS
 from supervisor.logs import configure_logging
 from supervisor.settings import SupervisorSettings
-
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class _StopFlag:

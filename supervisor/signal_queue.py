@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from contracts.signal_relay import STOP_SIGNALS
 
 
 class SignalQueue:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
 from multiprocessing.process import BaseProcess
 
-from supervisor.children import STOP_SIGNALS
+from contracts.signal_relay import STOP_SIGNALS
 
 
 @contextlib.contextmanager

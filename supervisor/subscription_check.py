@@ -18,7 +18,7 @@ import signal
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.context import BaseContext
 
-from supervisor.children import STOP_SIGNALS
+from contracts.signal_relay import STOP_SIGNALS
 
 
 def check_subscription(context: BaseContext, project: str, subscription: str) -> str | None:
